@@ -1,0 +1,1 @@
+"""The ASGI server: python-socketio on uvicorn, fed by an async ZeroMQ subscriber task."""

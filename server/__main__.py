@@ -1,0 +1,53 @@
+"""`python -m server`: uvicorn serving the Socket.IO ASGI app on HOST:PORT."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import uvicorn
+
+from server.app import create_app
+from shared.logs import configure_logging
+from shared.settings import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m server",
+        description=(
+            "Serve the Socket.IO relay on HOST:PORT (honcho sets PORT) and receive messages "
+            "from workers on ZMQ_BIND. Settings come from the environment and .env; see "
+            ".env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
+        ),
+    ).parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"server: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_s) - 1),
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the stop signal once its graceful shutdown is done, so the process
+    # would end "killed by SIGTERM" (honcho: rc=-15). It re-raises into the handlers it found
+    # at start; with these no-op ones a finished graceful shutdown exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    # uvicorn returns normally even when start-up failed; say so with its exit code.
+    return 0 if server.started else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

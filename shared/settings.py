@@ -1,0 +1,218 @@
+"""One typed settings object for every process, read from the environment and `.env`.
+
+Build it once in a `__main__` with :func:`load_settings` and pass it down; nothing reads the
+environment at import time. Every field is documented with its default in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The queue the embedded emulator (`python -m sqs_emulator`) creates and serves. Port 9324 is
+#: the usual local-SQS port; 123456789012 is the account ID moto puts in every queue URL.
+EMBEDDED_QUEUE_URL = "http://127.0.0.1:9324/123456789012/push-relay"
+
+_AWS_HOST = re.compile(r"^(?:sqs\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazonaws\.com")
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names the variable and says why."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the relay. Field names are the environment variables, upper-cased.
+
+    >>> settings = load_settings({"SQS_WAIT_S": "1"})
+    >>> settings.sqs_wait_s
+    1
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- SQS (boto3's own variables where boto3 has one) -------------------------------------
+    sqs_queue_url: str = Field(
+        EMBEDDED_QUEUE_URL, description="URL of the queue to consume (the embedded one by default)"
+    )
+    aws_endpoint_url_sqs: str | None = Field(
+        None, description="SQS endpoint; unset for real AWS (a loopback queue URL implies it)"
+    )
+    aws_default_region: str | None = Field(
+        None, description="AWS region; unset: taken from the queue URL, else us-east-1"
+    )
+    sqs_wait_s: int = Field(20, ge=0, le=20, description="ReceiveMessage long-poll wait")
+    sqs_batch_size: int = Field(10, ge=1, le=10, description="messages per ReceiveMessage")
+    sqs_visibility_timeout_s: int | None = Field(
+        None, ge=0, le=43200, description="visibility timeout per receive; unset: the queue's"
+    )
+    sqs_max_receive_count: int = Field(
+        5, ge=1, le=1000, description="emulator only: receives before a message goes to the DLQ"
+    )
+
+    # --- ZeroMQ hand-off ---------------------------------------------------------------------
+    zmq_bind: str = Field("tcp://127.0.0.1:5555", description="endpoint the server binds")
+    zmq_connect: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="endpoints a worker connects to; empty: [ZMQ_BIND]"
+    )
+    ack_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="how long a worker waits for a server to confirm a batch"
+    )
+
+    # --- Socket.IO server --------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="interface the HTTP server listens on")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port (honcho sets PORT)")
+    default_event: str = Field(
+        "message", min_length=1, description="event name for bodies that are not an envelope"
+    )
+    dedup_window: int = Field(
+        100_000, ge=1, le=10_000_000, description="MessageIds remembered to drop redeliveries"
+    )
+
+    # --- Processes ---------------------------------------------------------------------------
+    shutdown_timeout_s: float = Field(
+        4.0, gt=0, le=60, description="graceful-stop budget; honcho SIGKILLs after 5 s"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("aws_endpoint_url_sqs", "aws_default_region", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("zmq_connect", mode="before")
+    @classmethod
+    def _split_endpoints(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sqs_queue_url", "aws_endpoint_url_sqs")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("sqs_queue_url")
+    @classmethod
+    def _queue_path(cls, value: str) -> str:
+        if not urlsplit(value).path.strip("/"):
+            raise ValueError(f"must name a queue (…/ACCOUNT_ID/QUEUE_NAME), got {value!r}")
+        return value
+
+    @field_validator("zmq_bind")
+    @classmethod
+    def _zmq_endpoint(cls, value: str) -> str:
+        _check_zmq_endpoint(value)
+        return value
+
+    @field_validator("zmq_connect")
+    @classmethod
+    def _zmq_endpoints(cls, value: list[str]) -> list[str]:
+        for endpoint in value:
+            _check_zmq_endpoint(endpoint)
+        return value
+
+    # --- Derived values ----------------------------------------------------------------------
+    @property
+    def worker_endpoints(self) -> list[str]:
+        """The ZeroMQ endpoints a worker feeds: `ZMQ_CONNECT`, or the server's `ZMQ_BIND`."""
+        return list(self.zmq_connect) or [self.zmq_bind]
+
+    @property
+    def queue_name(self) -> str:
+        return urlsplit(self.sqs_queue_url).path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def sqs_endpoint_url(self) -> str | None:
+        """The endpoint boto3 should use; None lets boto3 resolve the AWS one.
+
+        A queue URL on a loopback address can only be served by an emulator, so it names the
+        endpoint too; that is what makes a bare `honcho start` work with no settings at all.
+        """
+        if self.aws_endpoint_url_sqs:
+            return self.aws_endpoint_url_sqs
+        if self.queue_is_local:
+            parts = urlsplit(self.sqs_queue_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        return None
+
+    @property
+    def queue_is_local(self) -> bool:
+        return _is_loopback(urlsplit(self.sqs_queue_url).hostname or "")
+
+    @property
+    def region(self) -> str:
+        if self.aws_default_region:
+            return self.aws_default_region
+        match = _AWS_HOST.match(urlsplit(self.sqs_queue_url).hostname or "")
+        return match.group("region") if match else "us-east-1"
+
+
+class _OnlyGiven(Settings):
+    """Settings built from explicit values alone: no process environment, no `.env`."""
+
+    @classmethod
+    def settings_customise_sources(  # type: ignore[no-untyped-def, override]
+        cls, settings_cls, init_settings, **_sources
+    ):
+        return (init_settings,)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_zmq_endpoint(value: str) -> None:
+    transport, sep, rest = value.partition("://")
+    if not sep or transport not in ("tcp", "ipc", "inproc") or not rest:
+        raise ValueError(f"must be a ZeroMQ endpoint like tcp://127.0.0.1:5555, got {value!r}")
+
+
+def load_settings(
+    environ: dict[str, str] | None = None, *, env_file: str | None = ".env"
+) -> Settings:
+    """Read and validate the settings; raise :class:`SettingsError` naming the bad variable.
+
+    With `environ` given, only that mapping is read (tests); otherwise the process
+    environment and `env_file` are.
+    """
+    try:
+        if environ is None:
+            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        lowered = {key.lower(): value for key, value in environ.items()}
+        known = {name: lowered[name] for name in Settings.model_fields if name in lowered}
+        return _OnlyGiven(**known)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        value = error.get("input")
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{field.upper()}{shown}: {message}")
+    return "invalid setting" + ("s" if len(lines) > 1 else "") + ": " + "; ".join(lines)

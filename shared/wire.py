@@ -1,0 +1,109 @@
+"""The ZeroMQ wire format between workers and servers. JSON only, never pickle.
+
+The server binds a ROUTER socket, each worker connects a DEALER. Every ZeroMQ message is two
+frames, ``[kind, body]``:
+
+====================  ================  ======================================================
+kind                  direction         body (JSON)
+====================  ================  ======================================================
+``ping``              worker → server   ``{}``: is a server there?
+``pong``              server → worker   ``{}``
+``deliver``           worker → server   ``{"batch": int, "messages": [Delivery, ...]}``
+``ack``               server → worker   ``{"batch": int, "ids": [MessageId, ...]}``: emitted
+                                         (or already emitted before) and safe to delete
+====================  ================  ======================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared.envelope import DecodeError, Envelope
+
+PING = b"ping"
+PONG = b"pong"
+DELIVER = b"deliver"
+ACK = b"ack"
+KINDS = frozenset({PING, PONG, DELIVER, ACK})
+
+
+class WireError(ValueError):
+    """A ZeroMQ message that does not follow this module's format."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One SQS message on its way to the server: the envelope plus where it came from."""
+
+    message_id: str
+    envelope: Envelope
+    sent_ms: int | None = None  # SQS SentTimestamp, ms since the epoch
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.envelope
+        return {
+            "id": self.message_id,
+            "event": e.event,
+            "data": e.data,
+            "room": e.room,
+            "namespace": e.namespace,
+            "sent_ms": self.sent_ms,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Delivery:
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+            raise WireError(f"delivery must be an object with a string 'id', got {value!r:.200}")
+        try:
+            envelope = Envelope(
+                event=value.get("event"),  # type: ignore[arg-type]
+                data=value.get("data"),
+                room=value.get("room"),
+                namespace=value.get("namespace", "/"),
+            )
+        except DecodeError as exc:
+            raise WireError(exc.reason) from None
+        sent_ms = value.get("sent_ms")
+        return cls(value["id"], envelope, sent_ms if isinstance(sent_ms, int) else None)
+
+
+def encode(kind: bytes, body: dict[str, Any] | None = None) -> list[bytes]:
+    """Frames for one ZeroMQ message."""
+    return [kind, json.dumps(body or {}, separators=(",", ":")).encode()]
+
+
+def decode(frames: list[bytes]) -> tuple[bytes, dict[str, Any]]:
+    """``(kind, body)`` from the frames of one message (the ROUTER's identity already removed)."""
+    if len(frames) != 2 or frames[0] not in KINDS:
+        raise WireError(f"expected [kind, body] with kind in {sorted(KINDS)}, got {frames!r:.200}")
+    try:
+        body = json.loads(frames[1])
+    except (ValueError, RecursionError) as exc:
+        raise WireError(f"{frames[0].decode()} body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise WireError(f"{frames[0].decode()} body must be a JSON object")
+    return frames[0], body
+
+
+def deliver(batch: int, deliveries: list[Delivery]) -> list[bytes]:
+    return encode(DELIVER, {"batch": batch, "messages": [d.to_json() for d in deliveries]})
+
+
+def parse_deliver(body: dict[str, Any]) -> tuple[int, list[Delivery]]:
+    batch, messages = body.get("batch"), body.get("messages")
+    if not isinstance(batch, int) or not isinstance(messages, list):
+        raise WireError("deliver body needs an int 'batch' and a list 'messages'")
+    return batch, [Delivery.from_json(m) for m in messages]
+
+
+def ack(batch: int, ids: list[str]) -> list[bytes]:
+    return encode(ACK, {"batch": batch, "ids": ids})
+
+
+def parse_ack(body: dict[str, Any]) -> tuple[int, list[str]]:
+    batch, ids = body.get("batch"), body.get("ids")
+    if not isinstance(batch, int) or not isinstance(ids, list):
+        raise WireError("ack body needs an int 'batch' and a list 'ids'")
+    return batch, [i for i in ids if isinstance(i, str)]

@@ -1,0 +1,98 @@
+"""`python -m sqs_emulator`: moto's SQS server on the loopback address of `SQS_QUEUE_URL`.
+
+It creates the queue named by `SQS_QUEUE_URL` and its dead-letter queue (`<name>-dlq`, redrive
+after `SQS_MAX_RECEIVE_COUNT` receives) before it says it is ready, so workers never need a
+manual step. State lives in memory and is gone when the process stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import threading
+from urllib.parse import urlsplit
+
+from shared.logs import configure_logging
+from shared.settings import SettingsError, load_settings
+from shared.sqs import make_sqs_client
+
+logger = logging.getLogger("sqs_emulator")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m sqs_emulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"sqs_emulator: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+
+    url = urlsplit(settings.sqs_queue_url)
+    if not settings.queue_is_local or settings.aws_endpoint_url_sqs:
+        logger.error(
+            "SQS_QUEUE_URL=%s is not on loopback (or AWS_ENDPOINT_URL_SQS is set): the emulator "
+            "serves only a loopback queue URL; leave it out when using real AWS "
+            "(`honcho start server worker`)",
+            settings.sqs_queue_url,
+        )
+        return 2
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    if not _port_free(host, port):
+        logger.error("Cannot listen on %s:%d (from SQS_QUEUE_URL): address in use", host, port)
+        return 1
+
+    from moto.server import ThreadedMotoServer  # slow import; only after the checks
+
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    sqs = make_sqs_client(settings)
+    dlq_url = sqs.create_queue(QueueName=f"{settings.queue_name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{settings.sqs_max_receive_count}"}}'
+    queue_url = sqs.create_queue(
+        QueueName=settings.queue_name, Attributes={"RedrivePolicy": redrive}
+    )["QueueUrl"]
+    logger.info(
+        "SQS emulator (moto) listening on http://%s:%d; queue %s ready (dead-letter queue %s, "
+        "after %d receives)",
+        host,
+        port,
+        queue_url,
+        dlq_url,
+        settings.sqs_max_receive_count,
+    )
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    logger.info("Stopping SQS emulator; queued messages are discarded")
+    server.stop()
+    logger.info("Stopped")
+    return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    # ThreadedMotoServer waits forever if its thread cannot bind, so find out first.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

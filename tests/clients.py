@@ -1,0 +1,54 @@
+"""Real python-socketio clients for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import socketio
+
+
+class RecordingClient:
+    """An `AsyncClient` that records every event it receives, in order."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self._changed = asyncio.Event()
+
+        @self.sio.on("*")
+        async def record(event: str, payload: Any = None) -> None:
+            self.events.append((event, payload))
+            self._changed.set()
+
+    async def connect(self, url: str, **kwargs: Any) -> RecordingClient:
+        await self.sio.connect(url, wait_timeout=10, **kwargs)
+        return self
+
+    async def wait_for(self, count: int, timeout_s: float = 30) -> list[tuple[str, Any]]:
+        """Wait until at least `count` events arrived; fail with what did arrive."""
+
+        async def enough() -> None:
+            while len(self.events) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(enough(), timeout_s)
+        except TimeoutError:
+            raise AssertionError(
+                f"expected {count} events within {timeout_s} s, got {len(self.events)}: "
+                f"{self.events[:5]!r}…"
+            ) from None
+        return self.events
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        """Emit with an acknowledgement. Events the server emitted to this client before it
+        answered arrive before the answer, so this is also a barrier."""
+        return await self.sio.call(event, data, timeout=10)
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+    def ids(self) -> list[str]:
+        return [payload["id"] for _event, payload in self.events]

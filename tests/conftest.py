@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.processes import Processes, Stack
+
+_PROCESSES = pytest.StashKey[Processes]()
+
+
+@pytest.fixture
+def stack() -> Stack:
+    """Fresh ports and a fresh queue name for one test."""
+    return Stack()
+
+
+@pytest.fixture
+def processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """Starts real subprocesses; stops them all in teardown; their logs join a failure report."""
+    group = Processes(tmp_path_factory.mktemp("logs"))
+    request.node.stash[_PROCESSES] = group
+    yield group
+    group.stop_all()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    group = item.stash.get(_PROCESSES, None)
+    if group is not None and report.failed and group.started:
+        report.sections.append(("process logs", group.report()))
+    return report

@@ -1,0 +1,138 @@
+"""The whole path with real parts: moto's server, worker processes, uvicorn, Socket.IO clients."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from shared.sqs import make_sqs_client
+from tests.clients import RecordingClient
+from tests.processes import Processes, Stack, healthz, wait_until
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def send(sqs: Any, queue_url: str, bodies: list[Any]) -> list[str]:
+    ids = []
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        response = sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "MessageBody": json.dumps(b)} for n, b in enumerate(chunk)],
+        )
+        assert not response.get("Failed"), response["Failed"]
+        ids += [entry["MessageId"] for entry in sorted(response["Successful"], key=lambda e: int(e["Id"]))]
+    return ids
+
+
+def wait_queue_empty(sqs: Any, queue_url: str) -> None:
+    wait_until(lambda: queue_depth(sqs, queue_url) == 0, timeout_s=30, what="an empty queue")
+
+
+async def test_messages_arrive_with_event_and_data_and_queue_ends_empty(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given the emulator, a server, one worker and a connected client
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = make_sqs_client(stack.settings())
+
+    # When 25 envelopes and 5 plain JSON bodies are sent with boto3
+    envelopes = [{"event": "order", "data": {"n": n}} for n in range(25)]
+    plain = [{"plain": n} for n in range(5)]
+    ids = send(sqs, stack.queue_url, envelopes + plain)
+
+    # Then each arrives once with its event, data and SQS MessageId
+    events = await client.wait_for(30)
+    by_id = {payload["id"]: (event, payload) for event, payload in events}
+    assert sorted(by_id) == sorted(ids)
+    for message_id, body in zip(ids, envelopes, strict=False):
+        event, payload = by_id[message_id]
+        assert (event, payload["data"], payload["room"]) == ("order", body["data"], None)
+        assert isinstance(payload["sent_ms"], int)
+    for message_id, body in zip(ids[25:], plain, strict=True):
+        assert by_id[message_id][0] == "message"  # the default event
+        assert by_id[message_id][1]["data"] == body
+
+    # And the queue is empty: every delivered message was deleted
+    wait_queue_empty(sqs, stack.queue_url)
+    await client.close()
+
+
+async def test_three_workers_deliver_each_message_exactly_once(processes: Processes, stack: Stack) -> None:
+    # Given three workers polling the same queue at once
+    processes.sqs(stack)
+    processes.server(stack)
+    for n in range(3):
+        processes.worker(stack, name=f"worker{n}")
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = make_sqs_client(stack.settings())
+
+    # When 150 messages are sent
+    ids = send(sqs, stack.queue_url, [{"event": "tick", "data": n} for n in range(150)])
+
+    # Then every one arrives, and once the queue is empty none arrived twice
+    await client.wait_for(150)
+    wait_queue_empty(sqs, stack.queue_url)
+    await client.call("join", "barrier")  # everything emitted before this answer has arrived
+    counts = Counter(client.ids())
+    assert set(counts) == set(ids)
+    assert [i for i, c in counts.items() if c > 1] == []
+    assert len(client.events) == 150
+    await client.close()
+
+
+async def test_a_room_message_reaches_only_that_room(processes: Processes, stack: Stack) -> None:
+    # Given clients in room a, in room b, and in no room
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    in_a = await RecordingClient().connect(stack.base_url)
+    in_b = await RecordingClient().connect(stack.base_url)
+    nowhere = await RecordingClient().connect(stack.base_url)
+    assert await in_a.call("join", "a") == {"ok": True, "room": "a"}
+    assert await in_b.call("join", "b") == {"ok": True, "room": "b"}
+    sqs = make_sqs_client(stack.settings())
+
+    # When three messages go to room a, two to room b and one to everybody
+    bodies = [{"event": "e", "data": f"a{n}", "room": "a"} for n in range(3)]
+    bodies += [{"event": "e", "data": f"b{n}", "room": "b"} for n in range(2)]
+    bodies += [{"event": "e", "data": "all"}]
+    send(sqs, stack.queue_url, bodies)
+    wait_until(
+        lambda: healthz(stack.base_url)["emitted"] == 6, timeout_s=30, what="6 emitted messages"
+    )
+    for client in (in_a, in_b, nowhere):
+        await client.call("join", "barrier")
+
+    # Then each client got exactly its room's messages plus the broadcast
+    def data(client: RecordingClient) -> list[str]:
+        return sorted(payload["data"] for _event, payload in client.events)
+
+    assert data(in_a) == ["a0", "a1", "a2", "all"]
+    assert data(in_b) == ["all", "b0", "b1"]
+    assert data(nowhere) == ["all"]
+    for client in (in_a, in_b, nowhere):
+        await client.close()
+
+
+@pytest.mark.parametrize("room", ["", 5, "x" * 201])
+async def test_a_bad_join_gets_an_error_answer(processes: Processes, stack: Stack, room: Any) -> None:
+    processes.server(stack)
+    client = await RecordingClient().connect(stack.base_url)
+    answer = await client.call("join", room)
+    assert answer["ok"] is False and "room" in answer["error"]
+    await client.close()

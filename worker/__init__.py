@@ -1,0 +1,1 @@
+"""SQS consumption: receive, parse, hand off over ZeroMQ, wait for confirmation, delete."""

@@ -1,0 +1,82 @@
+"""`python -m worker`: one SQS consumer process. Scale with `honcho start -c worker=N`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+import zmq
+
+from shared.logs import configure_logging
+from shared.settings import SettingsError, load_settings
+from shared.sqs import make_sqs_client
+from worker.consumer import Worker
+from worker.handoff import Handoff
+
+logger = logging.getLogger("worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m worker",
+        description=(
+            "Consume the SQS queue (SQS_QUEUE_URL) with blocking boto3 long polls and hand each "
+            "message to the Socket.IO server(s) over ZeroMQ (ZMQ_CONNECT, else ZMQ_BIND); delete "
+            "it only once every server confirmed it. All settings come from the environment and "
+            ".env; see .env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
+        ),
+    ).parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # Like uvicorn: a second Ctrl-C forces the exit. A SIGTERM after the terminal's SIGINT
+        # is what honcho sends on Ctrl-C, so that one must not.
+        if stop.is_set() and signum == signal.SIGINT:
+            logger.warning("Second SIGINT: exiting now")
+            os._exit(1)
+        logger.info("Received %s; finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    context = zmq.Context()
+    handoff = Handoff(
+        endpoints=settings.worker_endpoints, ack_timeout_s=settings.ack_timeout_s, context=context
+    )
+    worker = Worker(
+        settings=settings, sqs=make_sqs_client(settings), handoff=handoff, stop=stop, name="worker"
+    )
+    # The loop runs in a thread so that this (main) thread stays free for signals: a blocking
+    # 20-second long poll in the main thread would delay the stop flag by as much.
+    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    thread.start()
+    while thread.is_alive() and not stop.wait(1.0):
+        pass
+    thread.join(settings.shutdown_timeout_s)
+    if thread.is_alive():
+        logger.warning(
+            "A long poll was still open after %.1f s; exiting without it (anything it receives "
+            "becomes visible again after the queue's visibility timeout)",
+            settings.shutdown_timeout_s,
+        )
+        logging.shutdown()
+        os._exit(0)  # the daemon thread owns its sockets; context.term() would wait for them
+    handoff.close()
+    context.term()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
