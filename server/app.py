@@ -30,26 +30,27 @@ MAX_ROOM_LENGTH = 200
 
 def create_sio(settings: Settings) -> socketio.AsyncServer:
     """The Socket.IO server and its handlers. Any namespace may be used (`namespaces='*'`)."""
-    sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", logger=False, engineio_logger=False)
+    sio = socketio.AsyncServer(
+        async_mode="asgi", namespaces="*", logger=False, engineio_logger=False
+    )
 
-    @sio.on("connect", namespace="*")
     async def connect(namespace: str, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         logger.debug("Client %s connected to %s", sid, namespace)
 
-    @sio.on("join", namespace="*")
     async def join(namespace: str, sid: str, room: Any = None) -> dict[str, Any]:
         if error := _room_error(room):
             return {"ok": False, "error": error}
         await sio.enter_room(sid, room, namespace=namespace)
         return {"ok": True, "room": room}
 
-    @sio.on("leave", namespace="*")
     async def leave(namespace: str, sid: str, room: Any = None) -> dict[str, Any]:
         if error := _room_error(room):
             return {"ok": False, "error": error}
         await sio.leave_room(sid, room, namespace=namespace)
         return {"ok": True, "room": room}
 
+    for event, handler in (("connect", connect), ("join", join), ("leave", leave)):
+        sio.on(event, handler=handler, namespace="*")
     return sio
 
 
@@ -77,7 +78,9 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
             try:
                 await asyncio.wait_for(task, settings.shutdown_timeout_s)
             except TimeoutError:
-                logger.warning("ZeroMQ subscriber did not stop in %.1f s", settings.shutdown_timeout_s)
+                logger.warning(
+                    "ZeroMQ subscriber did not stop in %.1f s", settings.shutdown_timeout_s
+                )
             subscriber.close()
 
     async def index(_request: Request) -> Response:

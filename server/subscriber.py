@@ -62,7 +62,9 @@ class Subscriber:
             sock.bind(self._settings.zmq_bind)
         except zmq.ZMQError as exc:
             sock.close()
-            raise zmq.ZMQError(exc.errno, f"cannot bind ZMQ_BIND={self._settings.zmq_bind}: {exc}") from None
+            raise zmq.ZMQError(
+                exc.errno, f"cannot bind ZMQ_BIND={self._settings.zmq_bind}: {exc}"
+            ) from None
         self._socket = sock
         logger.info("ZeroMQ subscriber bound to %s", self._settings.zmq_bind)
 
@@ -137,7 +139,9 @@ class Subscriber:
                 )
             except Exception:
                 self.failed += 1
-                logger.exception("Emit of %s failed; not confirmed, SQS will redeliver it", delivery.message_id)
+                logger.exception(
+                    "Emit of %s failed; not confirmed, SQS will redeliver it", delivery.message_id
+                )
                 continue
             self._seen.add(delivery.message_id)
             self.emitted += 1

@@ -45,10 +45,13 @@ class Envelope:
     def __post_init__(self) -> None:
         _check_event(self.event)
         if self.room is not None and (not isinstance(self.room, str) or not self.room):
-            raise DecodeError(f"envelope field 'room' must be a non-empty string or null, got {self.room!r}")
+            raise DecodeError(
+                f"envelope field 'room' must be a non-empty string or null, got {self.room!r}"
+            )
         if not isinstance(self.namespace, str) or not self.namespace.startswith("/"):
             raise DecodeError(
-                f"envelope field 'namespace' must be a string starting with '/', got {self.namespace!r}"
+                "envelope field 'namespace' must be a string starting with '/', "
+                f"got {self.namespace!r}"
             )
 
 
@@ -57,7 +60,9 @@ def parse_body(body: str, *, default_event: str) -> Envelope:
     try:
         value = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise DecodeError(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise DecodeError(
+            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise DecodeError("body is JSON nested too deeply to decode") from None
     if isinstance(value, dict) and "event" in value and value.keys() <= ENVELOPE_KEYS:

@@ -18,7 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 #: the usual local-SQS port; 123456789012 is the account ID moto puts in every queue URL.
 EMBEDDED_QUEUE_URL = "http://127.0.0.1:9324/123456789012/push-relay"
 
-_AWS_HOST = re.compile(r"^(?:sqs\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazonaws\.com")
+_AWS_HOST = re.compile(
+    r"^(?:sqs\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazonaws\.com"
+)
 
 
 class SettingsError(Exception):
@@ -202,7 +204,7 @@ def load_settings(
             return Settings(_env_file=env_file)  # type: ignore[call-arg]
         lowered = {key.lower(): value for key, value in environ.items()}
         known = {name: lowered[name] for name in Settings.model_fields if name in lowered}
-        return _OnlyGiven(**known)
+        return _OnlyGiven(**known)  # type: ignore[arg-type]  # strings, validated by pydantic
     except ValidationError as exc:
         raise SettingsError(_explain(exc)) from None
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
     from shared.settings import Settings
 
 
-def make_sqs_client(settings: Settings) -> Any:
+def make_sqs_client(settings: Settings) -> SQSClient:
     """A boto3 SQS client for the configured queue.
 
     botocore's "standard" retry mode handles throttling and transient errors. The read timeout
@@ -25,7 +27,11 @@ def make_sqs_client(settings: Settings) -> Any:
         max_pool_connections=20,
     )
     session = boto3.session.Session(region_name=settings.region)
-    credentials: dict[str, str] = {}
-    if settings.queue_is_local and session.get_credentials() is None:
-        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return session.client("sqs", endpoint_url=settings.sqs_endpoint_url, config=config, **credentials)
+    dummy = "testing" if settings.queue_is_local and session.get_credentials() is None else None
+    return session.client(
+        "sqs",
+        endpoint_url=settings.sqs_endpoint_url,
+        config=config,
+        aws_access_key_id=dummy,
+        aws_secret_access_key=dummy,
+    )

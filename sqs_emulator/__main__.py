@@ -8,11 +8,12 @@ manual step. State lives in memory and is gone when the process stops.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import socket
 import sys
-import threading
+import time
 from urllib.parse import urlsplit
 
 from shared.logs import configure_logging
@@ -56,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     sqs = make_sqs_client(settings)
     dlq_url = sqs.create_queue(QueueName=f"{settings.queue_name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    redrive = f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{settings.sqs_max_receive_count}"}}'
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.sqs_max_receive_count)}
+    )
     queue_url = sqs.create_queue(
         QueueName=settings.queue_name, Attributes={"RedrivePolicy": redrive}
     )["QueueUrl"]
@@ -73,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         settings.sqs_max_receive_count,
     )
 
-    stop = threading.Event()
+    stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    while not stopping:  # the handler only records the signal (no locks in a handler)
+        time.sleep(0.2)
     logger.info("Stopping SQS emulator; queued messages are discarded")
     server.stop()
     logger.info("Stopped")

@@ -16,7 +16,9 @@ def stack() -> Stack:
 
 
 @pytest.fixture
-def processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+def processes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Processes]:
     """Starts real subprocesses; stops them all in teardown; their logs join a failure report."""
     group = Processes(tmp_path_factory.mktemp("logs"))
     request.node.stash[_PROCESSES] = group

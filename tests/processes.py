@@ -3,6 +3,7 @@ stop in teardown, keep the logs for the failure report."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,7 +36,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Callable[[], Any], *, timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+def wait_until(
+    check: Callable[[], Any], *, timeout_s: float, what: str, interval_s: float = 0.05
+) -> Any:
     """Poll `check` until it returns something truthy; fail naming `what` after the timeout."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
@@ -47,7 +50,9 @@ def wait_until(check: Callable[[], Any], *, timeout_s: float, what: str, interva
         except Exception as exc:  # the thing we wait for is not up yet
             last_error = exc
         time.sleep(interval_s)  # polling interval of a real readiness signal, not a sync sleep
-    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what} (last error: {last_error})")
+    raise TimeoutError(
+        f"timed out after {timeout_s} s waiting for {what} (last error: {last_error})"
+    )
 
 
 @dataclass
@@ -135,10 +140,8 @@ class Process:
             code = None
         elapsed = time.monotonic() - started
         if code is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.popen.wait(5)
         self._log_file.close()
         return code, elapsed

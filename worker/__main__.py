@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import zmq
 
@@ -62,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     # 20-second long poll in the main thread would delay the stop flag by as much.
     thread = threading.Thread(target=worker.run, name="worker", daemon=True)
     thread.start()
-    while thread.is_alive() and not stop.wait(1.0):
-        pass
+    # Sleep-and-look rather than stop.wait(): the signal handler calls stop.set(), which takes
+    # the Event's lock, and would deadlock if the signal landed while this thread held it.
+    while thread.is_alive() and not stop.is_set():
+        time.sleep(0.2)
     thread.join(settings.shutdown_timeout_s)
     if thread.is_alive():
         logger.warning(

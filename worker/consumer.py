@@ -58,7 +58,9 @@ class Worker:
     def run(self) -> None:
         """Consume until the stop flag is set. Errors at the SQS or ZeroMQ boundary are logged
         and retried with backoff; they never end the loop."""
-        logger.info("Started %s [%d], queue %s", self._name, os.getpid(), self._settings.sqs_queue_url)
+        logger.info(
+            "Started %s [%d], queue %s", self._name, os.getpid(), self._settings.sqs_queue_url
+        )
         backoff = 0.0
         if self._wait_for_queue():
             while not self._stop.is_set():
@@ -112,7 +114,11 @@ class Worker:
 
     def _receive(self) -> list[dict[str, Any]]:
         s = self._settings
-        extra = {} if s.sqs_visibility_timeout_s is None else {"VisibilityTimeout": s.sqs_visibility_timeout_s}
+        extra = (
+            {}
+            if s.sqs_visibility_timeout_s is None
+            else {"VisibilityTimeout": s.sqs_visibility_timeout_s}
+        )
         response = self._sqs.receive_message(
             QueueUrl=s.sqs_queue_url,
             MaxNumberOfMessages=s.sqs_batch_size,
@@ -148,11 +154,13 @@ class Worker:
                 continue
             sent = message.get("Attributes", {}).get("SentTimestamp")
             deliveries.append(
-                Delivery(message["MessageId"], envelope, int(sent) if sent and sent.isdigit() else None)
+                Delivery(
+                    message["MessageId"], envelope, int(sent) if sent and sent.isdigit() else None
+                )
             )
             by_id[message["MessageId"]] = message
         confirmed = self._handoff.deliver(deliveries, self._stop)
-        self._delete([by_id[i] for i in confirmed if i in by_id])
+        self._delete([m for i, m in by_id.items() if i in confirmed])
         unconfirmed = [m for i, m in by_id.items() if i not in confirmed]
         if unconfirmed:
             self._release(unconfirmed)
@@ -162,7 +170,9 @@ class Worker:
             return
         response = self._sqs.delete_message_batch(
             QueueUrl=self._settings.sqs_queue_url,
-            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)],
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
+            ],
         )
         failed = response.get("Failed", [])
         self.deleted += len(messages) - len(failed)

@@ -8,10 +8,12 @@ A ZeroMQ socket belongs to one thread: each worker (process or thread) has its o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import zmq
 
@@ -39,11 +41,11 @@ class Handoff:
         *,
         endpoints: Iterable[str],
         ack_timeout_s: float,
-        context: zmq.Context | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._ack_timeout_s = ack_timeout_s
-        self._sockets: dict[zmq.Socket, str] = {}
+        self._sockets: dict[zmq.Socket[bytes], str] = {}
         self._poller = zmq.Poller()
         for endpoint in endpoints:
             sock = self._context.socket(zmq.DEALER)
@@ -71,10 +73,8 @@ class Handoff:
         logged = False
         while waiting and not stop.is_set():
             for sock in list(waiting):
-                try:
+                with contextlib.suppress(zmq.Again):  # not connected yet
                     sock.send_multipart(wire.encode(wire.PING), flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    pass  # not connected yet
             deadline = time.monotonic() + _PING_INTERVAL_S
             while waiting and time.monotonic() < deadline:
                 for sock, kind, _body in self._poll(_POLL_SLICE_S):
@@ -100,13 +100,15 @@ class Handoff:
         self._batch += 1
         batch = self._batch
         frames = wire.deliver(batch, deliveries)
-        pending: dict[zmq.Socket, str] = {}
+        pending: dict[zmq.Socket[bytes], str] = {}
         for sock, endpoint in self._sockets.items():
             try:
                 sock.send_multipart(frames, flags=zmq.NOBLOCK)
                 pending[sock] = endpoint
             except zmq.Again:
-                logger.warning("Server at %s is not connected; batch %d not handed off", endpoint, batch)
+                logger.warning(
+                    "Server at %s is not connected; batch %d not handed off", endpoint, batch
+                )
                 self._ready = False
                 return set()
         confirmed: set[str] | None = None
@@ -135,7 +137,7 @@ class Handoff:
                 confirmed = set(ids) if confirmed is None else confirmed & set(ids)
         return confirmed or set()
 
-    def _poll(self, timeout_s: float) -> list[tuple[zmq.Socket, bytes, dict]]:
+    def _poll(self, timeout_s: float) -> list[tuple[zmq.Socket[bytes], bytes, dict[str, Any]]]:
         received = []
         for sock, _event in self._poller.poll(max(0, int(timeout_s * 1000))):
             while True:
@@ -146,7 +148,9 @@ class Handoff:
                 try:
                     kind, body = wire.decode(frames)
                 except WireError as exc:
-                    logger.warning("Ignoring a malformed reply from %s: %s", self._sockets[sock], exc)
+                    logger.warning(
+                        "Ignoring a malformed reply from %s: %s", self._sockets[sock], exc
+                    )
                     continue
                 received.append((sock, kind, body))
         return received

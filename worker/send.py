@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from shared.settings import SettingsError, load_settings
 from shared.sqs import make_sqs_client
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--event", default="message", help="event name (default: message)")
-    parser.add_argument("--data", help="JSON data for the event (default: {\"n\": index})")
+    parser.add_argument("--data", help='JSON data for the event (default: {"n": index})')
     parser.add_argument("--room", help="deliver only to clients in this room")
     parser.add_argument("--namespace", default="/", help="Socket.IO namespace (default: /)")
     parser.add_argument("--raw", help="send this body as it is instead of an envelope")
@@ -69,18 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     sent = 0
     for start in range(0, len(bodies), 10):  # SendMessageBatch takes up to 10 entries
         chunk = bodies[start : start + 10]
-        response = sqs.send_message_batch(
-            QueueUrl=settings.sqs_queue_url,
-            Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(chunk)],
-        )
+        try:
+            response = sqs.send_message_batch(
+                QueueUrl=settings.sqs_queue_url,
+                Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(chunk)],
+            )
+        except (BotoCoreError, ClientError) as exc:
+            hint = " (is `honcho start` running?)" if settings.queue_is_local else ""
+            print(f"send: cannot send to {settings.sqs_queue_url}{hint}: {exc}", file=sys.stderr)
+            return 1
         for failure in response.get("Failed", []):
-            print(f"send: message {start + int(failure['Id'])} failed: {failure['Message']}", file=sys.stderr)
+            print(
+                f"send: message {start + int(failure['Id'])} failed: {failure['Message']}",
+                file=sys.stderr,
+            )
         for success in response.get("Successful", []):
             if len(bodies) == 1:
                 print(f"MessageId {success['MessageId']}")
         sent += len(response.get("Successful", []))
     elapsed_ms = (time.perf_counter() - started) * 1000
-    print(f"sent {sent} of {len(bodies)} message(s) in {elapsed_ms:.0f} ms to {settings.sqs_queue_url}")
+    print(
+        f"sent {sent} of {len(bodies)} message(s) in {elapsed_ms:.0f} ms "
+        f"to {settings.sqs_queue_url}"
+    )
     return 0 if sent == len(bodies) else 1
 
 

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 
+from shared.sqs import make_sqs_client
 from tests.clients import RecordingClient
 from tests.processes import PYTHON, ROOT, Processes, Stack, healthz, wait_until
 
@@ -23,6 +24,13 @@ async def test_honcho_runs_the_procfile_delivers_and_stops_cleanly(
         lambda: honcho.check_alive() or healthz(stack.base_url)["subscriber"],
         timeout_s=60,
         what="the server started by honcho",
+    )
+    sqs = make_sqs_client(stack.settings())
+    await asyncio.to_thread(
+        wait_until,
+        lambda: sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"]),
+        timeout_s=60,
+        what="the queue of the emulator started by honcho",
     )
     client = await RecordingClient().connect(stack.base_url)
 

@@ -32,7 +32,10 @@ def send(sqs: Any, queue_url: str, bodies: list[Any]) -> list[str]:
             Entries=[{"Id": str(n), "MessageBody": json.dumps(b)} for n, b in enumerate(chunk)],
         )
         assert not response.get("Failed"), response["Failed"]
-        ids += [entry["MessageId"] for entry in sorted(response["Successful"], key=lambda e: int(e["Id"]))]
+        ids += [
+            entry["MessageId"]
+            for entry in sorted(response["Successful"], key=lambda e: int(e["Id"]))
+        ]
     return ids
 
 
@@ -72,7 +75,9 @@ async def test_messages_arrive_with_event_and_data_and_queue_ends_empty(
     await client.close()
 
 
-async def test_three_workers_deliver_each_message_exactly_once(processes: Processes, stack: Stack) -> None:
+async def test_three_workers_deliver_each_message_exactly_once(
+    processes: Processes, stack: Stack
+) -> None:
     # Given three workers polling the same queue at once
     processes.sqs(stack)
     processes.server(stack)
@@ -130,7 +135,9 @@ async def test_a_room_message_reaches_only_that_room(processes: Processes, stack
 
 
 @pytest.mark.parametrize("room", ["", 5, "x" * 201])
-async def test_a_bad_join_gets_an_error_answer(processes: Processes, stack: Stack, room: Any) -> None:
+async def test_a_bad_join_gets_an_error_answer(
+    processes: Processes, stack: Stack, room: Any
+) -> None:
     processes.server(stack)
     client = await RecordingClient().connect(stack.base_url)
     answer = await client.call("join", room)
