@@ -129,6 +129,7 @@ class Process:
     def send_signal(self, sig: int) -> None:
         if self.alive():
             self.popen.send_signal(sig)
+        # else: already gone; stop() still reaps it and closes the log
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10) -> tuple[int | None, float]:
         """Signal, wait, SIGKILL the group if needed. Returns (exit code, seconds it took)."""
@@ -187,9 +188,11 @@ class Processes:
         return self.start(name, ["-m", "worker"], stack.env(**env))
 
     def stop_all(self) -> None:
+        """SIGTERM to all at once (as honcho does), then wait for each in turn."""
+        for process in self.started:
+            process.send_signal(signal.SIGTERM)
         for process in reversed(self.started):
-            if process.alive():
-                process.stop(timeout_s=10)
+            process.stop(timeout_s=10)
 
     def report(self) -> str:
         return "\n".join(f"----- {p.name} (pid {p.pid}) -----\n{p.log()}" for p in self.started)
