@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 
 import uvicorn
 
-from server.app import create_app
+from server.app import RelayApp, create_app
 from shared.logs import configure_logging
 from shared.settings import SettingsError, load_settings
+
+
+class RelayServer(uvicorn.Server):
+    """uvicorn's server, but the ZeroMQ subscriber stops before client connections close.
+
+    uvicorn closes connections first and runs the lifespan shutdown last; in between, the
+    subscriber would emit (and confirm, so SQS deletes) events to clients already gone.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app = self.config.loaded_app
+        while not isinstance(app, RelayApp) and hasattr(app, "app"):
+            app = app.app  # uvicorn wraps the app in its middlewares
+        if isinstance(app, RelayApp):
+            await app.subscriber.close()
+        await super().shutdown(sockets)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_s) - 1),
     )
-    server = uvicorn.Server(config)
+    server = RelayServer(config)
     # uvicorn re-raises the stop signal once its graceful shutdown is done, so the process
     # would end "killed by SIGTERM" (honcho: rc=-15). It re-raises into the handlers it found
     # at start; with these no-op ones a finished graceful shutdown exits 0.

@@ -6,12 +6,10 @@ so it starts and stops with uvicorn.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import socketio
 from starlette.applications import Starlette
@@ -19,82 +17,66 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from server.handlers import register_handlers
+from server.replay import ReplayBuffer
 from server.subscriber import Subscriber
+from shared.counters import Counters
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-MAX_ROOM_LENGTH = 200
 
 
-def create_sio(settings: Settings) -> socketio.AsyncServer:
-    """The Socket.IO server and its handlers. Any namespace may be used (`namespaces='*'`)."""
+class RelayApp(socketio.ASGIApp):  # type: ignore[misc]
+    """The ASGI app, with the parts the server process and tests reach for."""
+
+    sio: socketio.AsyncServer
+    subscriber: Subscriber
+    counters: Counters
+
+
+def create_app(settings: Settings) -> RelayApp:
+    """The whole ASGI app: Socket.IO in front, Starlette for plain HTTP and the lifespan."""
+    counters = Counters()
     sio = socketio.AsyncServer(
         async_mode="asgi", namespaces="*", logger=False, engineio_logger=False
     )
-
-    async def connect(namespace: str, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        logger.debug("Client %s connected to %s", sid, namespace)
-
-    async def join(namespace: str, sid: str, room: Any = None) -> dict[str, Any]:
-        if error := _room_error(room):
-            return {"ok": False, "error": error}
-        await sio.enter_room(sid, room, namespace=namespace)
-        return {"ok": True, "room": room}
-
-    async def leave(namespace: str, sid: str, room: Any = None) -> dict[str, Any]:
-        if error := _room_error(room):
-            return {"ok": False, "error": error}
-        await sio.leave_room(sid, room, namespace=namespace)
-        return {"ok": True, "room": room}
-
-    for event, handler in (("connect", connect), ("join", join), ("leave", leave)):
-        sio.on(event, handler=handler, namespace="*")
-    return sio
-
-
-def _room_error(room: Any) -> str | None:
-    if not isinstance(room, str) or not room:
-        return "room must be a non-empty string"
-    if len(room) > MAX_ROOM_LENGTH:
-        return f"room name longer than {MAX_ROOM_LENGTH} characters"
-    return None
-
-
-def create_app(settings: Settings) -> socketio.ASGIApp:
-    """The whole ASGI app: Socket.IO in front, Starlette for plain HTTP and the lifespan."""
-    sio = create_sio(settings)
-    subscriber = Subscriber(sio=sio, settings=settings)
+    replay = ReplayBuffer(
+        window_s=settings.replay_window_s,
+        max_events=settings.replay_max_events,
+        max_bytes=settings.replay_max_bytes,
+    )
+    register_handlers(sio, replay=replay, counters=counters)
+    subscriber = Subscriber(sio=sio, settings=settings, replay=replay, counters=counters)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         subscriber.bind()  # a taken endpoint fails start-up, and uvicorn exits with code 3
-        task = asyncio.create_task(subscriber.run(), name="zmq-subscriber")
+        subscriber.start()
+        logger.info("Replay epoch %s", replay.epoch)
         try:
             yield
         finally:
-            await subscriber.stop()
-            try:
-                await asyncio.wait_for(task, settings.shutdown_timeout_s)
-            except TimeoutError:
-                logger.warning(
-                    "ZeroMQ subscriber did not stop in %.1f s", settings.shutdown_timeout_s
-                )
-            subscriber.close()
+            await subscriber.close()
 
     async def index(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse(
-            {"status": "ok", "subscriber": subscriber.running, "emitted": subscriber.emitted}
+            {
+                "status": "ok",
+                "subscriber": subscriber.running,
+                "epoch": replay.epoch,
+                "counters": {
+                    f"{name}[{reason}]" if reason else name: value
+                    for (name, reason), value in counters.snapshot().items()
+                },
+            }
         )
 
-    web = Starlette(
-        routes=[Route("/", index), Route("/healthz", healthz)],
-        lifespan=lifespan,
-    )
-    app = socketio.ASGIApp(sio, other_asgi_app=web)
-    app.state = {"sio": sio, "subscriber": subscriber}  # for tests and later endpoints
+    web = Starlette(routes=[Route("/", index), Route("/healthz", healthz)], lifespan=lifespan)
+    app = RelayApp(sio, other_asgi_app=web)
+    app.sio, app.subscriber, app.counters = sio, subscriber, counters
     return app

@@ -9,6 +9,7 @@ already emitted (a redelivery), and only those are deleted from SQS.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -18,7 +19,10 @@ import zmq
 import zmq.asyncio
 
 from server.dedup import RecentIds
+from server.replay import ReplayBuffer
+from shared import counters as c
 from shared import wire
+from shared.counters import Counters
 from shared.settings import Settings
 from shared.wire import Delivery, WireError
 
@@ -26,14 +30,22 @@ logger = logging.getLogger(__name__)
 
 _POLL_MS = 100  # how often the loop looks at the closing flag while idle
 
+#: Every client of a namespace is in this room; events without a room go to it. It stands in
+#: for a namespace-wide broadcast so that a resuming client joins it only after its replay.
+BROADCAST_ROOM = "relay:all"
+
+
+def target_room(room: str | None) -> str:
+    return room if room is not None else BROADCAST_ROOM
+
 
 class Subscriber:
-    """Owns the ROUTER socket and the de-duplication window.
+    """Owns the ROUTER socket, the de-duplication window and the emitting of events.
 
-    >>> subscriber = Subscriber(sio=sio, settings=settings)
-    >>> subscriber.bind()                  # raises zmq.ZMQError if the endpoint is taken
-    >>> task = asyncio.create_task(subscriber.run())
-    >>> await subscriber.stop()            # finishes the batch in hand, then returns
+    >>> subscriber = Subscriber(sio=sio, settings=settings, replay=replay)
+    >>> subscriber.bind()          # raises zmq.ZMQError if the endpoint is taken
+    >>> subscriber.start()         # the task, in the running loop
+    >>> await subscriber.close()   # stop taking batches, finish the one in hand, close
     """
 
     def __init__(
@@ -41,19 +53,25 @@ class Subscriber:
         *,
         sio: socketio.AsyncServer,
         settings: Settings,
+        replay: ReplayBuffer,
+        counters: Counters | None = None,
         context: zmq.asyncio.Context | None = None,
     ) -> None:
         self._sio = sio
         self._settings = settings
+        self._replay = replay
+        self.counters = counters or Counters()
         self._context = context or zmq.asyncio.Context.instance()
         self._socket: zmq.asyncio.Socket | None = None
         self._seen = RecentIds(settings.dedup_window)
         self._workers = RecentIds(1024)
         self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self.running = False
-        self.emitted = 0
-        self.duplicates = 0
-        self.failed = 0
+
+    @property
+    def workers_seen(self) -> int:
+        return len(self._workers)
 
     def bind(self) -> None:
         sock = self._context.socket(zmq.ROUTER)
@@ -68,8 +86,11 @@ class Subscriber:
         self._socket = sock
         logger.info("ZeroMQ subscriber bound to %s", self._settings.zmq_bind)
 
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="zmq-subscriber")
+
     async def run(self) -> None:
-        """Serve until :meth:`stop`. A bad message is logged and skipped, never fatal."""
+        """Serve until :meth:`close`. A bad message is logged and skipped, never fatal."""
         assert self._socket is not None, "call bind() first"
         self.running = True
         try:
@@ -86,20 +107,22 @@ class Subscriber:
         finally:
             self.running = False
 
-    async def stop(self) -> None:
-        """Stop taking batches; a batch already in hand is emitted and confirmed first."""
+    async def close(self) -> None:
+        """Stop taking batches; the batch in hand is emitted and confirmed first. Idempotent:
+        the server calls it before it closes client connections, the lifespan after."""
+        if self._socket is None:
+            return
         self._closing.set()
-
-    def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
-        logger.info(
-            "ZeroMQ subscriber stopped: emitted %d, duplicates dropped %d, emit failures %d",
-            self.emitted,
-            self.duplicates,
-            self.failed,
-        )
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, self._settings.shutdown_timeout_s)
+            except TimeoutError:
+                logger.warning(
+                    "ZeroMQ subscriber did not stop in %.1f s", self._settings.shutdown_timeout_s
+                )
+        self._socket.close(linger=0)
+        self._socket = None
+        logger.info("ZeroMQ subscriber stopped: %s", self.counters.summary(_SUMMARY))
 
     async def _handle(self, frames: list[bytes]) -> None:
         assert self._socket is not None
@@ -125,36 +148,51 @@ class Subscriber:
         confirmed = []
         for delivery in deliveries:
             if delivery.message_id in self._seen:
-                self.duplicates += 1
+                self.counters.inc(c.DUPLICATE_DROPPED)
                 logger.debug("Dropped duplicate %s", delivery.message_id)
                 confirmed.append(delivery.message_id)
                 continue
-            envelope = delivery.envelope
+            if await self._emit_one(delivery):
+                self._seen.add(delivery.message_id)
+                self.counters.inc(c.EMITTED)
+                confirmed.append(delivery.message_id)
+        return confirmed
+
+    async def _emit_one(self, delivery: Delivery) -> bool:
+        envelope = delivery.envelope
+        stream = (envelope.namespace, envelope.room)
+        async with self._replay.lock:
+            offset = self._replay.next_offset(stream)
+            payload = client_payload(delivery, offset, self._replay.epoch)
             try:
                 await self._sio.emit(
                     envelope.event,
-                    client_payload(delivery),
-                    to=envelope.room,
+                    payload,
+                    to=target_room(envelope.room),
                     namespace=envelope.namespace,
                 )
             except Exception:
-                self.failed += 1
+                self.counters.inc(c.EMIT_FAILED)
                 logger.exception(
                     "Emit of %s failed; not confirmed, SQS will redeliver it", delivery.message_id
                 )
-                continue
-            self._seen.add(delivery.message_id)
-            self.emitted += 1
-            confirmed.append(delivery.message_id)
-        return confirmed
+                return False
+            size = len(json.dumps(payload["data"])) + 200  # + the fixed keys, roughly
+            self._replay.append(stream, offset, envelope.event, payload, size)
+        return True
 
 
-def client_payload(delivery: Delivery) -> dict[str, Any]:
+def client_payload(delivery: Delivery, offset: int, epoch: str) -> dict[str, Any]:
     """The one argument every client event carries (documented in the README)."""
     return {
         "id": delivery.message_id,
         "data": delivery.envelope.data,
         "room": delivery.envelope.room,
+        "offset": offset,
+        "epoch": epoch,
         "sent_ms": delivery.sent_ms,
         "emitted_ms": int(time.time() * 1000),
     }
+
+
+_SUMMARY = (c.EMITTED, c.DUPLICATE_DROPPED, c.EMIT_FAILED, c.REPLAYED, c.RECOVERY_FAILED)

@@ -2,8 +2,10 @@
 
 A body that is a JSON object with an ``"event"`` key and no keys beyond
 ``event``/``data``/``room``/``namespace`` is an envelope; any other JSON value is the
-``data`` of the default event. Bodies that can never be delivered raise :class:`DecodeError`
-with a reason a person can act on.
+``data`` of the default event. An SNS notification (an SNS subscription without raw message
+delivery) is unwrapped first: its ``Message`` is the body. Bodies that can never be delivered
+raise :class:`DecodeError` with a short ``code`` (for counters and the dead-letter queue) and a
+``reason`` a person can act on.
 
 >>> parse_body('{"event": "order", "data": {"id": 7}, "room": "shop"}', default_event="message")
 Envelope(event='order', data={'id': 7}, room='shop', namespace='/')
@@ -23,13 +25,28 @@ ENVELOPE_KEYS = frozenset({"event", "data", "room", "namespace"})
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
+#: Events the relay itself sends to clients (e.g. ``relay:recovery``) start with this.
+RESERVED_PREFIX = "relay:"
+
+#: Deeper JSON is refused: python-socketio and json.dumps recurse once per level, and a body
+#: that decodes here must not blow the stack later, in the server, where it could not be
+#: dead-lettered.
+MAX_DEPTH = 100
+
+#: SQS's own ceiling for a message body (1 MiB since August 2025).
+SQS_MAX_BYTES = 1_048_576
 
 
 class DecodeError(ValueError):
-    """The body can never become an event; ``reason`` says why (logged, counted, dead-lettered)."""
+    """The body can never become an event (logged, counted, dead-lettered).
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    ``code`` is one of ``not_utf8``, ``too_large``, ``not_json``, ``too_deep``, ``bad_sns``,
+    ``bad_envelope``; ``reason`` is the sentence for people.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
         self.reason = reason
 
 
@@ -44,27 +61,40 @@ class Envelope:
 
     def __post_init__(self) -> None:
         _check_event(self.event)
-        if self.room is not None and (not isinstance(self.room, str) or not self.room):
+        if self.room is not None and (
+            not isinstance(self.room, str) or not self.room or self.room.startswith(RESERVED_PREFIX)
+        ):
             raise DecodeError(
-                f"envelope field 'room' must be a non-empty string or null, got {self.room!r}"
+                "bad_envelope",
+                "envelope field 'room' must be a non-empty string not starting with "
+                f"{RESERVED_PREFIX!r}, or null; got {self.room!r:.80}",
             )
         if not isinstance(self.namespace, str) or not self.namespace.startswith("/"):
             raise DecodeError(
+                "bad_envelope",
                 "envelope field 'namespace' must be a string starting with '/', "
-                f"got {self.namespace!r}"
+                f"got {self.namespace!r:.80}",
             )
 
 
-def parse_body(body: str, *, default_event: str) -> Envelope:
+def parse_body(body: str, *, default_event: str, max_bytes: int = SQS_MAX_BYTES) -> Envelope:
     """Turn an SQS message body into an :class:`Envelope`, or raise :class:`DecodeError`."""
     try:
-        value = json.loads(body)
-    except json.JSONDecodeError as exc:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError as exc:
         raise DecodeError(
-            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            "not_utf8", f"body is not valid UTF-8 (unpaired surrogate at character {exc.start})"
         ) from None
-    except RecursionError:
-        raise DecodeError("body is JSON nested too deeply to decode") from None
+    if size > max_bytes:
+        raise DecodeError("too_large", f"body is {size} bytes, over the limit of {max_bytes}")
+    value = _loads(body, "body")
+    if isinstance(value, dict) and value.get("Type") == "Notification" and "TopicArn" in value:
+        message = value.get("Message")
+        if not isinstance(message, str):
+            raise DecodeError(
+                "bad_sns", "SNS notification without a string 'Message' (raw delivery off?)"
+            )
+        value = _loads(message, "SNS Message")
     if isinstance(value, dict) and "event" in value and value.keys() <= ENVELOPE_KEYS:
         return Envelope(
             event=value["event"],
@@ -75,8 +105,40 @@ def parse_body(body: str, *, default_event: str) -> Envelope:
     return Envelope(event=default_event, data=value)
 
 
+def _loads(text: str, what: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DecodeError(
+            "not_json", f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise DecodeError("too_deep", f"{what} is JSON nested too deeply to decode") from None
+    if _depth_over(value, MAX_DEPTH):
+        raise DecodeError("too_deep", f"{what} is JSON nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    # Iterative, so that measuring depth cannot itself overflow the stack.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def _check_event(event: object) -> None:
     if not isinstance(event, str) or not event:
-        raise DecodeError(f"envelope field 'event' must be a non-empty string, got {event!r}")
-    if event in RESERVED_EVENTS:
-        raise DecodeError(f"envelope field 'event' is {event!r}, a name reserved by Socket.IO")
+        raise DecodeError(
+            "bad_envelope", f"envelope field 'event' must be a non-empty string, got {event!r:.80}"
+        )
+    if event in RESERVED_EVENTS or event.startswith(RESERVED_PREFIX):
+        raise DecodeError(
+            "bad_envelope",
+            f"envelope field 'event' is {event!r:.80}, a name reserved by Socket.IO or the relay",
+        )

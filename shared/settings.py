@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.envelope import SQS_MAX_BYTES
+
 #: The queue the embedded emulator (`python -m sqs_emulator`) creates and serves. Port 9324 is
 #: the usual local-SQS port; 123456789012 is the account ID moto puts in every queue URL.
 EMBEDDED_QUEUE_URL = "http://127.0.0.1:9324/123456789012/push-relay"
@@ -54,6 +56,12 @@ class Settings(BaseSettings):
     sqs_visibility_timeout_s: int | None = Field(
         None, ge=0, le=43200, description="visibility timeout per receive; unset: the queue's"
     )
+    sqs_dlq_url: str | None = Field(
+        None, description="dead-letter queue; unset: the one in the queue's redrive policy"
+    )
+    max_message_bytes: int = Field(
+        262_144, ge=1, le=SQS_MAX_BYTES, description="larger bodies are dead-lettered"
+    )
     sqs_max_receive_count: int = Field(
         5, ge=1, le=1000, description="emulator only: receives before a message goes to the DLQ"
     )
@@ -76,6 +84,15 @@ class Settings(BaseSettings):
     dedup_window: int = Field(
         100_000, ge=1, le=10_000_000, description="MessageIds remembered to drop redeliveries"
     )
+    replay_window_s: float = Field(
+        120.0, ge=0, le=86_400, description="how long emitted events stay replayable"
+    )
+    replay_max_events: int = Field(
+        1000, ge=0, le=1_000_000, description="replayable events kept per stream"
+    )
+    replay_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=0, le=4 * 1024**3, description="replayable bytes kept in all"
+    )
 
     # --- Processes ---------------------------------------------------------------------------
     shutdown_timeout_s: float = Field(
@@ -88,7 +105,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("aws_endpoint_url_sqs", "aws_default_region", mode="before")
+    @field_validator("aws_endpoint_url_sqs", "aws_default_region", "sqs_dlq_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -100,7 +117,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("sqs_queue_url", "aws_endpoint_url_sqs")
+    @field_validator("sqs_queue_url", "aws_endpoint_url_sqs", "sqs_dlq_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

@@ -9,14 +9,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared import counters as c
+from shared.counters import Counters
 from shared.envelope import DecodeError, parse_body
 from shared.settings import Settings
 from shared.wire import Delivery
+from worker.deadletter import DeadLetters
 from worker.handoff import Handoff
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +39,19 @@ class Worker:
     >>> threading.Thread(target=worker.run).start()   # ... later: stop.set()
 
     A message is deleted only after every server confirmed it; what is not confirmed is made
-    visible again at once so another receive (here or in another worker) retries it.
+    visible again at once so another receive (here or in another worker) retries it. At most
+    `SQS_BATCH_SIZE` messages are in flight per worker: it waits for a batch's confirmation
+    before its next receive. A body that can never be delivered goes to the dead-letter queue.
     """
 
     def __init__(
         self,
         *,
         settings: Settings,
-        sqs: Any,
+        sqs: SQSClient,
         handoff: Handoff,
         stop: threading.Event,
+        counters: Counters | None = None,
         name: str = "worker",
     ) -> None:
         self._settings = settings
@@ -50,10 +59,10 @@ class Worker:
         self._handoff = handoff
         self._stop = stop
         self._name = name
-        self.received = 0
-        self.deleted = 0
-        self.undeliverable = 0
-        self.returned = 0
+        self.counters = counters or Counters()
+        self._dead = DeadLetters(
+            sqs=sqs, queue_url=settings.sqs_queue_url, dlq_url=settings.sqs_dlq_url
+        )
 
     def run(self) -> None:
         """Consume until the stop flag is set. Errors at the SQS or ZeroMQ boundary are logged
@@ -82,22 +91,13 @@ class Worker:
                     backoff = min(_MAX_BACKOFF_S, backoff * 2 or 0.5)
                     logger.exception("Worker loop error; retrying in %.1f s", backoff)
                     self._stop.wait(backoff)
-        logger.info(
-            "Stopped %s: received %d, deleted %d, undeliverable %d, returned %d",
-            self._name,
-            self.received,
-            self.deleted,
-            self.undeliverable,
-            self.returned,
-        )
+        logger.info("Stopped %s: %s", self._name, self.counters.summary(_SUMMARY))
 
     def _wait_for_queue(self) -> bool:
         logged = False
         while not self._stop.is_set():
             try:
-                self._sqs.get_queue_attributes(
-                    QueueUrl=self._settings.sqs_queue_url, AttributeNames=["QueueArn"]
-                )
+                self._dead.resolve()
                 if logged:
                     logger.info("SQS queue %s is ready", self._settings.sqs_queue_url)
                 return True
@@ -125,45 +125,64 @@ class Worker:
             WaitTimeSeconds=s.sqs_wait_s,
             MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
             MessageAttributeNames=["All"],
-            **extra,
+            **extra,  # type: ignore[arg-type]
         )
-        messages: list[dict[str, Any]] = response.get("Messages", [])
-        self.received += len(messages)
+        messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
+        self.counters.inc(c.RECEIVED, len(messages))
         if messages and self._stop.is_set():
             # Received while stopping: hand them back instead of starting work on them.
-            self._release(messages)
+            self._release(messages, c.RETURNED_ON_SHUTDOWN)
             return []
         return messages
 
     def _handle(self, messages: list[dict[str, Any]]) -> None:
         deliveries: list[Delivery] = []
         by_id: dict[str, dict[str, Any]] = {}
+        dead: list[dict[str, Any]] = []
         for message in messages:
             try:
-                envelope = parse_body(message["Body"], default_event=self._settings.default_event)
-            except DecodeError as exc:
-                # Left on the queue: after SQS_MAX_RECEIVE_COUNT receives the redrive policy
-                # moves it to the dead-letter queue.
-                self.undeliverable += 1
-                logger.warning(
-                    "Message %s cannot be delivered (receive #%s): %s",
-                    message["MessageId"],
-                    message.get("Attributes", {}).get("ApproximateReceiveCount", "?"),
-                    exc.reason,
+                envelope = parse_body(
+                    message["Body"],
+                    default_event=self._settings.default_event,
+                    max_bytes=self._settings.max_message_bytes,
                 )
+            except DecodeError as exc:
+                if self._dead.move(message, exc):
+                    dead.append(message)
+                    self.counters.inc(c.DEAD_LETTERED, reason=exc.code)
+                    logger.warning(
+                        "Dead-lettered message %s (%s): %s",
+                        message["MessageId"],
+                        exc.code,
+                        exc.reason,
+                    )
+                else:
+                    logger.warning(
+                        "Message %s cannot be delivered (%s, receive #%s): %s",
+                        message["MessageId"],
+                        exc.code,
+                        message.get("Attributes", {}).get("ApproximateReceiveCount", "?"),
+                        exc.reason,
+                    )
                 continue
             sent = message.get("Attributes", {}).get("SentTimestamp")
             deliveries.append(
                 Delivery(
-                    message["MessageId"], envelope, int(sent) if sent and sent.isdigit() else None
+                    message["MessageId"],
+                    envelope,
+                    int(sent) if sent and sent.isdigit() else None,
                 )
             )
             by_id[message["MessageId"]] = message
         confirmed = self._handoff.deliver(deliveries, self._stop)
-        self._delete([m for i, m in by_id.items() if i in confirmed])
+        done = [m for i, m in by_id.items() if i in confirmed]
+        self._delete(done + dead)
+        self.counters.inc(c.DELIVERED, len(done))
         unconfirmed = [m for i, m in by_id.items() if i not in confirmed]
         if unconfirmed:
-            self._release(unconfirmed)
+            self._release(
+                unconfirmed, c.RETURNED_ON_SHUTDOWN if self._stop.is_set() else c.RETURNED
+            )
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         if not messages:
@@ -174,20 +193,18 @@ class Worker:
                 {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
             ],
         )
-        failed = response.get("Failed", [])
-        self.deleted += len(messages) - len(failed)
-        for failure in failed:
+        for failure in response.get("Failed", []):
             # It was delivered; a redelivery is dropped by the server's de-duplication.
             message = messages[int(failure["Id"])]
             logger.warning(
-                "Delete of delivered message %s failed (%s: %s); it may be redelivered and dropped "
+                "Delete of handled message %s failed (%s: %s); a redelivery will be dropped "
                 "as a duplicate",
                 message["MessageId"],
                 failure.get("Code"),
                 failure.get("Message"),
             )
 
-    def _release(self, messages: list[dict[str, Any]]) -> None:
+    def _release(self, messages: list[dict[str, Any]], counter: str) -> None:
         """Make messages visible again now, so they are not stuck until the visibility timeout."""
         try:
             self._sqs.change_message_visibility_batch(
@@ -197,10 +214,13 @@ class Worker:
                     for n, m in enumerate(messages)
                 ],
             )
-            self.returned += len(messages)
+            self.counters.inc(counter, len(messages))
             logger.info("Returned %d unconfirmed message(s) to the queue", len(messages))
         except (BotoCoreError, ClientError):
             logger.exception(
                 "Could not return %d message(s); they reappear after the visibility timeout",
                 len(messages),
             )
+
+
+_SUMMARY = (c.RECEIVED, c.DELIVERED, c.DEAD_LETTERED, c.RETURNED, c.RETURNED_ON_SHUTDOWN)

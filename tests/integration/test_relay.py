@@ -118,7 +118,9 @@ async def test_a_room_message_reaches_only_that_room(processes: Processes, stack
     bodies += [{"event": "e", "data": "all"}]
     send(sqs, stack.queue_url, bodies)
     wait_until(
-        lambda: healthz(stack.base_url)["emitted"] == 6, timeout_s=30, what="6 emitted messages"
+        lambda: healthz(stack.base_url)["counters"].get("emitted") == 6,
+        timeout_s=30,
+        what="6 emitted messages",
     )
     for client in (in_a, in_b, nowhere):
         await client.call("join", "barrier")

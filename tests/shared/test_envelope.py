@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shared.envelope import DecodeError, Envelope, parse_body
 
 
-def parse(body: str) -> Envelope:
-    return parse_body(body, default_event="message")
+def parse(body: str, max_bytes: int = 1000) -> Envelope:
+    return parse_body(body, default_event="message", max_bytes=max_bytes)
+
+
+def sns(message: object) -> str:
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": "sns-1",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:events",
+            "Message": message,
+        }
+    )
 
 
 def test_an_envelope_is_taken_apart() -> None:
@@ -22,26 +35,48 @@ def test_an_envelope_without_data_room_or_namespace_has_defaults() -> None:
     "body", ['{"id": 1}', "[1, 2]", '"text"', "42", "null", '{"event": "x", "extra": 1}']
 )
 def test_any_other_json_is_the_data_of_the_default_event(body: str) -> None:
-    import json
-
     assert parse(body) == Envelope("message", json.loads(body))
 
 
+def test_an_sns_notification_is_unwrapped() -> None:
+    assert parse(sns('{"event": "order", "data": 1}')) == Envelope("order", 1)
+    assert parse(sns('{"plain": true}')) == Envelope("message", {"plain": True})
+
+
+def test_a_body_at_the_size_limit_passes_and_one_byte_more_does_not() -> None:
+    assert parse('"' + "é" * 4 + '"', max_bytes=10) == Envelope("message", "éééé")
+    with pytest.raises(DecodeError) as caught:
+        parse('"' + "é" * 4 + 'x"', max_bytes=10)
+    assert caught.value.code == "too_large"
+    assert "11 bytes, over the limit of 10" in caught.value.reason
+
+
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("body", "code", "reason"),
     [
-        ("not json", "body is not JSON"),
-        ("", "body is not JSON"),
-        ('{"event": 5}', "'event' must be a non-empty string"),
-        ('{"event": ""}', "'event' must be a non-empty string"),
-        ('{"event": "connect"}', "reserved by Socket.IO"),
-        ('{"event": "e", "room": 3}', "'room' must be a non-empty string or null"),
-        ('{"event": "e", "room": ""}', "'room' must be a non-empty string or null"),
-        ('{"event": "e", "namespace": "admin"}', "'namespace' must be a string starting with '/'"),
-        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("not json", "not_json", "body is not JSON"),
+        ("", "not_json", "body is not JSON"),
+        ('{"a": "\udcff"}', "not_utf8", "not valid UTF-8"),
+        ('{"event": 5}', "bad_envelope", "'event' must be a non-empty string"),
+        ('{"event": ""}', "bad_envelope", "'event' must be a non-empty string"),
+        ('{"event": "connect"}', "bad_envelope", "reserved"),
+        ('{"event": "relay:recovery"}', "bad_envelope", "reserved"),
+        ('{"event": "e", "room": 3}', "bad_envelope", "'room' must be a non-empty string"),
+        ('{"event": "e", "room": ""}', "bad_envelope", "'room' must be a non-empty string"),
+        ('{"event": "e", "room": "relay:all"}', "bad_envelope", "not starting with 'relay:'"),
+        ('{"event": "e", "namespace": "admin"}', "bad_envelope", "starting with '/'"),
+        ("[" * 100_000 + "]" * 100_000, "too_deep", "nested too deeply"),
+        ("[" * 101 + "]" * 101, "too_deep", "more than 100 levels"),
+        (sns(None), "bad_sns", "without a string 'Message'"),
+        (sns("not json"), "not_json", "SNS Message is not JSON"),
     ],
 )
-def test_a_body_that_can_never_be_delivered_says_why(body: str, reason: str) -> None:
+def test_a_body_that_can_never_be_delivered_says_why(body: str, code: str, reason: str) -> None:
     with pytest.raises(DecodeError) as caught:
-        parse(body)
+        parse(body, max_bytes=10**6)
+    assert caught.value.code == code
     assert reason in caught.value.reason
+
+
+def test_depth_100_is_fine() -> None:
+    assert parse("[" * 100 + "]" * 100).event == "message"

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
+from shared import counters as c
 from shared.settings import load_settings
 from shared.wire import Delivery
 from worker.consumer import Worker
@@ -22,22 +23,43 @@ def message(n: int, body: Any = None) -> dict[str, Any]:
     }
 
 
+DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:events-dlq"
+DLQ_URL = "http://127.0.0.1:9324/123456789012/events-dlq"
+
+
 class FakeSqs:
     def __init__(
-        self, batches: list[list[dict[str, Any]]], stop: threading.Event, *, down_first: int = 0
+        self,
+        batches: list[list[dict[str, Any]]],
+        stop: threading.Event,
+        *,
+        down_first: int = 0,
+        redrive: bool = True,
     ):
         self._batches = list(batches)
         self._stop = stop
         self._down = down_first
+        self._redrive = redrive
         self.deleted: list[str] = []
         self.released: list[str] = []
+        self.dead: list[dict[str, Any]] = []
         self.receives = 0
 
     def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
         if self._down:
             self._down -= 1
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
-        return {"Attributes": {}}
+        policy = json.dumps({"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5})
+        return {"Attributes": {"RedrivePolicy": policy} if self._redrive else {}}
+
+    def get_queue_url(self, QueueName: str, QueueOwnerAWSAccountId: str) -> dict[str, Any]:
+        assert (QueueName, QueueOwnerAWSAccountId) == ("events-dlq", "123456789012")
+        return {"QueueUrl": DLQ_URL}
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        assert kwargs["QueueUrl"] == DLQ_URL
+        self.dead.append(kwargs)
+        return {"MessageId": "dlq-1"}
 
     def receive_message(self, **kwargs: Any) -> dict[str, Any]:
         self.receives += 1
@@ -90,7 +112,9 @@ def test_deletes_exactly_what_the_server_confirmed_and_returns_the_rest() -> Non
     assert [d.message_id for d in handoff.batches[0]] == ["m0", "m1", "m2"]
     assert sqs.deleted == ["r0", "r2"]
     assert sqs.released == ["r1"]
-    assert (worker.received, worker.deleted, worker.returned) == (3, 2, 1)
+    assert worker.counters.summary((c.RECEIVED, c.DELIVERED, c.RETURNED)) == (
+        "received=3 delivered=2 returned=1"
+    )
 
 
 def test_parses_the_envelope_and_keeps_the_sent_timestamp() -> None:
@@ -105,13 +129,32 @@ def test_parses_the_envelope_and_keeps_the_sent_timestamp() -> None:
     assert delivery.sent_ms == 1_700_000_000_000
 
 
-def test_an_undeliverable_body_is_logged_and_left_for_the_dead_letter_queue(caplog: Any) -> None:
+def test_an_undeliverable_body_goes_to_the_dead_letter_queue_with_its_reason(caplog: Any) -> None:
     handoff = FakeHandoff()
-    worker, sqs = run([[message(0, "not json"), message(1)]], handoff)
+    bad = message(0, "not json") | {
+        "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}
+    }
+    worker, sqs = run([[bad, message(1)]], handoff)
     assert [d.message_id for d in handoff.batches[0]] == ["m1"]
-    assert sqs.deleted == ["r1"] and sqs.released == []
-    assert worker.undeliverable == 1
-    assert "Message m0 cannot be delivered (receive #1): body is not JSON" in caplog.text
+    [moved] = sqs.dead
+    assert moved["MessageBody"] == "not json"
+    attributes = {k: v["StringValue"] for k, v in moved["MessageAttributes"].items()}
+    assert attributes["k"] == "v"
+    assert attributes["relay_error_code"] == "not_json"
+    assert attributes["relay_error_reason"].startswith("body is not JSON")
+    assert attributes["relay_source_message_id"] == "m0"
+    assert sqs.deleted == ["r1", "r0"] and sqs.released == []
+    assert worker.counters.get(c.DEAD_LETTERED, "not_json") == 1
+    assert caplog.text.count("Dead-lettered message m0 (not_json): body is not JSON") == 1
+
+
+def test_without_a_dead_letter_queue_a_bad_body_stays_on_the_queue(caplog: Any) -> None:
+    handoff = FakeHandoff()
+    worker, sqs = run([[message(0, "not json"), message(1)]], handoff, redrive=False)
+    assert sqs.deleted == ["r1"] and sqs.dead == []
+    assert worker.counters.total(c.DEAD_LETTERED) == 0
+    assert "has no redrive policy and SQS_DLQ_URL is unset" in caplog.text
+    assert "Message m0 cannot be delivered (not_json, receive #1)" in caplog.text
 
 
 def test_waits_for_the_queue_then_consumes(caplog: Any) -> None:

@@ -1,0 +1,92 @@
+"""Moves undeliverable messages to the dead-letter queue, with the reason attached.
+
+Why not leave them to the queue's redrive policy? Redrive moves a message only after
+`maxReceiveCount` receives, each one a visibility timeout apart, so a bad message costs
+minutes and is logged once per receive; and redrive cannot say why. Moving it at once, with
+the reason in message attributes, is what an operator needs. The redrive policy stays the
+backstop for messages the worker never gets to judge (a worker that crashes on one, say).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.envelope import DecodeError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
+
+#: SQS allows 10 message attributes; the relay adds these three.
+REASON_ATTRIBUTES = ("relay_error_code", "relay_error_reason", "relay_source_message_id")
+_MAX_ATTRIBUTES = 10
+_MAX_REASON_CHARS = 1000
+
+
+class DeadLetters:
+    """The dead-letter queue of one source queue.
+
+    >>> dead = DeadLetters(sqs=sqs, queue_url=url, dlq_url=None)
+    >>> dead.resolve()              # finds the DLQ in the queue's redrive policy
+    >>> dead.move(message, error)   # True once the copy is in the DLQ: delete the original
+    """
+
+    def __init__(self, *, sqs: SQSClient, queue_url: str, dlq_url: str | None) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self.url = dlq_url
+
+    def resolve(self) -> None:
+        """Find the DLQ from the queue's redrive policy unless `SQS_DLQ_URL` named one."""
+        if self.url:
+            logger.info("Dead-letter queue: %s (SQS_DLQ_URL)", self.url)
+            return
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["RedrivePolicy"]
+        ).get("Attributes", {})
+        policy = attributes.get("RedrivePolicy")
+        if not policy:
+            logger.warning(
+                "Queue %s has no redrive policy and SQS_DLQ_URL is unset: undeliverable messages "
+                "stay on the queue and are retried until its retention period ends",
+                self._queue_url,
+            )
+            return
+        arn = json.loads(policy)["deadLetterTargetArn"]
+        _arn, _aws, _sqs, _region, account, name = arn.split(":", 5)
+        self.url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+            "QueueUrl"
+        ]
+        logger.info("Dead-letter queue: %s (from the redrive policy)", self.url)
+
+    def move(self, message: dict[str, Any], error: DecodeError) -> bool:
+        """Copy `message` to the DLQ with the reason; False if there is none or the copy failed
+        (then the message stays where it is, and the redrive policy is the backstop)."""
+        if not self.url:
+            return False
+        attributes = dict(list(message.get("MessageAttributes", {}).items())[: _MAX_ATTRIBUTES - 3])
+        attributes.update(
+            relay_error_code={"DataType": "String", "StringValue": error.code},
+            relay_error_reason={
+                "DataType": "String",
+                "StringValue": error.reason[:_MAX_REASON_CHARS],
+            },
+            relay_source_message_id={"DataType": "String", "StringValue": message["MessageId"]},
+        )
+        try:
+            self._sqs.send_message(
+                QueueUrl=self.url, MessageBody=message["Body"], MessageAttributes=attributes
+            )
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning(
+                "Could not move message %s to the dead-letter queue (%s); it stays on the queue",
+                message["MessageId"],
+                exc,
+            )
+            return False
+        return True
