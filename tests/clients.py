@@ -11,8 +11,10 @@ import socketio
 class RecordingClient:
     """An `AsyncClient` that records every event it receives, in order."""
 
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, *, reconnection: bool = False) -> None:
+        self.sio = socketio.AsyncClient(
+            reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1
+        )
         self.events: list[tuple[str, Any]] = []
         self._changed = asyncio.Event()
 
@@ -51,4 +53,8 @@ class RecordingClient:
         await self.sio.disconnect()
 
     def ids(self) -> list[str]:
-        return [payload["id"] for _event, payload in self.events]
+        """MessageIds of the relayed events received (not the relay's own events)."""
+        return [p["id"] for e, p in self.events if not e.startswith("relay:")]
+
+    def of(self, event: str) -> list[Any]:
+        return [payload for e, payload in self.events if e == event]

@@ -3,6 +3,7 @@ stop in teardown, keep the logs for the failure report."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -92,6 +93,20 @@ class Stack:
         from shared.settings import load_settings
 
         return load_settings({"SQS_QUEUE_URL": self.queue_url, **self.extra})
+
+    def sqs_client(self) -> Any:
+        from shared.sqs import make_sqs_client
+
+        return make_sqs_client(self.settings())
+
+    async def wait_counter(self, name: str, value: int, timeout_s: float = 60) -> None:
+        """Wait (without blocking the event loop) until the server's counter reaches `value`."""
+        await asyncio.to_thread(
+            wait_until,
+            lambda: healthz(self.base_url)["counters"].get(name, 0) >= value,
+            timeout_s=timeout_s,
+            what=f"server counter {name} >= {value}",
+        )
 
 
 class Process:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -10,37 +9,8 @@ import pytest
 
 from shared.sqs import make_sqs_client
 from tests.clients import RecordingClient
+from tests.integration.helpers import send, wait_queue_empty
 from tests.processes import Processes, Stack, healthz, wait_until
-
-
-def queue_depth(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
-def send(sqs: Any, queue_url: str, bodies: list[Any]) -> list[str]:
-    ids = []
-    for start in range(0, len(bodies), 10):
-        chunk = bodies[start : start + 10]
-        response = sqs.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(n), "MessageBody": json.dumps(b)} for n, b in enumerate(chunk)],
-        )
-        assert not response.get("Failed"), response["Failed"]
-        ids += [
-            entry["MessageId"]
-            for entry in sorted(response["Successful"], key=lambda e: int(e["Id"]))
-        ]
-    return ids
-
-
-def wait_queue_empty(sqs: Any, queue_url: str) -> None:
-    wait_until(lambda: queue_depth(sqs, queue_url) == 0, timeout_s=30, what="an empty queue")
 
 
 async def test_messages_arrive_with_event_and_data_and_queue_ends_empty(
