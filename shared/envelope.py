@@ -16,6 +16,7 @@ Envelope(event='message', data=[1, 2], room=None, namespace='/')
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,33 @@ def _loads(text: str, what: str) -> Any:
         raise DecodeError("too_deep", f"{what} is JSON nested too deeply to decode") from None
     if _depth_over(value, MAX_DEPTH):
         raise DecodeError("too_deep", f"{what} is JSON nested more than {MAX_DEPTH} levels deep")
+    # A \uD800-\uDFFF escape that is not half of a pair decodes to a string no UTF-8 encoder
+    # (and no client) accepts; only look closer when the text has such an escape at all.
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise DecodeError(
+            "not_utf8", f"{what} has a \\u escape of an unpaired surrogate (not valid UTF-8)"
+        )
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _depth_over(value: Any, limit: int) -> bool:

@@ -57,6 +57,8 @@ def test_a_body_at_the_size_limit_passes_and_one_byte_more_does_not() -> None:
         ("not json", "not_json", "body is not JSON"),
         ("", "not_json", "body is not JSON"),
         ('{"a": "\udcff"}', "not_utf8", "not valid UTF-8"),
+        ('{"a": "\\udcff"}', "not_utf8", "unpaired surrogate"),
+        ('{"\\ud800": 1}', "not_utf8", "unpaired surrogate"),
         ('{"event": 5}', "bad_envelope", "'event' must be a non-empty string"),
         ('{"event": ""}', "bad_envelope", "'event' must be a non-empty string"),
         ('{"event": "connect"}', "bad_envelope", "reserved"),
@@ -76,6 +78,10 @@ def test_a_body_that_can_never_be_delivered_says_why(body: str, code: str, reaso
         parse(body, max_bytes=10**6)
     assert caught.value.code == code
     assert reason in caught.value.reason
+
+
+def test_an_escaped_surrogate_pair_is_fine() -> None:
+    assert parse('"\\ud83d\\ude00"').data == "\U0001f600"
 
 
 def test_depth_100_is_fine() -> None:

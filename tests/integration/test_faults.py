@@ -1,0 +1,263 @@
+"""Guarantees 1, 2, 4, 5 and 6 on real processes: kill, starve and stop things mid-stream.
+
+Each test is bounded in message count and time and stops by itself. The counts each one saw
+are printed (run with -s) for the issue notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.clients import RecordingClient
+from tests.integration.helpers import attributes, send_async, wait_queue_empty_async
+from tests.processes import Process, Processes, Stack, healthz, wait_until
+
+FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
+
+
+def rss_kib(process: Process) -> int:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def wait_log(process: Process, text: str, timeout_s: float = 30, after: int = 0) -> None:
+    await asyncio.to_thread(
+        wait_until,
+        lambda: text in process.log()[after:],
+        timeout_s=timeout_s,
+        what=f"{process.name} to log {text!r}",
+    )
+
+
+def report(name: str, **figures: object) -> None:
+    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+async def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given three workers and a short visibility timeout
+    stack.extra.update(FAST_REDELIVERY)
+    processes.sqs(stack)
+    processes.server(stack)
+    workers = [processes.worker(stack, name=f"worker{n}") for n in range(3)]
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = stack.sqs_client()
+
+    # When 1,000 messages flow and one worker is killed with SIGKILL part-way
+    sending = asyncio.create_task(
+        send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(1000)])
+    )
+    await client.wait_for(250, timeout_s=120)
+    workers[0].popen.send_signal(signal.SIGKILL)
+    ids = await sending
+
+    # Then every message arrives, none twice, and the queue ends empty
+    await client.wait_for(1000, timeout_s=180)
+    await wait_queue_empty_async(sqs, stack.queue_url, timeout_s=120)
+    await client.call("join", "barrier")
+    counts = Counter(client.ids())
+    report(
+        "worker killed",
+        sent=len(ids),
+        delivered=len(counts),
+        lost=len(set(ids) - set(counts)),
+        duplicated=sum(c - 1 for c in counts.values()),
+        server_dropped_duplicates=healthz(stack.base_url)["counters"].get("duplicate_dropped", 0),
+    )
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1
+    await client.close()
+
+
+async def test_a_server_killed_and_restarted_loses_nothing(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a server, a worker and a client that reconnects by itself
+    stack.extra.update(FAST_REDELIVERY)
+    processes.sqs(stack)
+    server = processes.server(stack)
+    processes.worker(stack)
+    client = await RecordingClient(reconnection=True).connect(stack.base_url)
+    sqs = stack.sqs_client()
+
+    # When the server is killed with SIGKILL mid-stream and started again
+    sending = asyncio.create_task(
+        send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(300)])
+    )
+    await client.wait_for(60, timeout_s=60)
+    server.popen.send_signal(signal.SIGKILL)
+    server.popen.wait(10)
+    before = set(client.ids())
+    await asyncio.to_thread(processes.server, stack)
+    epoch = healthz(stack.base_url)["epoch"]
+    ids = await sending
+
+    # Then the client reconnects by itself, and everything the new server emitted (replayed
+    # from its start: offset 0 of its epoch) plus what came before covers every message
+    await asyncio.to_thread(
+        wait_until, lambda: client.sio.connected, timeout_s=30, what="the client to reconnect"
+    )
+    await wait_queue_empty_async(sqs, stack.queue_url, timeout_s=120)
+    after = await RecordingClient().connect(
+        stack.base_url, auth={"since": {"epoch": epoch, "offset": 0}}
+    )
+    [recovery] = await asyncio.wait_for(_recovery(after), 10)
+    assert recovery["recovered"] is True
+    seen = before | set(after.ids())
+    report(
+        "server killed",
+        sent=len(ids),
+        delivered=len(seen & set(ids)),
+        lost=len(set(ids) - seen),
+        emitted_twice_across_the_restart=len(before & set(after.ids())),
+    )
+    assert seen == set(ids)
+    await client.close()
+    await after.close()
+
+
+async def _recovery(client: RecordingClient) -> list[dict[str, object]]:
+    while not client.of("relay:recovery"):
+        await client.wait_for(len(client.events) + 1)
+    return client.of("relay:recovery")
+
+
+async def test_without_a_server_workers_stop_receiving_and_memory_stays_flat(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a running relay whose server is then killed
+    processes.sqs(stack)
+    server = processes.server(stack)
+    workers = [processes.worker(stack, name=f"worker{n}") for n in range(2)]
+    sqs = stack.sqs_client()
+    for worker in workers:
+        await wait_log(worker, "is ready")
+    marks = [len(w.log()) for w in workers]
+    server.popen.send_signal(signal.SIGKILL)
+    server.popen.wait(10)
+
+    # When 40 messages arrive while no server listens
+    ids = await send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(40)])
+    for worker, mark in zip(workers, marks, strict=True):
+        await wait_log(worker, "Waiting for server(s)", after=mark)
+
+    # Then for 30 s the workers take nothing: all 40 wait in SQS, none in flight, and the
+    # workers' memory does not grow
+    rss_before = [rss_kib(w) for w in workers]
+    pause = threading.Event()
+    deadline = time.monotonic() + 30
+    samples = 0
+    while time.monotonic() < deadline:
+        assert attributes(sqs, stack.queue_url) == {"visible": 40, "invisible": 0}
+        samples += 1
+        await asyncio.to_thread(pause.wait, 0.5)  # sampling interval, not synchronisation
+    growth = [rss_kib(w) - before for w, before in zip(workers, rss_before, strict=True)]
+    report("backpressure", samples=samples, rss_growth_kib=growth)
+    assert max(growth) < 5 * 1024
+
+    # And when the server returns, everything is delivered
+    processes.server(stack)
+    client = await RecordingClient().connect(stack.base_url)
+    await client.wait_for(40, timeout_s=60)
+    await wait_queue_empty_async(sqs, stack.queue_url)
+    assert sorted(client.ids()) == sorted(ids)
+    await client.close()
+
+
+async def test_workers_started_before_the_server_lose_nothing(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given workers that start while no server exists yet
+    processes.sqs(stack)
+    workers = [processes.worker(stack, name=f"worker{n}") for n in range(2)]
+    for worker in workers:
+        await wait_log(worker, "Waiting for server(s)")
+    sqs = stack.sqs_client()
+    ids = await send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(30)])
+    assert attributes(sqs, stack.queue_url)["invisible"] == 0  # nobody took them
+
+    # When the server and a client come up
+    processes.server(stack)
+    client = await RecordingClient().connect(stack.base_url)
+
+    # Then all arrive, once
+    await client.wait_for(30)
+    await wait_queue_empty_async(sqs, stack.queue_url)
+    await client.call("join", "barrier")
+    assert sorted(client.ids()) == sorted(ids)
+    await client.close()
+
+
+async def test_sigterm_under_load_drains_within_five_seconds_and_loses_nothing(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given two workers with the default 20-second long poll, under load
+    stack.extra.update(FAST_REDELIVERY)
+    processes.sqs(stack)
+    server = processes.server(stack)
+    workers = [processes.worker(stack, name=f"worker{n}", SQS_WAIT_S="20") for n in range(2)]
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = stack.sqs_client()
+    sending = asyncio.create_task(
+        send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(400)])
+    )
+    await client.wait_for(100, timeout_s=60)
+
+    # When server and workers get SIGTERM at once, as honcho sends it
+    started = time.monotonic()
+    for process in (server, *workers):
+        process.send_signal(signal.SIGTERM)
+    stopped = []
+    for process in (server, *workers):
+        code, _ = await asyncio.to_thread(process.stop, signal.SIGTERM, 5)
+        stopped.append((code, time.monotonic() - started))  # since the common SIGTERM
+    before = Counter(client.ids())
+    ids = await sending
+
+    # Then each exited by itself within honcho's 5 s
+    report(
+        "drain",
+        exit_codes=[code for code, _s in stopped],
+        seconds=[round(s, 2) for _c, s in stopped],
+        delivered_before_stop=len(before),
+    )
+    assert [code for code, _s in stopped] == [0, 0, 0]
+    returned = sum(_returned_on_shutdown(w.log()) for w in workers)
+
+    # And after a restart every message arrives, none twice
+    processes.server(stack)
+    epoch = healthz(stack.base_url)["epoch"]
+    processes.worker(stack, name="worker-after")
+    await wait_queue_empty_async(sqs, stack.queue_url, timeout_s=120)
+    after = await RecordingClient().connect(
+        stack.base_url, auth={"since": {"epoch": epoch, "offset": 0}}
+    )
+    await asyncio.wait_for(_recovery(after), 10)
+    counts = before + Counter(after.ids())
+    report(
+        "drain",
+        sent=len(ids),
+        delivered=len(set(counts) & set(ids)),
+        lost=len(set(ids) - set(counts)),
+        duplicated=sum(c - 1 for c in counts.values()),
+        returned_on_shutdown=returned,
+    )
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1
+    await client.close()
+    await after.close()
+
+
+def _returned_on_shutdown(log: str) -> int:
+    for line in log.splitlines():
+        if "Stopped worker:" in line:
+            return int(line.split("returned_on_shutdown=")[1].split()[0])
+    raise AssertionError(f"no shutdown summary in:\n{log}")
