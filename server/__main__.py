@@ -45,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        print(f"server: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

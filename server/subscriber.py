@@ -17,12 +17,14 @@ from typing import Any
 import socketio
 import zmq
 import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
 
 from server.dedup import RecentIds
 from server.replay import ReplayBuffer
 from shared import counters as c
 from shared import wire
 from shared.counters import Counters
+from shared.curve import AllowedKeys, configure_server
 from shared.settings import Settings
 from shared.wire import Delivery, WireError
 
@@ -67,6 +69,7 @@ class Subscriber:
         self._workers = RecentIds(1024)
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._authenticator: AsyncioAuthenticator | None = None
         self.running = False
 
     @property
@@ -76,6 +79,18 @@ class Subscriber:
     def bind(self) -> None:
         sock = self._context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
+        if configure_server(sock, self._settings):
+            # ZAP: only the listed worker keys get in. The authenticator lives as long as
+            # the socket.
+            self._authenticator = AsyncioAuthenticator(self._context)
+            self._authenticator.start()
+            self._authenticator.configure_curve_callback(
+                domain="*", credentials_provider=AllowedKeys(self._settings.zmq_curve_client_keys)
+            )
+            logger.info(
+                "ZeroMQ CURVE on: %d worker key(s) allowed",
+                len(self._settings.zmq_curve_client_keys),
+            )
         try:
             sock.bind(self._settings.zmq_bind)
         except zmq.ZMQError as exc:
@@ -122,6 +137,8 @@ class Subscriber:
                 )
         self._socket.close(linger=0)
         self._socket = None
+        if self._authenticator is not None:
+            self._authenticator.stop()
         logger.info("ZeroMQ subscriber stopped: %s", self.counters.summary(_SUMMARY))
 
     async def _handle(self, frames: list[bytes]) -> None:
@@ -159,35 +176,35 @@ class Subscriber:
         return confirmed
 
     async def _emit_one(self, delivery: Delivery) -> bool:
+        """Emit to each target room (a stream each, with its own offset); True if all went."""
         envelope = delivery.envelope
-        stream = (envelope.namespace, envelope.room)
-        async with self._replay.lock:
-            offset = self._replay.next_offset(stream)
-            payload = client_payload(delivery, offset, self._replay.epoch)
-            try:
-                await self._sio.emit(
-                    envelope.event,
-                    payload,
-                    to=target_room(envelope.room),
-                    namespace=envelope.namespace,
-                )
-            except Exception:
-                self.counters.inc(c.EMIT_FAILED)
-                logger.exception(
-                    "Emit of %s failed; not confirmed, SQS will redeliver it", delivery.message_id
-                )
-                return False
-            size = len(json.dumps(payload["data"])) + 200  # + the fixed keys, roughly
-            self._replay.append(stream, offset, envelope.event, payload, size)
+        for room in envelope.rooms:
+            stream = (envelope.namespace, room)
+            async with self._replay.lock:
+                offset = self._replay.next_offset(stream)
+                payload = client_payload(delivery, room, offset, self._replay.epoch)
+                try:
+                    await self._sio.emit(
+                        envelope.event, payload, to=target_room(room), namespace=envelope.namespace
+                    )
+                except Exception:
+                    self.counters.inc(c.EMIT_FAILED)
+                    logger.exception(
+                        "Emit of %s failed; not confirmed, SQS will redeliver it",
+                        delivery.message_id,
+                    )
+                    return False
+                size = len(json.dumps(payload["data"])) + 200  # + the fixed keys, roughly
+                self._replay.append(stream, offset, envelope.event, payload, size)
         return True
 
 
-def client_payload(delivery: Delivery, offset: int, epoch: str) -> dict[str, Any]:
+def client_payload(delivery: Delivery, room: str | None, offset: int, epoch: str) -> dict[str, Any]:
     """The one argument every client event carries (documented in the README)."""
     return {
         "id": delivery.message_id,
         "data": delivery.envelope.data,
-        "room": delivery.envelope.room,
+        "room": room,
         "offset": offset,
         "epoch": epoch,
         "sent_ms": delivery.sent_ms,

@@ -18,7 +18,11 @@ EMITTED = "emitted"  # server: emitted to clients
 DUPLICATE_DROPPED = "duplicate_dropped"  # server: a MessageId it had already emitted
 EMIT_FAILED = "emit_failed"  # server: emit raised; not confirmed, SQS redelivers
 REPLAYED = "replayed"  # server: events re-sent to a reconnecting client
-RECOVERY_FAILED = "recovery_failed"  # server: a client's offset was out of the window, by reason
+RECOVERY_FAILED = "recovery_failed"  # server: a client's offset was out of the window
+CONNECT_REFUSED = "connect_refused"  # server: a client's token was refused
+JOIN_REFUSED = "join_refused"  # server: a room the client's token does not allow
+CLIENT_EVENT_RELAYED = "client_event_relayed"  # server: a client event passed on
+CLIENT_EVENT_REFUSED = "client_event_refused"  # server: not allowed, too big, or over the rate
 
 NAMES = (
     RECEIVED,
@@ -31,6 +35,10 @@ NAMES = (
     EMIT_FAILED,
     REPLAYED,
     RECOVERY_FAILED,
+    CONNECT_REFUSED,
+    JOIN_REFUSED,
+    CLIENT_EVENT_RELAYED,
+    CLIENT_EVENT_REFUSED,
 )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,8 @@ class DecodeError(ValueError):
     """The body can never become an event (logged, counted, dead-lettered).
 
     ``code`` is one of ``not_utf8``, ``too_large``, ``not_json``, ``too_deep``, ``bad_sns``,
-    ``bad_envelope``; ``reason`` is the sentence for people.
+    ``bad_envelope``, ``bad_attributes``, ``routing_conflict``; ``reason`` is the sentence
+    for people.
     """
 
     def __init__(self, code: str, reason: str) -> None:
@@ -51,25 +53,40 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
+#: A room list longer than this is refused: each room is its own emit and replay stream.
+MAX_ROOMS = 100
+
+#: The SQS (and SNS) message attributes that may carry routing, for producers that send raw
+#: payloads. A `room` attribute of type ``String.Array`` holds a JSON array of rooms.
+ROUTING_ATTRIBUTES = ("event", "room", "namespace")
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """What to emit: event name, JSON data, optional room, Socket.IO namespace."""
+    """What to emit: event name, JSON data, room(s), Socket.IO namespace.
+
+    ``room`` is None (every client of the namespace), one room, or a tuple of rooms (a JSON
+    list in the body becomes a tuple).
+    """
 
     event: str
     data: Any
-    room: str | None = None
+    room: str | tuple[str, ...] | None = None
     namespace: str = "/"
 
     def __post_init__(self) -> None:
         _check_event(self.event)
-        if self.room is not None and (
-            not isinstance(self.room, str) or not self.room or self.room.startswith(RESERVED_PREFIX)
-        ):
-            raise DecodeError(
-                "bad_envelope",
-                "envelope field 'room' must be a non-empty string not starting with "
-                f"{RESERVED_PREFIX!r}, or null; got {self.room!r:.80}",
-            )
+        if isinstance(self.room, list | tuple):
+            object.__setattr__(self, "room", tuple(self.room))
+            if not self.room or len(self.room) > MAX_ROOMS:
+                raise DecodeError(
+                    "bad_envelope",
+                    f"a room list must have 1 to {MAX_ROOMS} rooms, got {len(self.room)}",
+                )
+            for room in self.room:
+                _check_room(room)
+        elif self.room is not None:
+            _check_room(self.room)
         if not isinstance(self.namespace, str) or not self.namespace.startswith("/"):
             raise DecodeError(
                 "bad_envelope",
@@ -77,9 +94,27 @@ class Envelope:
                 f"got {self.namespace!r:.80}",
             )
 
+    @property
+    def rooms(self) -> tuple[str | None, ...]:
+        """The emit targets: each room, or ``(None,)`` for every client of the namespace."""
+        if self.room is None or isinstance(self.room, str):
+            return (self.room,)
+        return self.room
 
-def parse_body(body: str, *, default_event: str, max_bytes: int = SQS_MAX_BYTES) -> Envelope:
-    """Turn an SQS message body into an :class:`Envelope`, or raise :class:`DecodeError`."""
+
+def parse_body(
+    body: str,
+    *,
+    default_event: str,
+    max_bytes: int = SQS_MAX_BYTES,
+    attributes: Mapping[str, Any] | None = None,
+) -> Envelope:
+    """Turn an SQS message body into an :class:`Envelope`, or raise :class:`DecodeError`.
+
+    `attributes` are the message's routing attributes (see :func:`sqs_attributes`). They
+    route a body that is not an envelope. When the body is an envelope as well, they must
+    agree with it: a disagreement is refused (``routing_conflict``) rather than guessed.
+    """
     try:
         size = len(body.encode("utf-8"))
     except UnicodeEncodeError as exc:
@@ -88,6 +123,7 @@ def parse_body(body: str, *, default_event: str, max_bytes: int = SQS_MAX_BYTES)
         ) from None
     if size > max_bytes:
         raise DecodeError("too_large", f"body is {size} bytes, over the limit of {max_bytes}")
+    routing = dict(attributes or {})
     value = _loads(body, "body")
     if isinstance(value, dict) and value.get("Type") == "Notification" and "TopicArn" in value:
         message = value.get("Message")
@@ -95,15 +131,82 @@ def parse_body(body: str, *, default_event: str, max_bytes: int = SQS_MAX_BYTES)
             raise DecodeError(
                 "bad_sns", "SNS notification without a string 'Message' (raw delivery off?)"
             )
+        # The SNS message's own attributes route it; the SQS message's, if any, win.
+        routing = sns_attributes(value.get("MessageAttributes")) | routing
         value = _loads(message, "SNS Message")
     if isinstance(value, dict) and "event" in value and value.keys() <= ENVELOPE_KEYS:
-        return Envelope(
+        envelope = Envelope(
             event=value["event"],
             data=value.get("data"),
             room=value.get("room"),
             namespace=value.get("namespace", "/"),
         )
-    return Envelope(event=default_event, data=value)
+        for name in ROUTING_ATTRIBUTES:
+            if name in routing and _normal(name, routing[name]) != getattr(envelope, name):
+                raise DecodeError(
+                    "routing_conflict",
+                    f"message attribute {name}={routing[name]!r:.80} disagrees with the "
+                    f"envelope's {name}={getattr(envelope, name)!r:.80}",
+                )
+        return envelope
+    return Envelope(
+        event=routing.get("event", default_event),
+        data=value,
+        room=routing.get("room"),
+        namespace=routing.get("namespace", "/"),
+    )
+
+
+def sqs_attributes(message_attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The routing attributes of an SQS message's ``MessageAttributes``."""
+    return _attributes(message_attributes, type_key="DataType", value_key="StringValue")
+
+
+def sns_attributes(message_attributes: Any) -> dict[str, Any]:
+    """The routing attributes of an SNS notification's ``MessageAttributes``."""
+    return _attributes(message_attributes, type_key="Type", value_key="Value")
+
+
+def _attributes(raw: Any, *, type_key: str, value_key: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise DecodeError("bad_attributes", "message attributes must be an object")
+    routing: dict[str, Any] = {}
+    for name in ROUTING_ATTRIBUTES:
+        if name not in raw:
+            continue
+        attribute = raw[name]
+        kind = attribute.get(type_key, "") if isinstance(attribute, Mapping) else ""
+        value = attribute.get(value_key) if isinstance(attribute, Mapping) else None
+        if not isinstance(value, str) or not str(kind).startswith("String"):
+            raise DecodeError(
+                "bad_attributes",
+                f"message attribute {name!r} must be a String, got {attribute!r:.80}",
+            )
+        if name == "room" and kind == "String.Array":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise DecodeError(
+                    "bad_attributes",
+                    f"room attribute of type String.Array is not a JSON array: {value!r:.80}",
+                ) from None
+        routing[name] = value
+    return routing
+
+
+def _normal(name: str, value: Any) -> Any:
+    return tuple(value) if name == "room" and isinstance(value, list) else value
+
+
+def _check_room(room: object) -> None:
+    if not isinstance(room, str) or not room or room.startswith(RESERVED_PREFIX):
+        raise DecodeError(
+            "bad_envelope",
+            f"a room must be a non-empty string not starting with {RESERVED_PREFIX!r}; "
+            f"got {room!r:.80}",
+        )
 
 
 def _loads(text: str, what: str) -> Any:

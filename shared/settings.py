@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.envelope import SQS_MAX_BYTES
@@ -94,6 +94,38 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, ge=0, le=4 * 1024**3, description="replayable bytes kept in all"
     )
 
+    # --- Security -----------------------------------------------------------------------------
+    auth: Literal["jwt", "none"] = Field("jwt", description="client authentication on connect")
+    jwt_secret: SecretStr | None = Field(None, description="HS256 secret, at least 32 chars")
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key (RS256/ES256), or a path to a PEM file"
+    )
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="accepted algorithms; empty: HS256, or RS256,ES256"
+    )
+    jwt_audience: str | None = Field(None, description="required 'aud' claim, if set")
+    jwt_issuer: str | None = Field(None, description="required 'iss' claim, if set")
+    jwt_leeway_s: float = Field(30.0, ge=0, le=600, description="clock skew allowed on exp/nbf")
+    jwt_rooms_claim: str = Field("rooms", min_length=1, description="claim listing room patterns")
+    demo_tokens: bool | None = Field(
+        None, description="serve /demo/token to anyone; unset: only with the local emulator"
+    )
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="browser origins allowed; empty: same origin only"
+    )
+    client_events: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["item_removed"], description="client events relayed to others"
+    )
+    client_event_max_bytes: int = Field(16_384, ge=1, le=1_048_576)
+    client_event_rate: float = Field(10.0, gt=0, le=10_000, description="per connection, per s")
+    client_event_burst: int = Field(20, ge=1, le=100_000)
+    zmq_curve_server_secret: SecretStr | None = Field(None, description="server's CURVE secret")
+    zmq_curve_server_public: str | None = Field(None, description="server's CURVE public key")
+    zmq_curve_client_secret: SecretStr | None = Field(None, description="worker's CURVE secret")
+    zmq_curve_client_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="workers' public keys the server accepts"
+    )
+
     # --- Processes ---------------------------------------------------------------------------
     shutdown_timeout_s: float = Field(
         4.0, gt=0, le=60, description="graceful-stop budget; honcho SIGKILLs after 5 s"
@@ -105,12 +137,32 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("aws_endpoint_url_sqs", "aws_default_region", "sqs_dlq_url", mode="before")
+    @field_validator(
+        "aws_endpoint_url_sqs",
+        "aws_default_region",
+        "sqs_dlq_url",
+        "jwt_secret",
+        "jwt_public_key",
+        "jwt_audience",
+        "jwt_issuer",
+        "demo_tokens",
+        "zmq_curve_server_secret",
+        "zmq_curve_server_public",
+        "zmq_curve_client_secret",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("zmq_connect", mode="before")
+    @field_validator(
+        "zmq_connect",
+        "jwt_algorithms",
+        "cors_allowed_origins",
+        "client_events",
+        "zmq_curve_client_keys",
+        mode="before",
+    )
     @classmethod
     def _split_endpoints(cls, value: object) -> object:
         if isinstance(value, str):
@@ -134,6 +186,33 @@ class Settings(BaseSettings):
             raise ValueError(f"must name a queue (…/ACCOUNT_ID/QUEUE_NAME), got {value!r}")
         return value
 
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (RFC 7518 wants 256 bits for HS256)")
+        return value
+
+    @field_validator(
+        "zmq_curve_server_secret",
+        "zmq_curve_client_secret",
+        "zmq_curve_server_public",
+    )
+    @classmethod
+    def _z85_key(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None and len(text) != 40:
+            raise ValueError("must be a 40-character Z85 CURVE key (python -m server.keys)")
+        return value
+
+    @field_validator("zmq_curve_client_keys")
+    @classmethod
+    def _z85_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if len(key) != 40:
+                raise ValueError(f"{key!r:.20} is not a 40-character Z85 CURVE public key")
+        return value
+
     @field_validator("zmq_bind")
     @classmethod
     def _zmq_endpoint(cls, value: str) -> str:
@@ -148,6 +227,18 @@ class Settings(BaseSettings):
         return value
 
     # --- Derived values ----------------------------------------------------------------------
+    @property
+    def demo_tokens_on(self) -> bool:
+        """/demo/token is served only when asked for, or by default with the local emulator."""
+        return self.queue_is_local if self.demo_tokens is None else self.demo_tokens
+
+    @property
+    def zmq_bind_is_local(self) -> bool:
+        transport, _, rest = self.zmq_bind.partition("://")
+        if transport != "tcp":
+            return True  # ipc:// and inproc:// never leave the machine
+        return _is_loopback(rest.rsplit(":", 1)[0].strip("[]"))
+
     @property
     def worker_endpoints(self) -> list[str]:
         """The ZeroMQ endpoints a worker feeds: `ZMQ_CONNECT`, or the server's `ZMQ_BIND`."""
@@ -232,6 +323,8 @@ def _explain(exc: ValidationError) -> str:
         field = ".".join(str(part) for part in error["loc"]) or "settings"
         value = error.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        if "secret" in field:
+            shown = ""  # never echo a secret into a log
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{field.upper()}{shown}: {message}")
     return "invalid setting" + ("s" if len(lines) > 1 else "") + ": " + "; ".join(lines)

@@ -7,6 +7,8 @@ from typing import Any
 
 import socketio
 
+from tests.tokens import token
+
 
 class RecordingClient:
     """An `AsyncClient` that records every event it receives, in order."""
@@ -23,8 +25,18 @@ class RecordingClient:
             self.events.append((event, payload))
             self._changed.set()
 
-    async def connect(self, url: str, **kwargs: Any) -> RecordingClient:
-        await self.sio.connect(url, wait_timeout=10, **kwargs)
+    async def connect(
+        self,
+        url: str,
+        *,
+        auth: dict[str, Any] | None = None,
+        rooms: list[str] | None = None,
+        **kwargs: Any,
+    ) -> RecordingClient:
+        """Connect with a valid token for `rooms` (default: any), plus whatever `auth` adds."""
+        await self.sio.connect(
+            url, auth={"token": token(rooms)} | (auth or {}), wait_timeout=10, **kwargs
+        )
         return self
 
     async def wait_for(self, count: int, timeout_s: float = 30) -> list[tuple[str, Any]]:

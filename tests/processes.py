@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.tokens import TEST_SECRET
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 #: Settings that must not leak from the developer's shell or .env into a test's processes.
 _OURS = {
+    "AUTH", "JWT_SECRET", "JWT_PUBLIC_KEY", "DEMO_TOKENS", "CLIENT_EVENTS",
     "SQS_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION",
     "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN", "ZMQ_BIND", "ZMQ_CONNECT", "PORT", "HOST",
@@ -84,6 +87,7 @@ class Stack:
             PORT=str(self.http_port),
             SQS_WAIT_S="2",
             LOG_LEVEL="INFO",
+            JWT_SECRET=TEST_SECRET,
         )
         env.update(self.extra)
         env.update(overrides)

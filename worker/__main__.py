@@ -12,6 +12,7 @@ import time
 
 import zmq
 
+from shared.curve import configure_client
 from shared.logs import configure_logging
 from shared.settings import SettingsError, load_settings
 from shared.sqs import make_sqs_client
@@ -53,9 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     context = zmq.Context()
-    handoff = Handoff(
-        endpoints=settings.worker_endpoints, ack_timeout_s=settings.ack_timeout_s, context=context
-    )
+    try:
+        handoff = Handoff(
+            endpoints=settings.worker_endpoints,
+            ack_timeout_s=settings.ack_timeout_s,
+            context=context,
+            configure=lambda sock: configure_client(sock, settings),
+        )
+    except SettingsError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
     worker = Worker(
         settings=settings, sqs=make_sqs_client(settings), handoff=handoff, stop=stop, name="worker"
     )

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import counters as c
 from shared.counters import Counters
-from shared.envelope import DecodeError, parse_body
+from shared.envelope import DecodeError, parse_body, sqs_attributes
 from shared.settings import Settings
 from shared.wire import Delivery
 from worker.deadletter import DeadLetters
@@ -145,6 +145,7 @@ class Worker:
                     message["Body"],
                     default_event=self._settings.default_event,
                     max_bytes=self._settings.max_message_bytes,
+                    attributes=sqs_attributes(message.get("MessageAttributes")),
                 )
             except DecodeError as exc:
                 if self._dead.move(message, exc):

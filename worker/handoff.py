@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import zmq
@@ -42,6 +42,7 @@ class Handoff:
         endpoints: Iterable[str],
         ack_timeout_s: float,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        configure: Callable[[zmq.Socket[bytes]], object] | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._ack_timeout_s = ack_timeout_s
@@ -51,6 +52,8 @@ class Handoff:
             sock = self._context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
+            if configure is not None:
+                configure(sock)  # CURVE keys, for one
             sock.connect(endpoint)
             self._sockets[sock] = endpoint
             self._poller.register(sock, zmq.POLLIN)
