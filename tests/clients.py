@@ -20,10 +20,12 @@ class RecordingClient:
         self.events: list[tuple[str, Any]] = []
         self._changed = asyncio.Event()
 
-        @self.sio.on("*")
-        async def record(event: str, payload: Any = None) -> None:
+        async def record(event: str, namespace: str, payload: Any = None) -> None:
             self.events.append((event, payload))
             self._changed.set()
+
+        # every event of every namespace: the handler gets (event, namespace, payload)
+        self.sio.on("*", handler=record, namespace="*")
 
     async def connect(
         self,

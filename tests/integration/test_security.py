@@ -1,0 +1,256 @@
+"""Authentication, room authorisation, client events, ZeroMQ exposure and CORS, on real
+processes (issue: security). Each attack or bad input has its own case."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+import zmq
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.clients import RecordingClient
+from tests.integration.helpers import attributes, send
+from tests.processes import PYTHON, ROOT, Processes, Stack, wait_until
+from tests.tokens import token
+
+
+async def refused(url: str, auth: Any, **kwargs: Any) -> str:
+    """Connect and expect a refusal; return the reason the server gave."""
+    client = socketio.AsyncClient(reconnection=False)
+    reasons: list[Any] = []
+    client.on("connect_error", handler=reasons.append)
+    with pytest.raises(socketio.exceptions.ConnectionError) as caught:
+        await client.connect(url, auth=auth, wait_timeout=10, **kwargs)
+    await client.disconnect()
+    return f"{caught.value} {reasons}"
+
+
+@pytest.mark.parametrize(
+    ("case", "auth", "reason"),
+    [
+        ("no auth payload", None, "authentication required"),
+        ("no token", {"since": {}}, "authentication required"),
+        ("not a JWT", {"token": "not-a-jwt"}, "invalid token"),
+        ("expired", {"token": token(exp=int(time.time()) - 3600)}, "token expired"),
+        ("wrong secret", {"token": token(secret="x" * 40)}, "signature does not verify"),
+        ("no exp claim", {"token": token(exp=None)}, "no 'exp' claim"),
+        ("no sub claim", {"token": token(sub=None)}, "no 'sub' claim"),
+        ("wrong audience", {"token": token(aud="someone-else")}, "audience"),
+        ("rooms claim not a list", {"token": token(rooms="shop")}, "must be a list of strings"),
+    ],
+)
+async def test_a_bad_or_missing_token_is_refused_with_a_reason(
+    processes: Processes, stack: Stack, case: str, auth: Any, reason: str
+) -> None:
+    processes.server(stack, JWT_AUDIENCE="relay" if case == "wrong audience" else "")
+    assert reason in await refused(stack.base_url, auth), case
+    # and a good token still gets in
+    good = {"token": token(aud="relay" if case == "wrong audience" else None)}
+    client = await RecordingClient().connect(stack.base_url, auth=good)
+    await client.close()
+
+
+async def test_an_es256_public_key_verifies_tokens_and_a_forged_hs256_one_is_refused(
+    processes: Processes, stack: Stack, tmp_path: Path
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "public.pem").write_bytes(pem)
+    processes.server(
+        stack, JWT_SECRET="", JWT_PUBLIC_KEY=str(tmp_path / "public.pem"), DEMO_TOKENS="false"
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    import jwt
+
+    good = jwt.encode(
+        {"sub": "u", "exp": int(time.time()) + 60, "rooms": ["*"]}, private, algorithm="ES256"
+    )
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(stack.base_url, auth={"token": good}, wait_timeout=10)
+    await client.disconnect()
+    # the classic algorithm-confusion forgery: HS256 "signed" with the public key itself
+    forged = hs256_by_hand({"sub": "u", "exp": int(time.time()) + 60, "rooms": ["*"]}, pem)
+    assert "algorithm" in await refused(stack.base_url, {"token": forged})
+
+
+def hs256_by_hand(claims: dict[str, Any], key: bytes) -> str:
+    # PyJWT refuses to sign HS256 with a PEM key, so an attacker's token is built by hand.
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(claims).encode())
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(signature)
+
+
+async def test_rooms_are_limited_to_the_tokens_patterns(processes: Processes, stack: Stack) -> None:
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    client = await RecordingClient().connect(stack.base_url, rooms=["orders:*", "shop"])
+    assert (await client.call("join", "orders:42"))["ok"] is True
+    assert (await client.call("join", "shop"))["ok"] is True
+    for room in ("admin", "shop2", "orders", "relay:all"):
+        answer = await client.call("join", room)
+        assert answer["ok"] is False, room
+    # a message for a room it could not join does not reach it
+    sqs = stack.sqs_client()
+    send(
+        sqs,
+        stack.queue_url,
+        [
+            {"event": "e", "data": 1, "room": "admin"},
+            {"event": "e", "data": 2, "room": "orders:42"},
+        ],
+    )
+    await stack.wait_counter("emitted", 2)
+    await client.call("join", "shop")  # barrier
+    assert [p["data"] for _e, p in client.events] == [2]
+    await client.close()
+
+
+async def test_auth_none_lets_everyone_in_and_says_so(processes: Processes, stack: Stack) -> None:
+    server = processes.server(stack, AUTH="none")
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(stack.base_url, wait_timeout=10)
+    assert (await client.call("join", "anything"))["ok"] is True
+    await client.disconnect()
+    assert "AUTH=none: every client may connect" in server.log()
+
+
+async def test_client_events_are_allow_listed_bounded_rate_limited_and_skip_the_sender(
+    processes: Processes, stack: Stack
+) -> None:
+    processes.server(stack, CLIENT_EVENT_BURST="5", CLIENT_EVENT_RATE="0.5")
+    sender = await RecordingClient().connect(stack.base_url)
+    same_room = await RecordingClient().connect(stack.base_url)
+    other_room = await RecordingClient().connect(stack.base_url)
+    for client, room in ((sender, "shop"), (same_room, "shop"), (other_room, "elsewhere")):
+        assert (await client.call("join", room))["ok"]
+
+    # an allowed event goes to the sender's rooms, not back to the sender, not elsewhere
+    assert await sender.call("item_removed", {"id": 7}) == {"ok": True, "relayed_to": ["shop"]}
+    await same_room.wait_for(1)
+    assert same_room.events == [
+        ("item_removed", {"data": {"id": 7}, "from": sender.sio.get_sid("/")})
+    ]
+
+    # anything else is answered with an error and relayed nowhere
+    answers = [
+        await sender.call("item_added", {"id": 1}),  # not on the allow-list
+        await sender.call("relay:recovery", {}),  # the relay's own event
+        await sender.call("item_removed", "x" * 20_000),  # over CLIENT_EVENT_MAX_BYTES
+    ]
+    assert [a["ok"] for a in answers] == [False, False, False]
+    assert "not allowed" in answers[0]["error"] and "not allowed" in answers[1]["error"]
+    assert "over CLIENT_EVENT_MAX_BYTES" in answers[2]["error"]
+
+    # a flood: the burst of 5 (one already used) passes, the rest is refused
+    flood = [await sender.call("item_removed", {"n": n}) for n in range(10)]
+    assert [a["ok"] for a in flood].count(True) == 4
+    assert "rate limit" in flood[-1]["error"]
+    await same_room.wait_for(5)
+    await other_room.call("join", "elsewhere")  # barrier
+    assert other_room.events == [] and sender.events == []
+    for client in (sender, same_room, other_room):
+        await client.close()
+
+
+def run_server(stack: Stack, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "server"],
+        env=stack.env(**env),
+        cwd=ROOT.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ZMQ_BIND": "tcp://0.0.0.0:{port}"}, "ZMQ_BIND=tcp://0.0.0.0:"),
+        (
+            {"SQS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q", "JWT_SECRET": ""},
+            "AUTH=jwt needs JWT_SECRET",
+        ),
+        ({"JWT_SECRET": "short"}, "JWT_SECRET: must be at least 32 characters"),
+        ({"ZMQ_CURVE_SERVER_SECRET": "x" * 40}, "ZMQ_CURVE_CLIENT_KEYS is empty"),
+        (
+            {
+                "JWT_ALGORITHMS": "HS256",
+                "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----",
+                "JWT_SECRET": "",
+                "DEMO_TOKENS": "0",
+            },
+            "HS* algorithm",
+        ),
+    ],
+)
+def test_unsafe_settings_stop_the_server_at_start(
+    stack: Stack, env: dict[str, str], message: str
+) -> None:
+    result = run_server(stack, **{k: v.format(port=stack.zmq_port) for k, v in env.items()})
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "JWT_SECRET='" not in result.stderr  # a secret is never echoed
+
+
+async def test_curve_lets_in_the_listed_worker_key_only(processes: Processes, stack: Stack) -> None:
+    server_public, server_secret = (k.decode() for k in zmq.curve_keypair())
+    good_public, good_secret = (k.decode() for k in zmq.curve_keypair())
+    _bad_public, bad_secret = (k.decode() for k in zmq.curve_keypair())
+    processes.sqs(stack)
+    processes.server(
+        stack, ZMQ_CURVE_SERVER_SECRET=server_secret, ZMQ_CURVE_CLIENT_KEYS=good_public
+    )
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = stack.sqs_client()
+
+    # a worker with an unlisted key (and one with no keys at all) never gets an answer...
+    curve = {"ZMQ_CURVE_SERVER_PUBLIC": server_public}
+    intruder = processes.worker(stack, name="bad-key", ZMQ_CURVE_CLIENT_SECRET=bad_secret, **curve)
+    plain = processes.worker(stack, name="no-key")
+    ids = send(sqs, stack.queue_url, [{"event": "e", "data": n} for n in range(5)])
+    for worker in (intruder, plain):
+        wait_until(
+            lambda w=worker: "Waiting for server(s)" in w.log(), timeout_s=30, what="waiting"
+        )
+    assert attributes(sqs, stack.queue_url) == {"visible": 5, "invisible": 0}
+    # ...while the listed one delivers
+    processes.worker(stack, name="good-key", ZMQ_CURVE_CLIENT_SECRET=good_secret, **curve)
+    await client.wait_for(5)
+    assert sorted(client.ids()) == sorted(ids)
+    assert "is ready" not in intruder.log() and "is ready" not in plain.log()
+    await client.close()
+
+
+async def test_cors_is_same_origin_unless_configured(processes: Processes, stack: Stack) -> None:
+    processes.server(stack)
+    evil = {"Origin": "http://evil.example"}
+    await refused(stack.base_url, {"token": token()}, headers=evil)
+    same = await RecordingClient().connect(stack.base_url, headers={"Origin": stack.base_url})
+    await same.close()
+
+
+async def test_cors_allows_a_configured_origin(processes: Processes, stack: Stack) -> None:
+    processes.server(stack, CORS_ALLOWED_ORIGINS="http://app.example")
+    client = await RecordingClient().connect(
+        stack.base_url, headers={"Origin": "http://app.example"}
+    )
+    await client.close()

@@ -1,0 +1,129 @@
+"""Property tests: whatever a producer or a client sends, the answer is a value or a clear,
+typed error, never an unhandled exception."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.handlers import _client_event_error, _room_and_since, _room_error
+from server.replay import RecoveryFailed, ReplayBuffer
+from shared.envelope import DecodeError, Envelope, parse_body, sns_attributes, sqs_attributes
+from shared.settings import load_settings
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+envelope_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "event": json_values,
+        "data": json_values,
+        "room": json_values | st.lists(st.text(max_size=5), max_size=3),
+        "namespace": json_values,
+    },
+)
+attribute = st.fixed_dictionaries(
+    {},
+    optional={
+        "DataType": st.sampled_from(["String", "String.Array", "Number", "Binary", ""]) | st.text(),
+        "StringValue": st.text() | st.integers(),
+        "Type": st.sampled_from(["String", "String.Array"]),
+        "Value": st.text(),
+    },
+)
+attributes = st.dictionaries(st.sampled_from(["event", "room", "namespace", "other"]), attribute)
+
+
+def check(body: str, routing: Any = None) -> None:
+    try:
+        envelope = parse_body(body, default_event="message", max_bytes=10_000, attributes=routing)
+    except DecodeError as exc:
+        assert exc.code and exc.reason
+    else:
+        assert isinstance(envelope, Envelope)
+        json.dumps(envelope.data)  # whatever passes can be emitted
+
+
+@settings(max_examples=300)
+@given(st.text())
+def test_any_text_body(body: str) -> None:
+    check(body)
+
+
+@settings(max_examples=300)
+@given(envelope_like | json_values)
+def test_any_json_body(value: Any) -> None:
+    check(json.dumps(value))
+
+
+@settings(max_examples=200)
+@given(envelope_like, attributes)
+def test_any_envelope_with_any_attributes(value: Any, raw: dict[str, Any]) -> None:
+    try:
+        routing = sqs_attributes(raw)
+    except DecodeError:
+        return
+    check(json.dumps(value), routing)
+
+
+@settings(max_examples=200)
+@given(
+    json_values,
+    st.one_of(
+        st.none(), json_values, st.dictionaries(st.sampled_from(["event", "room"]), json_values)
+    ),
+)
+def test_any_sns_wrapper(message: Any, sns_attrs: Any) -> None:
+    wrapper = {
+        "Type": "Notification",
+        "TopicArn": "arn",
+        "Message": message,
+        "MessageAttributes": sns_attrs,
+    }
+    check(json.dumps(wrapper))
+    with contextlib.suppress(DecodeError):
+        sns_attributes(sns_attrs)
+
+
+SETTINGS = load_settings({})
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=30) | st.sampled_from(["item_removed", "connect", "relay:x"]), json_values)
+def test_any_client_event(event: str, data: Any) -> None:
+    error = _client_event_error(event, data, frozenset(SETTINGS.client_events), SETTINGS)
+    assert error is None or isinstance(error, str)
+    if event != "item_removed":
+        assert error is not None
+
+
+@settings(max_examples=300)
+@given(json_values | envelope_like)
+def test_any_join_request(request: Any) -> None:
+    room, _since = _room_and_since(request)
+    error = _room_error(room)
+    assert error is None or isinstance(error, str)
+    if error is None:
+        assert isinstance(room, str) and room and not room.startswith("relay:")
+
+
+@settings(max_examples=300)
+@given(json_values, json_values)
+def test_any_resume_position(epoch: Any, offset: Any) -> None:
+    replay = ReplayBuffer(window_s=60, max_events=10, max_bytes=1000)
+    replay.append(("/", None), 1, "e", {}, 10)
+    try:
+        entries = replay.since(("/", None), epoch, offset)
+    except RecoveryFailed as exc:
+        assert exc.reason
+    else:
+        assert epoch == replay.epoch and all(e.offset > offset for e in entries)
