@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import socket
 import sys
@@ -10,8 +11,11 @@ import sys
 import uvicorn
 
 from server.app import RelayApp, create_app
+from server.assets import AssetError, ensure_client_bundle
 from shared.logs import configure_logging
 from shared.settings import SettingsError, load_settings
+
+logger = logging.getLogger("server")
 
 
 class RelayServer(uvicorn.Server):
@@ -44,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"server: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        ensure_client_bundle()
+    except AssetError as exc:
+        logger.warning("The demo page will not connect: %s (run: python -m server.assets)", exc)
     try:
         app = create_app(settings)
     except SettingsError as exc:

@@ -1,29 +1,39 @@
-"""The ASGI application: Socket.IO at /socket.io/, the page at /, /healthz.
+"""The ASGI application: Socket.IO at /socket.io/, the demo page at /, /healthz, /readyz,
+/metrics, and the demo endpoints.
 
-`create_app(settings)` builds everything; the ZeroMQ subscriber task lives in the lifespan,
-so it starts and stops with uvicorn.
+`create_app(settings)` builds everything; the ZeroMQ subscriber task and the event-loop lag
+probe live in the lifespan, so they start and stop with uvicorn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import socketio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from server.auth import DEMO_TOKEN_TTL_S, Authenticator
 from server.handlers import register_handlers
+from server.metrics import ServerMetrics
 from server.replay import ReplayBuffer
 from server.subscriber import Subscriber
 from shared.counters import Counters
 from shared.curve import check_exposure
+from shared.envelope import DecodeError, Envelope
 from shared.settings import Settings
+from shared.sqs import make_sqs_client
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +48,37 @@ class RelayApp(socketio.ASGIApp):  # type: ignore[misc]
     counters: Counters
 
 
+class DemoSender:
+    """`POST /demo/send`: puts a test event on the queue, so the page can show the whole
+    path (SQS, worker, ZeroMQ, server, browser). boto3 blocks, so it runs in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @cached_property
+    def _sqs(self) -> Any:
+        return make_sqs_client(self._settings)
+
+    async def send(self, request: Request) -> Response:
+        try:
+            form = await request.json()
+            envelope = Envelope(
+                event=form.get("event") or "demo",
+                data=form.get("data"),
+                room=form.get("room") or None,
+            )
+        except (ValueError, AttributeError) as exc:
+            reason = exc.reason if isinstance(exc, DecodeError) else "body must be a JSON object"
+            return JSONResponse({"error": reason}, status_code=400)
+        body = {"event": envelope.event, "data": envelope.data, "room": envelope.room}
+        response = await asyncio.to_thread(
+            self._sqs.send_message,
+            QueueUrl=self._settings.sqs_queue_url,
+            MessageBody=json.dumps(body),
+        )
+        return JSONResponse({"MessageId": response["MessageId"]})
+
+
 def create_app(settings: Settings) -> RelayApp:
     """The whole ASGI app: Socket.IO in front, Starlette for plain HTTP and the lifespan.
 
@@ -46,6 +87,7 @@ def create_app(settings: Settings) -> RelayApp:
     check_exposure(settings)
     auth = Authenticator.from_settings(settings)
     counters = Counters()
+    metrics = ServerMetrics(counters)
     sio = socketio.AsyncServer(
         async_mode="asgi",
         namespaces="*",
@@ -59,27 +101,37 @@ def create_app(settings: Settings) -> RelayApp:
         max_events=settings.replay_max_events,
         max_bytes=settings.replay_max_bytes,
     )
-    register_handlers(sio, settings=settings, auth=auth, replay=replay, counters=counters)
-    subscriber = Subscriber(sio=sio, settings=settings, replay=replay, counters=counters)
+    connections = register_handlers(
+        sio, settings=settings, auth=auth, replay=replay, counters=counters
+    )
+    subscriber = Subscriber(
+        sio=sio, settings=settings, replay=replay, counters=counters, metrics=metrics
+    )
+    metrics.track(metrics.connected_clients, connections)
+    metrics.track(metrics.workers_connected, lambda: subscriber.workers_connected)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         subscriber.bind()  # a taken endpoint fails start-up, and uvicorn exits with code 3
         subscriber.start()
+        probe = asyncio.create_task(metrics.probe_loop_lag(), name="loop-lag-probe")
         logger.info("Replay epoch %s", replay.epoch)
         try:
             yield
         finally:
             await subscriber.close()
+            probe.cancel()
 
     async def index(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
     async def healthz(_request: Request) -> Response:
+        """Alive: the process answers. Also shows the counters, for people."""
         return JSONResponse(
             {
                 "status": "ok",
                 "subscriber": subscriber.running,
+                "workers_connected": subscriber.workers_connected,
                 "epoch": replay.epoch,
                 "counters": {
                     f"{name}[{reason}]" if reason else name: value
@@ -88,19 +140,39 @@ def create_app(settings: Settings) -> RelayApp:
             }
         )
 
+    async def readyz(_request: Request) -> Response:
+        """Ready: the subscriber runs and at least one worker is connected over ZeroMQ."""
+        problems = []
+        if not subscriber.running:
+            problems.append("the ZeroMQ subscriber is not running")
+        if subscriber.workers_connected < 1:
+            problems.append(f"no worker is connected to {settings.zmq_bind}")
+        body = {
+            "ready": not problems,
+            "problems": problems,
+            "workers_connected": subscriber.workers_connected,
+        }
+        return JSONResponse(body, status_code=503 if problems else 200)
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     async def demo_token(_request: Request) -> Response:
-        if not auth.demo:
-            return JSONResponse({"error": "demo tokens are off (DEMO_TOKENS)"}, status_code=404)
         return JSONResponse({"token": auth.demo_token(), "expires_in": DEMO_TOKEN_TTL_S})
 
-    web = Starlette(
-        routes=[
-            Route("/", index),
-            Route("/healthz", healthz),
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    if settings.demo_on:
+        routes += [
             Route("/demo/token", demo_token),
-        ],
-        lifespan=lifespan,
-    )
+            Route("/demo/send", DemoSender(settings).send, methods=["POST"]),
+        ]
+    web = Starlette(routes=routes, lifespan=lifespan)
     app = RelayApp(sio, other_asgi_app=web)
     app.sio, app.subscriber, app.counters = sio, subscriber, counters
     return app

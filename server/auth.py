@@ -91,10 +91,10 @@ class Authenticator:
             raise SettingsError(
                 "invalid settings: JWT_SECRET and JWT_PUBLIC_KEY are both set; set one"
             )
-        demo = settings.demo_tokens_on
+        demo = settings.demo_on
         if demo and public_key:
             raise SettingsError(
-                "invalid settings: DEMO_TOKENS needs JWT_SECRET (or none), not JWT_PUBLIC_KEY: "
+                "invalid settings: DEMO needs JWT_SECRET (or none), not JWT_PUBLIC_KEY: "
                 "the server cannot sign with a public key"
             )
         if not secret and not public_key:
@@ -106,7 +106,7 @@ class Authenticator:
             secret = secrets.token_urlsafe(32)  # this run only: tokens die with the process
         if demo:
             logger.warning(
-                "Issuing demo tokens for any room to anyone at /demo/token (DEMO_TOKENS, on by "
+                "Issuing demo tokens for any room to anyone at /demo/token (DEMO, on by "
                 "default with the local emulator); never in production"
             )
         algorithms = settings.jwt_algorithms or (["RS256", "ES256"] if public_key else ["HS256"])
@@ -164,7 +164,7 @@ class Authenticator:
         return Identity(str(claims["sub"]), tuple(patterns))
 
     def demo_token(self, rooms: list[str] | None = None) -> str:
-        """A token for the demo page (only with DEMO_TOKENS)."""
+        """A token for the demo page (only with DEMO)."""
         if not self.demo or self._signing_key is None:
             raise AuthError("demo tokens are off")
         now = int(time.time())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +63,10 @@ def register_handlers(
     auth: Authenticator,
     replay: ReplayBuffer,
     counters: Counters,
-) -> None:
-    """Attach the handlers for every namespace (the server accepts any, `namespaces='*'`)."""
+) -> Callable[[], int]:
+    """Attach the handlers for every namespace (the server accepts any, `namespaces='*'`).
+
+    Returns a function that counts the connections, for the metrics."""
     clients: dict[tuple[str, str], Client] = {}
     allowed_events = frozenset(settings.client_events)
 
@@ -154,6 +157,7 @@ def register_handlers(
         ("*", client_event),
     ):
         sio.on(event, handler=handler, namespace="*")
+    return lambda: len(clients)
 
 
 def _client_event_error(

@@ -18,8 +18,10 @@ import socketio
 import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
+from zmq.utils.monitor import parse_monitor_message
 
 from server.dedup import RecentIds
+from server.metrics import ServerMetrics
 from server.replay import ReplayBuffer
 from shared import counters as c
 from shared import wire
@@ -57,12 +59,16 @@ class Subscriber:
         settings: Settings,
         replay: ReplayBuffer,
         counters: Counters | None = None,
+        metrics: ServerMetrics | None = None,
         context: zmq.asyncio.Context | None = None,
     ) -> None:
         self._sio = sio
         self._settings = settings
         self._replay = replay
         self.counters = counters or Counters()
+        self._metrics = metrics or ServerMetrics(self.counters)
+        self.workers_connected = 0
+        self._monitor_task: asyncio.Task[None] | None = None
         self._context = context or zmq.asyncio.Context.instance()
         self._socket: zmq.asyncio.Socket | None = None
         self._seen = RecentIds(settings.dedup_window)
@@ -102,7 +108,27 @@ class Subscriber:
         logger.info("ZeroMQ subscriber bound to %s", self._settings.zmq_bind)
 
     def start(self) -> None:
+        assert self._socket is not None, "call bind() first"
         self._task = asyncio.create_task(self.run(), name="zmq-subscriber")
+        monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._monitor_task = asyncio.create_task(self._monitor(monitor), name="zmq-monitor")
+
+    async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
+        """Count worker connections from the socket's own events (for /readyz and /metrics)."""
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())
+                if event["event"] == zmq.EVENT_ACCEPTED:
+                    self.workers_connected += 1
+                elif event["event"] == zmq.EVENT_DISCONNECTED:
+                    self.workers_connected = max(0, self.workers_connected - 1)
+                    logger.info("A worker disconnected (%d connected)", self.workers_connected)
+        except asyncio.CancelledError:
+            raise
+        except zmq.ZMQError:
+            pass  # the socket closed under the monitor: shutting down
+        finally:
+            monitor.close(linger=0)
 
     async def run(self) -> None:
         """Serve until :meth:`close`. A bad message is logged and skipped, never fatal."""
@@ -128,6 +154,7 @@ class Subscriber:
         if self._socket is None:
             return
         self._closing.set()
+        logger.info("Draining: no new batches; finishing the one in hand")
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, self._settings.shutdown_timeout_s)
@@ -135,6 +162,8 @@ class Subscriber:
                 logger.warning(
                     "ZeroMQ subscriber did not stop in %.1f s", self._settings.shutdown_timeout_s
                 )
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
         self._socket.close(linger=0)
         self._socket = None
         if self._authenticator is not None:
@@ -153,6 +182,7 @@ class Subscriber:
                 await self._socket.send_multipart([identity, *wire.encode(wire.PONG)])
             elif kind == wire.DELIVER:
                 batch, deliveries = wire.parse_deliver(body)
+                self._metrics.batch_size.observe(len(deliveries))
                 confirmed = await self.emit(deliveries)
                 await self._socket.send_multipart([identity, *wire.ack(batch, confirmed)])
             else:
@@ -183,6 +213,7 @@ class Subscriber:
             async with self._replay.lock:
                 offset = self._replay.next_offset(stream)
                 payload = client_payload(delivery, room, offset, self._replay.epoch)
+                started = time.perf_counter()
                 try:
                     await self._sio.emit(
                         envelope.event, payload, to=target_room(room), namespace=envelope.namespace
@@ -194,6 +225,11 @@ class Subscriber:
                         delivery.message_id,
                     )
                     return False
+                self._metrics.emit_seconds.observe(time.perf_counter() - started)
+                if delivery.sent_ms is not None:
+                    self._metrics.end_to_end_seconds.observe(
+                        max(0.0, payload["emitted_ms"] - delivery.sent_ms) / 1000
+                    )
                 size = len(json.dumps(payload["data"])) + 200  # + the fixed keys, roughly
                 self._replay.append(stream, offset, envelope.event, payload, size)
         return True

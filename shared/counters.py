@@ -9,37 +9,43 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-RECEIVED = "received"  # worker: taken off SQS
-DELIVERED = "delivered"  # worker: confirmed by every server and deleted
-DEAD_LETTERED = "dead_lettered"  # worker: moved to the dead-letter queue, by reason
-RETURNED = "returned"  # worker: made visible again (not confirmed in time)
-RETURNED_ON_SHUTDOWN = "returned_on_shutdown"  # worker: handed back while stopping
-EMITTED = "emitted"  # server: emitted to clients
-DUPLICATE_DROPPED = "duplicate_dropped"  # server: a MessageId it had already emitted
-EMIT_FAILED = "emit_failed"  # server: emit raised; not confirmed, SQS redelivers
-REPLAYED = "replayed"  # server: events re-sent to a reconnecting client
-RECOVERY_FAILED = "recovery_failed"  # server: a client's offset was out of the window
-CONNECT_REFUSED = "connect_refused"  # server: a client's token was refused
-JOIN_REFUSED = "join_refused"  # server: a room the client's token does not allow
-CLIENT_EVENT_RELAYED = "client_event_relayed"  # server: a client event passed on
-CLIENT_EVENT_REFUSED = "client_event_refused"  # server: not allowed, too big, or over the rate
+RECEIVED = "received"
+DELIVERED = "delivered"
+DEAD_LETTERED = "dead_lettered"
+RETURNED = "returned"
+RETURNED_ON_SHUTDOWN = "returned_on_shutdown"
+EMITTED = "emitted"
+DUPLICATE_DROPPED = "duplicate_dropped"
+EMIT_FAILED = "emit_failed"
+REPLAYED = "replayed"
+RECOVERY_FAILED = "recovery_failed"
+CONNECT_REFUSED = "connect_refused"
+JOIN_REFUSED = "join_refused"
+CLIENT_EVENT_RELAYED = "client_event_relayed"
+CLIENT_EVENT_REFUSED = "client_event_refused"
 
-NAMES = (
-    RECEIVED,
-    DELIVERED,
-    DEAD_LETTERED,
-    RETURNED,
-    RETURNED_ON_SHUTDOWN,
-    EMITTED,
-    DUPLICATE_DROPPED,
-    EMIT_FAILED,
-    REPLAYED,
-    RECOVERY_FAILED,
-    CONNECT_REFUSED,
-    JOIN_REFUSED,
-    CLIENT_EVENT_RELAYED,
-    CLIENT_EVENT_REFUSED,
-)
+#: Every counter and what it counts (also the help text of its Prometheus metric).
+DOCS = {
+    RECEIVED: "Messages the worker received from SQS.",
+    DELIVERED: "Messages every server confirmed, deleted from SQS.",
+    DEAD_LETTERED: "Messages moved to the dead-letter queue, by reason.",
+    RETURNED: "Messages made visible again because no server confirmed them in time.",
+    RETURNED_ON_SHUTDOWN: "Messages handed back to SQS while the worker stopped.",
+    EMITTED: "Messages the server emitted to clients.",
+    DUPLICATE_DROPPED: "Redelivered messages the server had already emitted.",
+    EMIT_FAILED: "Emits that raised; not confirmed, so SQS redelivers them.",
+    REPLAYED: "Events re-sent to clients that resumed after a reconnect.",
+    RECOVERY_FAILED: "Resume requests that could not be served (window, epoch).",
+    CONNECT_REFUSED: "Clients refused at connect (token).",
+    JOIN_REFUSED: "Room joins the client's token does not allow.",
+    CLIENT_EVENT_RELAYED: "Client events relayed to other clients.",
+    CLIENT_EVENT_REFUSED: "Client events refused (not allowed, too big, over the rate).",
+}
+NAMES = tuple(DOCS)
+#: Counters that carry a reason label.
+LABELLED = frozenset({DEAD_LETTERED})
+WORKER_NAMES = (RECEIVED, DELIVERED, DEAD_LETTERED, RETURNED, RETURNED_ON_SHUTDOWN)
+SERVER_NAMES = tuple(name for name in NAMES if name not in WORKER_NAMES)
 
 
 class Counters:

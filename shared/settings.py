@@ -107,9 +107,13 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, description="required 'iss' claim, if set")
     jwt_leeway_s: float = Field(30.0, ge=0, le=600, description="clock skew allowed on exp/nbf")
     jwt_rooms_claim: str = Field("rooms", min_length=1, description="claim listing room patterns")
-    demo_tokens: bool | None = Field(
-        None, description="serve /demo/token to anyone; unset: only with the local emulator"
+    demo: bool | None = Field(
+        None, description="serve /demo/token and /demo/send; unset: only with the local emulator"
     )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="worker: serve /metrics on this port (honcho: $PORT)"
+    )
+    log_format: Literal["text", "json"] = Field("text", description="text, or one JSON per line")
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="browser origins allowed; empty: same origin only"
     )
@@ -145,7 +149,8 @@ class Settings(BaseSettings):
         "jwt_public_key",
         "jwt_audience",
         "jwt_issuer",
-        "demo_tokens",
+        "demo",
+        "metrics_port",
         "zmq_curve_server_secret",
         "zmq_curve_server_public",
         "zmq_curve_client_secret",
@@ -228,9 +233,9 @@ class Settings(BaseSettings):
 
     # --- Derived values ----------------------------------------------------------------------
     @property
-    def demo_tokens_on(self) -> bool:
-        """/demo/token is served only when asked for, or by default with the local emulator."""
-        return self.queue_is_local if self.demo_tokens is None else self.demo_tokens
+    def demo_on(self) -> bool:
+        """The demo endpoints are served when asked for, or by default with the local emulator."""
+        return self.queue_is_local if self.demo is None else self.demo
 
     @property
     def zmq_bind_is_local(self) -> bool:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"sqs_emulator: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
     url = urlsplit(settings.sqs_queue_url)

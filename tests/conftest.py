@@ -7,6 +7,8 @@ import pytest
 from tests.processes import Processes, Stack
 
 _PROCESSES = pytest.StashKey[Processes]()
+#: The outcome of each phase of a test, for fixtures that act on failure (screenshots).
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 @pytest.fixture
@@ -29,6 +31,7 @@ def processes(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
     group = item.stash.get(_PROCESSES, None)
     if group is not None and report.failed and group.started:
         report.sections.append(("process logs", group.report()))

@@ -27,7 +27,7 @@ PYTHON = sys.executable
 
 #: Settings that must not leak from the developer's shell or .env into a test's processes.
 _OURS = {
-    "AUTH", "JWT_SECRET", "JWT_PUBLIC_KEY", "DEMO_TOKENS", "CLIENT_EVENTS",
+    "AUTH", "JWT_SECRET", "JWT_PUBLIC_KEY", "DEMO", "CLIENT_EVENTS",
     "SQS_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION",
     "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN", "ZMQ_BIND", "ZMQ_CONNECT", "PORT", "HOST",

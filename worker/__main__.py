@@ -11,15 +11,37 @@ import threading
 import time
 
 import zmq
+from prometheus_client import Gauge, start_http_server
 
+from shared.counters import WORKER_NAMES
 from shared.curve import configure_client
 from shared.logs import configure_logging
-from shared.settings import SettingsError, load_settings
+from shared.metrics import registry_for
+from shared.settings import Settings, SettingsError, load_settings
 from shared.sqs import make_sqs_client
 from worker.consumer import Worker
 from worker.handoff import Handoff
 
 logger = logging.getLogger("worker")
+
+
+def serve_metrics(worker: Worker, settings: Settings) -> None:
+    """Each worker serves its own /metrics: the Prometheus way (scrape every process), and a
+    worker's figures stay visible while no server is up, when they matter most."""
+    registry = registry_for(worker.counters, WORKER_NAMES)
+    in_flight = Gauge(
+        "relay_worker_in_flight_messages",
+        "Messages handed to the server(s) over ZeroMQ, not yet confirmed.",
+        registry=registry,
+    )
+    in_flight.set_function(lambda: worker.in_flight)
+    assert settings.metrics_port is not None
+    try:
+        start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+    except OSError as exc:
+        logger.warning("No metrics endpoint: METRICS_PORT=%d: %s", settings.metrics_port, exc)
+        return
+    logger.info("Metrics at http://%s:%d/metrics", settings.host, settings.metrics_port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     stop = threading.Event()
 
@@ -67,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(
         settings=settings, sqs=make_sqs_client(settings), handoff=handoff, stop=stop, name="worker"
     )
+    if settings.metrics_port is not None:
+        serve_metrics(worker, settings)
+    else:
+        logger.info("No metrics endpoint (METRICS_PORT unset)")
     # The loop runs in a thread so that this (main) thread stays free for signals: a blocking
     # 20-second long poll in the main thread would delay the stop flag by as much.
     thread = threading.Thread(target=worker.run, name="worker", daemon=True)

@@ -60,6 +60,7 @@ class Worker:
         self._stop = stop
         self._name = name
         self.counters = counters or Counters()
+        self.in_flight = 0  # messages handed off and not yet confirmed (the hand-off's depth)
         self._dead = DeadLetters(
             sqs=sqs, queue_url=settings.sqs_queue_url, dlq_url=settings.sqs_dlq_url
         )
@@ -175,7 +176,11 @@ class Worker:
                 )
             )
             by_id[message["MessageId"]] = message
-        confirmed = self._handoff.deliver(deliveries, self._stop)
+        self.in_flight = len(deliveries)
+        try:
+            confirmed = self._handoff.deliver(deliveries, self._stop)
+        finally:
+            self.in_flight = 0
         done = [m for i, m in by_id.items() if i in confirmed]
         self._delete(done + dead)
         self.counters.inc(c.DELIVERED, len(done))

@@ -69,7 +69,7 @@ async def test_an_es256_public_key_verifies_tokens_and_a_forged_hs256_one_is_ref
     )
     (tmp_path / "public.pem").write_bytes(pem)
     processes.server(
-        stack, JWT_SECRET="", JWT_PUBLIC_KEY=str(tmp_path / "public.pem"), DEMO_TOKENS="false"
+        stack, JWT_SECRET="", JWT_PUBLIC_KEY=str(tmp_path / "public.pem"), DEMO="false"
     )
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -196,7 +196,7 @@ def run_server(stack: Stack, **env: str) -> subprocess.CompletedProcess[str]:
                 "JWT_ALGORITHMS": "HS256",
                 "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----",
                 "JWT_SECRET": "",
-                "DEMO_TOKENS": "0",
+                "DEMO": "0",
             },
             "HS* algorithm",
         ),

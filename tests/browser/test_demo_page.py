@@ -1,0 +1,139 @@
+"""The demo page in a real headless Chromium (Debian's, driven by Playwright), against real
+processes: emulator, worker, server. A screenshot of each page is saved to test-artifacts/
+when a test fails."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.conftest import REPORTS
+from tests.processes import ROOT, Processes, Stack
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+# As the machine notes say: headless, no sandbox as root, and none of Chromium's background
+# traffic (this machine has no network beyond the package registries).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: .ci/run installs Debian's chromium package")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def open_page(
+    browser: Browser, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[[str], Awaitable[Page]]]:
+    """Opens pages; on failure, screenshots each into test-artifacts/<test>-<n>.png."""
+    pages: list[Page] = []
+
+    async def open_(url: str) -> Page:
+        page = await browser.new_page()
+        await page.goto(url)
+        pages.append(page)
+        return page
+
+    yield open_
+    report = request.node.stash.get(REPORTS, {}).get("call")
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for n, page in enumerate(pages):
+            path = ARTIFACTS / f"{request.node.name}-{n}.png"
+            await page.screenshot(path=str(path), full_page=True)
+            print(f"screenshot: {path}")
+
+
+@pytest.fixture
+def relay(processes: Processes, stack: Stack) -> Stack:
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    return stack
+
+
+async def connected(page: Page) -> None:
+    await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+
+
+async def test_an_event_sent_from_the_form_is_listed(
+    relay: Stack, open_page: Callable[[str], Awaitable[Page]]
+) -> None:
+    # Given the page, connected
+    page = await open_page(relay.base_url)
+    await connected(page)
+
+    # When the form sends an event through SQS
+    await page.fill("#send-event", "hello")
+    await page.fill("#send-data", '{"from": "the form"}')
+    await page.click("#send-button")
+
+    # Then it is listed, with its MessageId, offset and data
+    await expect(page.locator("#sent")).to_contain_text("sent ")
+    message_id = (await page.locator("#sent").inner_text()).removeprefix("sent ")
+    row = page.locator("#events tr", has_text=message_id)
+    await expect(row).to_have_count(1)
+    await expect(row.locator("td").nth(0)).to_have_text("hello")
+    await expect(row.locator("td").nth(3)).to_have_text("1")
+    await expect(row.locator("td.data")).to_have_text('{"from":"the form"}')
+    await expect(row.locator("td").nth(5)).to_contain_text(" ms")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "demo-page.png"), full_page=True)
+
+
+async def test_an_item_removed_on_one_page_disappears_on_the_other(
+    relay: Stack, open_page: Callable[[str], Awaitable[Page]]
+) -> None:
+    # Given two open pages
+    first, second = await open_page(relay.base_url), await open_page(relay.base_url)
+    await connected(first)
+    await connected(second)
+
+    # When one adds an item (item_added goes through SQS to both)
+    await first.fill("#item-name", "apples")
+    await first.click("#item-add")
+    for page in (first, second):
+        await expect(page.locator("#items li", has_text="apples")).to_have_count(1)
+
+    # And removes it there
+    await first.locator("#items li", has_text="apples").get_by_role("button").click()
+
+    # Then it disappears on the other page too (the relayed item_removed)
+    await expect(first.locator("#items li")).to_have_count(0)
+    await expect(second.locator("#items li")).to_have_count(0)
+
+
+async def test_a_page_in_a_room_sees_its_rooms_events_only(
+    relay: Stack, open_page: Callable[[str], Awaitable[Page]]
+) -> None:
+    page = await open_page(relay.base_url)
+    await connected(page)
+    await page.fill("#room", "red")
+    await page.click("#join-button")
+    await expect(page.locator("#rooms")).to_have_text("red")
+
+    for room, data in (("blue", '"for blue"'), ("red", '"for red"'), ("", '"for all"')):
+        await page.fill("#send-room", room)
+        await page.fill("#send-data", data)
+        await page.click("#send-button")
+    await expect(page.locator("#events tr")).to_have_count(2)
+    texts = await page.locator("#events td.data").all_inner_texts()
+    assert sorted(texts) == ['"for all"', '"for red"']
