@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 PACKAGE = "socket.io-client"
 VERSION = "4.8.1"
 #: npm's integrity for socket.io-client-4.8.1.tgz (`npm view socket.io-client@4.8.1 dist.integrity`)
-INTEGRITY = "sha512-hJVXfu3E28NmzGk8o1sHhN3om52tRvwYeidbj7xKy2eIIse5IoKX3USlS6Tqt3BHAtflLIkCQBkzVrEEfWUyYQ=="
+INTEGRITY = "sha512-hJVXfu3E28NmzGk8o1sHhN3om52tRvwYeidbj7xKy2eIIse5IoKX3USlS6Tqt3BHAtflLIkCQBkzVrEEfWUyYQ=="  # noqa: E501
 BUNDLE = "package/dist/socket.io.min.js"
 VENDOR = Path(__file__).parent / "static" / "vendor"
 TARGET = VENDOR / f"socket.io-{VERSION}.min.js"
