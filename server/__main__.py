@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     server.run()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit
     # uvicorn returns normally even when start-up failed; say so with its exit code.
     return 0 if server.started else 3
 

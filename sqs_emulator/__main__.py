@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     while not stopping:  # the handler only records the signal (no locks in a handler)
         time.sleep(0.2)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)  # exiting already; a second signal changes nothing
     logger.info("Stopping SQS emulator; queued messages are discarded")
     server.stop()
     logger.info("Stopped")

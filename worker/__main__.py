@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     while thread.is_alive() and not stop.is_set():
         time.sleep(0.2)
     thread.join(settings.shutdown_timeout_s)
+    # From here on the process is only exiting: a second SIGTERM (honcho's, after a terminal's
+    # SIGINT) must not turn a clean exit into "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if thread.is_alive():
         logger.warning(
             "A long poll was still open after %.1f s; exiting without it (anything it receives "
