@@ -19,7 +19,7 @@ logger = logging.getLogger("server")
 
 
 class RelayServer(uvicorn.Server):
-    """uvicorn's server, but the ZeroMQ subscriber stops before client connections close.
+    """uvicorn's server, but consuming stops before client connections close.
 
     uvicorn closes connections first and runs the lifespan shutdown last; in between, the
     subscriber would emit (and confirm, so SQS deletes) events to clients already gone.
@@ -30,7 +30,7 @@ class RelayServer(uvicorn.Server):
         while not isinstance(app, RelayApp) and hasattr(app, "app"):
             app = app.app  # uvicorn wraps the app in its middlewares
         if isinstance(app, RelayApp):
-            await app.subscriber.close()
+            await app.drain()
         await super().shutdown(sockets)
 
 

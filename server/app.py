@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from server.auth import DEMO_TOKEN_TTL_S, Authenticator
 from server.handlers import register_handlers
+from server.inprocess import InProcessWorkers
 from server.metrics import ServerMetrics
 from server.replay import ReplayBuffer
 from server.subscriber import Subscriber
@@ -46,6 +47,14 @@ class RelayApp(socketio.ASGIApp):  # type: ignore[misc]
     sio: socketio.AsyncServer
     subscriber: Subscriber
     counters: Counters
+    workers: InProcessWorkers | None
+
+    async def drain(self) -> None:
+        """Stop consuming: in-process workers first (their last batches still get
+        confirmed), then the subscriber. Idempotent."""
+        if self.workers is not None:
+            await self.workers.stop()
+        await self.subscriber.close()
 
 
 class DemoSender:
@@ -107,6 +116,7 @@ def create_app(settings: Settings) -> RelayApp:
     subscriber = Subscriber(
         sio=sio, settings=settings, replay=replay, counters=counters, metrics=metrics
     )
+    workers = InProcessWorkers(settings) if settings.consumer == "thread" else None
     metrics.track(metrics.connected_clients, connections)
     metrics.track(metrics.workers_connected, lambda: subscriber.workers_connected)
 
@@ -114,12 +124,14 @@ def create_app(settings: Settings) -> RelayApp:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         subscriber.bind()  # a taken endpoint fails start-up, and uvicorn exits with code 3
         subscriber.start()
+        if workers is not None:
+            workers.start()
         probe = asyncio.create_task(metrics.probe_loop_lag(), name="loop-lag-probe")
         logger.info("Replay epoch %s", replay.epoch)
         try:
             yield
         finally:
-            await subscriber.close()
+            await app.drain()
             probe.cancel()
 
     async def index(_request: Request) -> Response:
@@ -174,5 +186,5 @@ def create_app(settings: Settings) -> RelayApp:
         ]
     web = Starlette(routes=routes, lifespan=lifespan)
     app = RelayApp(sio, other_asgi_app=web)
-    app.sio, app.subscriber, app.counters = sio, subscriber, counters
+    app.sio, app.subscriber, app.counters, app.workers = sio, subscriber, counters, workers
     return app

@@ -244,6 +244,7 @@ def client_payload(delivery: Delivery, room: str | None, offset: int, epoch: str
         "offset": offset,
         "epoch": epoch,
         "sent_ms": delivery.sent_ms,
+        "received_ms": delivery.received_ms,
         "emitted_ms": int(time.time() * 1000),
     }
 

@@ -130,6 +130,12 @@ class Settings(BaseSettings):
         default_factory=list, description="workers' public keys the server accepts"
     )
 
+    # --- Consumer placement -------------------------------------------------------------------
+    consumer: Literal["process", "thread"] = Field(
+        "process", description="process: python -m worker; thread: the same code in the server"
+    )
+    worker_threads: int = Field(2, ge=1, le=64, description="CONSUMER=thread: how many threads")
+
     # --- Processes ---------------------------------------------------------------------------
     shutdown_timeout_s: float = Field(
         4.0, gt=0, le=60, description="graceful-stop budget; honcho SIGKILLs after 5 s"

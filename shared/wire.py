@@ -40,6 +40,7 @@ class Delivery:
     message_id: str
     envelope: Envelope
     sent_ms: int | None = None  # SQS SentTimestamp, ms since the epoch
+    received_ms: int | None = None  # when the worker received it from SQS, ms since the epoch
 
     def to_json(self) -> dict[str, Any]:
         e = self.envelope
@@ -50,6 +51,7 @@ class Delivery:
             "room": e.room,
             "namespace": e.namespace,
             "sent_ms": self.sent_ms,
+            "received_ms": self.received_ms,
         }
 
     @classmethod
@@ -65,8 +67,13 @@ class Delivery:
             )
         except DecodeError as exc:
             raise WireError(exc.reason) from None
-        sent_ms = value.get("sent_ms")
-        return cls(value["id"], envelope, sent_ms if isinstance(sent_ms, int) else None)
+        sent_ms, received_ms = value.get("sent_ms"), value.get("received_ms")
+        return cls(
+            value["id"],
+            envelope,
+            sent_ms if isinstance(sent_ms, int) else None,
+            received_ms if isinstance(received_ms, int) else None,
+        )
 
 
 def encode(kind: bytes, body: dict[str, Any] | None = None) -> list[bytes]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -139,6 +140,7 @@ class Worker:
     def _handle(self, messages: list[dict[str, Any]]) -> None:
         deliveries: list[Delivery] = []
         by_id: dict[str, dict[str, Any]] = {}
+        received_ms = int(time.time() * 1000)
         dead: list[dict[str, Any]] = []
         for message in messages:
             try:
@@ -173,6 +175,7 @@ class Worker:
                     message["MessageId"],
                     envelope,
                     int(sent) if sent and sent.isdigit() else None,
+                    received_ms,
                 )
             )
             by_id[message["MessageId"]] = message

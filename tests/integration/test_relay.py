@@ -115,3 +115,28 @@ async def test_a_bad_join_gets_an_error_answer(
     answer = await client.call("join", room)
     assert answer["ok"] is False and "room" in answer["error"]
     await client.close()
+
+
+async def test_consumer_thread_mode_runs_the_worker_inside_the_server(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given no worker process, but CONSUMER=thread with two worker threads in the server
+    processes.sqs(stack)
+    server = processes.server(stack, CONSUMER="thread", WORKER_THREADS="2")
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = make_sqs_client(stack.settings())
+
+    # When messages are sent
+    ids = send(sqs, stack.queue_url, [{"event": "t", "data": n} for n in range(40)])
+
+    # Then the server delivers them itself, once each, and deletes them
+    await client.wait_for(40)
+    wait_queue_empty(sqs, stack.queue_url)
+    assert sorted(client.ids()) == sorted(ids)
+    assert all(isinstance(p["received_ms"], int) for _e, p in client.events)
+    assert healthz(stack.base_url)["workers_connected"] == 2
+    await client.close()
+    server.stop()
+    log = server.log()
+    assert "starting 2 worker thread(s) in the server process" in log
+    assert log.count("Stopped worker thread") == 2

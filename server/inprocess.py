@@ -1,0 +1,88 @@
+"""`CONSUMER=thread`: the very same `Worker` as threads inside the server process.
+
+This is the in-process design the benchmark compares against. Nothing else differs: each
+thread has its own boto3 client and its own DEALER socket to the server's own `ZMQ_BIND`
+(the same transport as a worker process), so the subscriber cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import zmq
+
+from shared.counters import Counters
+from shared.curve import configure_client
+from shared.settings import Settings
+from shared.sqs import make_sqs_client
+from worker.consumer import Worker
+from worker.handoff import Handoff
+
+logger = logging.getLogger(__name__)
+
+
+class InProcessWorkers:
+    """K worker threads with one stop flag.
+
+    >>> workers = InProcessWorkers(settings)
+    >>> workers.start()
+    >>> await workers.stop()   # finishes or returns each thread's batch
+    """
+
+    def __init__(self, settings: Settings, *, counters: Counters | None = None) -> None:
+        self._settings = settings
+        self.counters = counters or Counters()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        count = self._settings.worker_threads
+        logger.info("CONSUMER=thread: starting %d worker thread(s) in the server process", count)
+        for n in range(count):
+            thread = threading.Thread(target=self._run, args=(n,), name=f"worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, n: int) -> None:
+        # Sockets and clients are made in the thread that uses them.
+        settings = self._settings
+        handoff = Handoff(
+            endpoints=[settings.zmq_bind],
+            ack_timeout_s=settings.ack_timeout_s,
+            context=zmq.Context.instance(),
+            configure=lambda sock: configure_client(sock, settings),
+        )
+        try:
+            Worker(
+                settings=settings,
+                sqs=make_sqs_client(settings),
+                handoff=handoff,
+                stop=self._stop,
+                counters=self.counters,
+                name=f"worker thread {n}",
+            ).run()
+        finally:
+            handoff.close()
+
+    async def stop(self) -> None:
+        """Set the stop flag and wait (off the event loop, which must keep confirming their
+        last batches) for the threads, within SHUTDOWN_TIMEOUT_S."""
+        if not self._threads or self._stop.is_set():
+            return
+        self._stop.set()
+        deadline = self._settings.shutdown_timeout_s
+
+        def join() -> list[str]:
+            for thread in self._threads:
+                thread.join(deadline)
+            return [t.name for t in self._threads if t.is_alive()]
+
+        stuck = await asyncio.to_thread(join)
+        if stuck:
+            logger.warning(
+                "%s still in a long poll; leaving them (what they receive reappears after the "
+                "visibility timeout)",
+                ", ".join(stuck),
+            )
