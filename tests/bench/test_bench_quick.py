@@ -17,7 +17,18 @@ MODES = {"process", "thread", "thread-direct", "naive", "aiobotocore", "redis-ma
 @pytest.mark.timeout(300)
 def test_quick_run_gives_every_mode_figures(tmp_path: Path) -> None:
     result = subprocess.run(
-        [PYTHON, "-m", "bench", "--quick", "--rates", "40", "--duration", "1", "--out", str(tmp_path)],
+        [
+            PYTHON,
+            "-m",
+            "bench",
+            "--quick",
+            "--rates",
+            "40",
+            "--duration",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
