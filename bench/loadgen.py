@@ -29,7 +29,9 @@ def histogram() -> HdrHistogram:
 class Recorder:
     """Receive times of every bench event, per client, into HdrHistograms (microseconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seq_from: int = 0) -> None:
+        self.seq_from = seq_from
+        self.stale = 0  # events of an earlier step, redelivered (a design that never deletes)
         self.latency = histogram()  # producer send -> client receive
         self.worker_latency = histogram()  # worker receive -> client receive
         self.ping = histogram()
@@ -44,6 +46,9 @@ class Recorder:
         if not isinstance(data, dict) or "seq" not in data:
             return
         self.received += 1
+        if data["seq"] < self.seq_from:
+            self.stale += 1
+            return
         if data["seq"] in self.seen[client]:
             self.duplicates += 1
             return
@@ -69,9 +74,9 @@ def percentiles(h: HdrHistogram) -> dict[str, float] | None:
 
 
 async def run(
-    url: str, clients: int, auth: dict[str, Any] | None, ping_ms: float
+    url: str, clients: int, auth: dict[str, Any] | None, ping_ms: float, seq_from: int = 0
 ) -> dict[str, Any]:
-    recorder = Recorder()
+    recorder = Recorder(seq_from)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     sios = []
@@ -118,6 +123,7 @@ async def run(
         "received": recorder.received,
         "unique": unique,
         "duplicates": recorder.duplicates,
+        "stale": recorder.stale,
         "latency_ms": percentiles(recorder.latency),
         "worker_latency_ms": percentiles(recorder.worker_latency),
         "ping_rtt_ms": percentiles(recorder.ping),
@@ -131,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=5)
     parser.add_argument("--token", help="JWT for the auth payload (servers with AUTH=jwt)")
     parser.add_argument("--ping-ms", type=float, default=50, help="ping interval; 0: no pings")
+    parser.add_argument("--seq-from", type=int, default=0, help="older sequence numbers are stale")
     args = parser.parse_args(argv)
     auth = {"token": args.token} if args.token else None
-    summary = asyncio.run(run(args.url, args.clients, auth, args.ping_ms))
+    summary = asyncio.run(run(args.url, args.clients, auth, args.ping_ms, args.seq_from))
     print(json.dumps(summary), flush=True)
     return 0
 

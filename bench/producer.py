@@ -29,7 +29,12 @@ def make_client(endpoint: str) -> Any:
 
 
 def produce(
-    endpoint: str, queue_url: str, rate: float, duration_s: float, threads: int
+    endpoint: str,
+    queue_url: str,
+    rate: float,
+    duration_s: float,
+    threads: int,
+    seq_start: int = 0,
 ) -> dict[str, Any]:
     """Offer `rate` messages/s for `duration_s`, split over `threads` senders."""
     total = int(rate * duration_s)
@@ -52,7 +57,7 @@ def produce(
                 {
                     "Id": str(seq),
                     "MessageBody": json.dumps(
-                        {"event": "bench", "data": {"seq": seq, "t": time.time()}}
+                        {"event": "bench", "data": {"seq": seq_start + seq, "t": time.time()}}
                     ),
                 }
                 for seq in batches[i]
@@ -87,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, required=True, help="messages per second")
     parser.add_argument("--duration", type=float, required=True, help="seconds")
     parser.add_argument("--threads", type=int, default=2, help="sender threads")
+    parser.add_argument("--seq-start", type=int, default=0, help="first sequence number")
     args = parser.parse_args(argv)
-    print(
-        json.dumps(produce(args.endpoint, args.queue_url, args.rate, args.duration, args.threads))
+    summary = produce(
+        args.endpoint, args.queue_url, args.rate, args.duration, args.threads, args.seq_start
     )
+    print(json.dumps(summary))
     return 0
 
 

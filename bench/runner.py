@@ -115,7 +115,14 @@ def queue_depth(sqs: Any, queue_url: str) -> int:
     )
 
 
-def run_step(stack: Stack, case: Case, rate: float, duration_s: float) -> dict[str, Any]:
+#: Each step's sequence numbers start here times the step's index, so that a redelivery from
+#: an earlier step (the naive recipe never deletes) is told apart from this step's events.
+SEQ_STRIDE = 10_000_000
+
+
+def run_step(
+    stack: Stack, case: Case, rate: float, duration_s: float, index: int = 0
+) -> dict[str, Any]:
     import psutil
 
     sqs = boto3.session.Session(region_name="us-east-1").client(
@@ -131,7 +138,7 @@ def run_step(stack: Stack, case: Case, rate: float, duration_s: float) -> dict[s
         loadgens.append(
             subprocess.Popen(
                 [PYTHON, "-m", "bench.loadgen", "--url", stack.url, "--clients", str(n),
-                 "--ping-ms", "50" if not loadgens else "0"],
+                 "--ping-ms", "50" if not loadgens else "0", "--seq-from", str(index * SEQ_STRIDE)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=stack.log_dir,
                 env=stack.env(),
             )
@@ -147,7 +154,8 @@ def run_step(stack: Stack, case: Case, rate: float, duration_s: float) -> dict[s
 
     producer = subprocess.Popen(
         [PYTHON, "-m", "bench.producer", "--endpoint", stack.endpoint, "--queue-url",
-         stack.queue_url, "--rate", str(rate), "--duration", str(duration_s)],
+         stack.queue_url, "--rate", str(rate), "--duration", str(duration_s),
+         "--seq-start", str(index * SEQ_STRIDE)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=stack.log_dir, env=stack.env(),
     )  # fmt: skip
     peak_rss: dict[str, float] = {}
@@ -193,6 +201,7 @@ def run_step(stack: Stack, case: Case, rate: float, duration_s: float) -> dict[s
     unique = sum(s["unique"] for s in summaries)
     delivered = unique / case.clients if case.clients else 0  # distinct messages per client
     duplicates = sum(s["duplicates"] for s in summaries)
+    stale = sum(s.get("stale", 0) for s in summaries)
     cpu = {role: cpu_after.get(role, 0) - cpu_before.get(role, 0) for role in cpu_after}
     cpu["producer"] = float(produced.get("cpu_s", 0.0))
     per_1000 = {role: (v / delivered * 1000 if delivered else None) for role, v in cpu.items()}
@@ -221,6 +230,7 @@ def run_step(stack: Stack, case: Case, rate: float, duration_s: float) -> dict[s
         "peak_rss_mb": peak_rss,
         "queue_depth_max": depth_max,
         "duplicates": duplicates,
+        "stale_redeliveries": stale,
         "errors": errors[:10],
         "saturated": saturated,
     }
@@ -240,8 +250,8 @@ def run_case(
     notes: list[str] = []
     try:
         stack.start()
-        for rate in case.rates:
-            step = run_step(stack, case, rate, duration_s)
+        for index, rate in enumerate(case.rates):
+            step = run_step(stack, case, rate, duration_s, index)
             steps.append(step)
             on_step(step)
             if step["saturated"] and not keep_going:
@@ -254,6 +264,13 @@ def run_case(
         tail = proc.log.read_text(errors="replace")[-400:].strip() if proc.log.exists() else ""
         if case.mode == "naive" and proc.role == "server" and tail:
             notes.append(f"naive server log (end): {tail}")
+    if case.mode == "naive" and steps:
+        stale = sum(s.get("stale_redeliveries", 0) for s in steps)
+        dups = sum(s.get("duplicates", 0) for s in steps)
+        notes.append(
+            f"it never deletes: {dups} repeated and {stale} stale (earlier steps') events reached "
+            "clients as SQS redelivered them after the visibility timeout"
+        )
     ok = [s["offered_rate"] for s in steps if not s["saturated"]]
     return {
         "regime": case.regime,
