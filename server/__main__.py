@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import socket
@@ -12,10 +11,16 @@ import uvicorn
 
 from server.app import RelayApp, create_app
 from server.assets import AssetError, ensure_client_bundle
-from shared.logs import configure_logging
-from shared.settings import SettingsError, load_settings
+from shared.settings import SettingsError
+from shared.startup import start
 
 logger = logging.getLogger("server")
+
+DESCRIPTION = (
+    "Serve the Socket.IO relay on HOST:PORT (honcho sets PORT) and receive messages from "
+    "workers on ZMQ_BIND. Settings come from the environment and .env; see .env.example. "
+    "SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
+)
 
 
 class RelayServer(uvicorn.Server):
@@ -35,20 +40,9 @@ class RelayServer(uvicorn.Server):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="python -m server",
-        description=(
-            "Serve the Socket.IO relay on HOST:PORT (honcho sets PORT) and receive messages "
-            "from workers on ZMQ_BIND. Settings come from the environment and .env; see "
-            ".env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
-        ),
-    ).parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"server: {exc}", file=sys.stderr)
+    settings = start("server", DESCRIPTION, argv)
+    if settings is None:
         return 2
-    configure_logging(settings.log_level, settings.log_format)
     try:
         ensure_client_bundle()
     except AssetError as exc:

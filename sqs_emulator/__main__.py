@@ -7,7 +7,6 @@ manual step. State lives in memory and is gone when the process stops.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import signal
@@ -16,26 +15,16 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from shared.logs import configure_logging
-from shared.settings import SettingsError, load_settings
 from shared.sqs import make_sqs_client
+from shared.startup import start
 
 logger = logging.getLogger("sqs_emulator")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="python -m sqs_emulator",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    ).parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"sqs_emulator: {exc}", file=sys.stderr)
+    settings = start("sqs_emulator", __doc__ or "", argv)
+    if settings is None:
         return 2
-    configure_logging(settings.log_level, settings.log_format)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
     url = urlsplit(settings.sqs_queue_url)
     if not settings.queue_is_local or settings.aws_endpoint_url_sqs:

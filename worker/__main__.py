@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -15,14 +14,21 @@ from prometheus_client import Gauge, start_http_server
 
 from shared.counters import WORKER_NAMES
 from shared.curve import configure_client
-from shared.logs import configure_logging
 from shared.metrics import registry_for
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, SettingsError
 from shared.sqs import make_sqs_client
+from shared.startup import start
 from worker.consumer import Worker
 from worker.handoff import Handoff
 
 logger = logging.getLogger("worker")
+
+DESCRIPTION = (
+    "Consume the SQS queue (SQS_QUEUE_URL) with blocking boto3 long polls and hand each message "
+    "to the Socket.IO server(s) over ZeroMQ (ZMQ_CONNECT, else ZMQ_BIND); delete it only once "
+    "every server confirmed it. All settings come from the environment and .env; see "
+    ".env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
+)
 
 
 def serve_metrics(worker: Worker, settings: Settings) -> None:
@@ -45,21 +51,9 @@ def serve_metrics(worker: Worker, settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="python -m worker",
-        description=(
-            "Consume the SQS queue (SQS_QUEUE_URL) with blocking boto3 long polls and hand each "
-            "message to the Socket.IO server(s) over ZeroMQ (ZMQ_CONNECT, else ZMQ_BIND); delete "
-            "it only once every server confirmed it. All settings come from the environment and "
-            ".env; see .env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
-        ),
-    ).parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"worker: {exc}", file=sys.stderr)
+    settings = start("worker", DESCRIPTION, argv)
+    if settings is None:
         return 2
-    configure_logging(settings.log_level, settings.log_format)
 
     stop = threading.Event()
 
