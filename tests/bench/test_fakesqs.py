@@ -85,7 +85,7 @@ def _start(log: Path) -> FakeSQSProcess:
             except Exception:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.05)
+                time.sleep(0.05)  # polling interval of a readiness check
     except BaseException:
         fake.stop()
         raise
@@ -404,7 +404,7 @@ def test_sigterm_exits_promptly_during_a_long_poll(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _connections(fake) <= baseline:
-            time.sleep(0.02)
+            time.sleep(0.02)  # polling interval while waiting for the connection
         started = time.monotonic()
         fake.proc.send_signal(signal.SIGTERM)
         returncode = fake.proc.wait(timeout=10)
