@@ -22,6 +22,7 @@ import boto3
 from hdrh.histogram import HdrHistogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.loadgen import percentiles
 from bench.stack import PYTHON, Case, Stack
 
 CLIENTS_PER_LOADGEN = 25
@@ -95,14 +96,7 @@ def merge(summaries: list[dict[str, Any]], key: str) -> dict[str, float] | None:
             merged = histogram
         else:
             merged.add(histogram)
-    if merged is None or merged.get_total_count() == 0:
-        return None
-    return {
-        "p50": merged.get_value_at_percentile(50) / 1000,
-        "p95": merged.get_value_at_percentile(95) / 1000,
-        "p99": merged.get_value_at_percentile(99) / 1000,
-        "max": merged.get_max_value() / 1000,
-    }
+    return None if merged is None else percentiles(merged)
 
 
 def queue_depth(sqs: Any, queue_url: str) -> int:
