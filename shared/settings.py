@@ -81,8 +81,17 @@ class Settings(BaseSettings):
     default_event: str = Field(
         "message", min_length=1, description="event name for bodies that are not an envelope"
     )
-    dedup_window: int = Field(
-        100_000, ge=1, le=10_000_000, description="MessageIds remembered to drop redeliveries"
+    max_message_rooms: int = Field(
+        100, ge=1, le=10_000, description="rooms one message may name; more: dead-lettered"
+    )
+    dedup_window_s: float = Field(
+        300.0,
+        ge=1,
+        le=86_400,
+        description="how long emitted MessageIds are remembered, at least the visibility timeout",
+    )
+    dedup_max_ids: int = Field(
+        1_000_000, ge=1, le=50_000_000, description="memory bound on remembered MessageIds"
     )
     replay_window_s: float = Field(
         120.0, ge=0, le=86_400, description="how long emitted events stay replayable"
@@ -92,6 +101,12 @@ class Settings(BaseSettings):
     )
     replay_max_bytes: int = Field(
         16 * 1024 * 1024, ge=0, le=4 * 1024**3, description="replayable bytes kept in all"
+    )
+    resume_max_bytes: int = Field(
+        1024 * 1024, ge=0, le=1024**3, description="bytes one resume request may replay"
+    )
+    resume_max_bytes_per_connection: int = Field(
+        4 * 1024 * 1024, ge=0, le=4 * 1024**3, description="bytes replayed to one connection"
     )
 
     # --- Security -----------------------------------------------------------------------------
@@ -107,6 +122,9 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, description="required 'iss' claim, if set")
     jwt_leeway_s: float = Field(30.0, ge=0, le=600, description="clock skew allowed on exp/nbf")
     jwt_rooms_claim: str = Field("rooms", min_length=1, description="claim listing room patterns")
+    jwt_namespaces_claim: str = Field(
+        "namespaces", min_length=1, description="claim listing namespace patterns; none: '/'"
+    )
     demo: bool | None = Field(
         None, description="serve /demo/token and /demo/send; unset: only with the local emulator"
     )

@@ -6,7 +6,9 @@ frames, ``[kind, body]``:
 ====================  ================  ======================================================
 kind                  direction         body (JSON)
 ====================  ================  ======================================================
-``ping``              worker → server   ``{}``: is a server there?
+``ping``              worker → server   ``{"visibility_timeout_s": n}`` (or ``{}``): is a
+                                         server there? n sizes the server's de-duplication
+                                         window
 ``pong``              server → worker   ``{}``
 ``deliver``           worker → server   ``{"batch": int, "messages": [Delivery, ...]}``
 ``ack``               server → worker   ``{"batch": int, "ids": [MessageId, ...]}``: emitted
@@ -92,6 +94,20 @@ def decode(frames: list[bytes]) -> tuple[bytes, dict[str, Any]]:
     if not isinstance(body, dict):
         raise WireError(f"{frames[0].decode()} body must be a JSON object")
     return frames[0], body
+
+
+def ping(visibility_timeout_s: float | None = None) -> list[bytes]:
+    """A worker's ping; it tells the server the queue's visibility timeout when it knows it."""
+    body = {} if visibility_timeout_s is None else {"visibility_timeout_s": visibility_timeout_s}
+    return encode(PING, body)
+
+
+def parse_ping(body: dict[str, Any]) -> float | None:
+    """The visibility timeout a ping reports, if it is a sane number of seconds."""
+    value = body.get("visibility_timeout_s")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 43_200:
+        return float(value)
+    return None
 
 
 def deliver(batch: int, deliveries: list[Delivery]) -> list[bytes]:
