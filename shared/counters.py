@@ -14,6 +14,8 @@ DELIVERED = "delivered"
 DEAD_LETTERED = "dead_lettered"
 RETURNED = "returned"
 RETURNED_ON_SHUTDOWN = "returned_on_shutdown"
+ABANDONED_POLLS = "abandoned_polls"
+SERVER_UNAVAILABLE = "server_unavailable"
 EMITTED = "emitted"
 DUPLICATE_DROPPED = "duplicate_dropped"
 EMIT_FAILED = "emit_failed"
@@ -23,6 +25,8 @@ CONNECT_REFUSED = "connect_refused"
 JOIN_REFUSED = "join_refused"
 CLIENT_EVENT_RELAYED = "client_event_relayed"
 CLIENT_EVENT_REFUSED = "client_event_refused"
+DEDUP_FORGOTTEN_EARLY = "dedup_forgotten_early"
+RESUME_REFUSED = "resume_refused"
 
 #: Every counter and what it counts (also the help text of its Prometheus metric).
 DOCS = {
@@ -31,6 +35,13 @@ DOCS = {
     DEAD_LETTERED: "Messages moved to the dead-letter queue, by reason.",
     RETURNED: "Messages made visible again because no server confirmed them in time.",
     RETURNED_ON_SHUTDOWN: "Messages handed back to SQS while the worker stopped.",
+    ABANDONED_POLLS: (
+        "Long polls cut off by shutdown; each may leave up to SQS_BATCH_SIZE messages invisible "
+        "until the visibility timeout."
+    ),
+    SERVER_UNAVAILABLE: (
+        "Times a server missed ACK_TIMEOUT_S and left the delivery set until it answers again."
+    ),
     EMITTED: "Messages the server emitted to clients.",
     DUPLICATE_DROPPED: "Redelivered messages the server had already emitted.",
     EMIT_FAILED: "Emits that raised; not confirmed, so SQS redelivers them.",
@@ -40,11 +51,23 @@ DOCS = {
     JOIN_REFUSED: "Room joins the client's token does not allow.",
     CLIENT_EVENT_RELAYED: "Client events relayed to other clients.",
     CLIENT_EVENT_REFUSED: "Client events refused (not allowed, too big, over the rate).",
+    DEDUP_FORGOTTEN_EARLY: (
+        "MessageIds forgotten before DEDUP_WINDOW_S because DEDUP_MAX_IDS was reached."
+    ),
+    RESUME_REFUSED: "Resume requests refused (rate, one at a time, replay byte budgets).",
 }
 NAMES = tuple(DOCS)
 #: Counters that carry a reason label.
 LABELLED = frozenset({DEAD_LETTERED})
-WORKER_NAMES = (RECEIVED, DELIVERED, DEAD_LETTERED, RETURNED, RETURNED_ON_SHUTDOWN)
+WORKER_NAMES = (
+    RECEIVED,
+    DELIVERED,
+    DEAD_LETTERED,
+    RETURNED,
+    RETURNED_ON_SHUTDOWN,
+    ABANDONED_POLLS,
+    SERVER_UNAVAILABLE,
+)
 SERVER_NAMES = tuple(name for name in NAMES if name not in WORKER_NAMES)
 
 
