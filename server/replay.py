@@ -1,15 +1,14 @@
 """Replay on reconnect: recently emitted events per stream, bounded by age, count and bytes.
 
 A stream is a namespace plus a room (``None``: every client of the namespace). Each emitted
-event gets the next offset of its stream (1, 2, ...) and the server's epoch, a random token
-made at start: offsets from another epoch mean nothing here. A client that presents its
-last offset gets what it missed, in order, or a :class:`RecoveryFailed` with the reason.
+event gets the next offset of its stream and the server's epoch, a random token made at
+start: offsets from another epoch mean nothing here. A client that presents its last offset
+gets what it missed, in order, or a :class:`RecoveryFailed` with the reason.
 Node's socket.io calls this connection-state recovery; python-socketio has none.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -20,8 +19,9 @@ from typing import Any
 Stream = tuple[str, str | None]  # (namespace, room)
 
 #: Offsets of this many streams are remembered (oldest forgotten first): a bound on memory
-#: however many rooms producers invent. A forgotten stream starts again at offset 1, and a
-#: client that resumes it is told that recovery failed.
+#: however many rooms producers invent. A forgotten stream that comes back starts above every
+#: offset any forgotten stream had, so offsets never repeat within an epoch, and a client
+#: that resumes from an offset of its old life is told that recovery failed.
 MAX_STREAMS = 100_000
 
 
@@ -34,6 +34,15 @@ class RecoveryFailed(Exception):
 
 
 @dataclass(slots=True)
+class Shared:
+    """Bytes several entries share (one message's data, emitted to several rooms): counted
+    once while any of them is kept."""
+
+    size: int
+    refs: int = 0
+
+
+@dataclass(slots=True)
 class Entry:
     stream: Stream
     offset: int
@@ -41,22 +50,30 @@ class Entry:
     payload: dict[str, Any]
     size: int
     at: float
+    shared: Shared | None = None
     evicted: bool = field(default=False)
+
+    @property
+    def bytes(self) -> int:
+        """What replaying it sends: its own size plus the data it shares."""
+        return self.size + (self.shared.size if self.shared else 0)
 
 
 class ReplayBuffer:
-    """The replayable history of every stream, and a lock per stream.
+    """The replayable history of every stream.
 
-    >>> buffer = ReplayBuffer(window_s=120, max_events=1000, max_bytes=16 << 20)
-    >>> async with buffer.lock:
-    ...     offset = buffer.next_offset(stream)
-    ...     await sio.emit(...)                     # the event carries offset and epoch
-    ...     buffer.append(stream, offset, event, payload, size)
-    >>> buffer.since(stream, epoch, last_offset)    # the missed entries, or RecoveryFailed
+    Usage, all on the event loop and without awaiting in between, so that an event is in the
+    buffer before any client gets it (a resuming client then finds it here or live, never
+    neither)::
 
-    Emitting and resuming both hold the lock, so that a resuming client gets the missed
-    events first and live ones after, never interleaved. Memory is bounded: `max_bytes` over
-    all streams, `max_events` per stream, `window_s` of age, and `MAX_STREAMS` offsets.
+        offset = buffer.next_offset(stream)
+        buffer.append(stream, offset, event, payload, size, shared)
+        await sio.emit(...)                          # the event carries offset and epoch
+        missed = buffer.since(stream, epoch, last)   # or RecoveryFailed
+
+    Memory is bounded: `max_bytes` over all streams (shared data counted once),
+    `max_events` per stream, `window_s` of age, `MAX_STREAMS` offsets, and the entries held
+    for ordering are compacted so that they never outnumber the live ones by much.
     """
 
     def __init__(
@@ -74,39 +91,49 @@ class ReplayBuffer:
         self._clock = clock
         self._streams: dict[Stream, deque[Entry]] = {}
         self._last: OrderedDict[Stream, int] = OrderedDict()
-        self._lock = asyncio.Lock()
-        self._order: deque[Entry] = deque()
+        self._floor = 0  # the highest offset any forgotten stream reached
+        self._order: deque[Entry] = deque()  # every kept entry, oldest first, plus husks
+        self._husks = 0  # entries in _order already dropped from their stream
         self.bytes = 0
 
     @property
-    def lock(self) -> asyncio.Lock:
-        """Held while emitting and while replaying. One lock for all streams: the subscriber
-        emits one event at a time anyway, and a lock per stream would be memory that clients
-        could grow by naming rooms."""
-        return self._lock
+    def entries_held(self) -> int:
+        """Entries in memory, including dropped ones still waiting in the age order."""
+        return len(self._order)
 
     def last_offset(self, stream: Stream) -> int:
-        return self._last.get(stream, 0)
+        return self._last.get(stream, self._floor)
 
     def next_offset(self, stream: Stream) -> int:
         return self.last_offset(stream) + 1
 
     def append(
-        self, stream: Stream, offset: int, event: str, payload: dict[str, Any], size: int
+        self,
+        stream: Stream,
+        offset: int,
+        event: str,
+        payload: dict[str, Any],
+        size: int,
+        shared: Shared | None = None,
     ) -> None:
-        """Record an emitted event; its offset becomes the stream's last."""
+        """Record an event about to be emitted; its offset becomes the stream's last."""
         self._last[stream] = offset
         self._last.move_to_end(stream)
         while len(self._last) > MAX_STREAMS:
-            forgotten, _ = self._last.popitem(last=False)
+            forgotten, last = self._last.popitem(last=False)
+            self._floor = max(self._floor, last)
             for entry in self._streams.pop(forgotten, ()):
                 self._drop(entry)
         if self._max_events and self._max_bytes and self._window_s:
-            entry = Entry(stream, offset, event, payload, size, self._clock())
+            entry = Entry(stream, offset, event, payload, size, self._clock(), shared)
             entries = self._streams.setdefault(stream, deque())
             entries.append(entry)
             self._order.append(entry)
             self.bytes += size
+            if shared is not None:
+                if shared.refs == 0:
+                    self.bytes += shared.size
+                shared.refs += 1
             while len(entries) > self._max_events:
                 self._drop(entries.popleft())
         self._expire()
@@ -137,15 +164,29 @@ class ReplayBuffer:
             self._order[0].evicted or self._order[0].at < horizon or self.bytes > self._max_bytes
         ):
             entry = self._order.popleft()
-            if not entry.evicted:
+            if entry.evicted:
+                self._husks -= 1
+            else:
                 entries = self._streams[entry.stream]
                 entries.popleft()  # streams and the global order share one oldest-first order
                 if not entries:
                     del self._streams[entry.stream]
-                self._drop(entry)
+                self._drop(entry, in_order=False)
+        if self._husks > max(1024, len(self._order) // 2):
+            # A quiet old entry at the front keeps the husks of every hotter stream behind
+            # it: compact, so that what is held stays within a factor of what is counted.
+            self._order = deque(entry for entry in self._order if not entry.evicted)
+            self._husks = 0
 
-    def _drop(self, entry: Entry) -> None:
-        if not entry.evicted:
-            entry.evicted = True
-            entry.payload = {}  # the husk waits in the global order; the payload need not
-            self.bytes -= entry.size
+    def _drop(self, entry: Entry, *, in_order: bool = True) -> None:
+        if entry.evicted:
+            return
+        entry.evicted = True
+        entry.payload = {}
+        self.bytes -= entry.size
+        if entry.shared is not None:
+            entry.shared.refs -= 1
+            if entry.shared.refs == 0:
+                self.bytes -= entry.shared.size
+        if in_order:
+            self._husks += 1

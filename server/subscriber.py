@@ -9,10 +9,8 @@ already emitted (a redelivery), and only those are deleted from SQS.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from typing import Any
 
 import socketio
 import zmq
@@ -22,7 +20,8 @@ from zmq.utils.monitor import parse_monitor_message
 
 from server.dedup import RecentIds
 from server.metrics import ServerMetrics
-from server.replay import ReplayBuffer
+from server.payload import ENTRY_OVERHEAD_BYTES, client_payload, encode_data
+from server.replay import ReplayBuffer, Shared
 from shared import counters as c
 from shared import wire
 from shared.counters import Counters
@@ -71,8 +70,9 @@ class Subscriber:
         self._monitor_task: asyncio.Task[None] | None = None
         self._context = context or zmq.asyncio.Context.instance()
         self._socket: zmq.asyncio.Socket | None = None
-        self._seen = RecentIds(settings.dedup_window)
-        self._workers = RecentIds(1024)
+        self._seen = RecentIds(window_s=settings.dedup_window_s, max_ids=settings.dedup_max_ids)
+        self._forgotten_counted = 0
+        self._workers = RecentIds(window_s=86_400, max_ids=1024)
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._authenticator: AsyncioAuthenticator | None = None
@@ -179,6 +179,7 @@ class Subscriber:
                 if identity.hex() not in self._workers:
                     self._workers.add(identity.hex())
                     logger.info("Worker %s connected", identity.hex())
+                self._cover_visibility_timeout(wire.parse_ping(body))
                 await self._socket.send_multipart([identity, *wire.encode(wire.PONG)])
             elif kind == wire.DELIVER:
                 batch, deliveries = wire.parse_deliver(body)
@@ -190,63 +191,100 @@ class Subscriber:
         except WireError as exc:
             logger.warning("Ignoring a malformed message from worker %s: %s", identity.hex(), exc)
 
+    def _cover_visibility_timeout(self, visibility_timeout_s: float | None) -> None:
+        """A redelivery comes up to one visibility timeout (plus the ack wait) after the
+        receive that failed: remember emitted ids at least that long."""
+        if visibility_timeout_s is None:
+            return
+        if self._seen.cover(visibility_timeout_s + self._settings.ack_timeout_s):
+            logger.info(
+                "De-duplication window raised to %.0f s (a worker reports a visibility timeout "
+                "of %.0f s)",
+                self._seen.window_s,
+                visibility_timeout_s,
+            )
+
     async def emit(self, deliveries: list[Delivery]) -> list[str]:
-        """Emit each delivery not seen before; return the ids that are safe to delete."""
+        """Emit each delivery to the rooms it has not reached yet; return the ids that are
+        safe to delete: emitted to every room, now or before (a redelivery)."""
         confirmed = []
         for delivery in deliveries:
-            if delivery.message_id in self._seen:
+            outcome = await self._emit_one(delivery)
+            if outcome is None:
+                continue
+            if outcome == 0:
                 self.counters.inc(c.DUPLICATE_DROPPED)
                 logger.debug("Dropped duplicate %s", delivery.message_id)
-                confirmed.append(delivery.message_id)
-                continue
-            if await self._emit_one(delivery):
-                self._seen.add(delivery.message_id)
+            else:
                 self.counters.inc(c.EMITTED)
-                confirmed.append(delivery.message_id)
+            confirmed.append(delivery.message_id)
+        forgotten = self._seen.forgotten_early - self._forgotten_counted
+        if forgotten:
+            self.counters.inc(c.DEDUP_FORGOTTEN_EARLY, forgotten)
+            self._forgotten_counted += forgotten
         return confirmed
 
-    async def _emit_one(self, delivery: Delivery) -> bool:
-        """Emit to each target room (a stream each, with its own offset); True if all went."""
+    async def _emit_one(self, delivery: Delivery) -> int | None:
+        """Emit to each target room not reached before (a stream each, with its own offset).
+
+        Returns how many rooms it went to now (0: a duplicate), or None if it failed.
+        The data is encoded once for all rooms; a room nobody is in costs no encode at all.
+        """
         envelope = delivery.envelope
-        for room in envelope.rooms:
+        rooms = [r for r in envelope.rooms if (delivery.message_id, r) not in self._seen]
+        if not rooms:
+            return 0
+        try:
+            data, size = encode_data(envelope.data)
+        except ValueError as exc:
+            self.counters.inc(c.EMIT_FAILED)
+            logger.error("Message %s cannot be sent to clients: %s", delivery.message_id, exc)
+            return None
+        shared = Shared(size)
+        for room in rooms:
             stream = (envelope.namespace, room)
-            async with self._replay.lock:
-                offset = self._replay.next_offset(stream)
-                payload = client_payload(delivery, room, offset, self._replay.epoch)
-                started = time.perf_counter()
-                try:
+            offset = self._replay.next_offset(stream)
+            payload = client_payload(delivery, room, offset, self._replay.epoch, data)
+            # Into the history before it goes out, with no await in between: a client that
+            # resumes meanwhile finds it there or gets it live, never neither.
+            self._replay.append(
+                stream, offset, envelope.event, payload, ENTRY_OVERHEAD_BYTES, shared
+            )
+            started = time.perf_counter()
+            try:
+                if self._has_members(envelope.namespace, target_room(room)):
                     await self._sio.emit(
                         envelope.event, payload, to=target_room(room), namespace=envelope.namespace
                     )
-                except Exception:
-                    self.counters.inc(c.EMIT_FAILED)
-                    logger.exception(
-                        "Emit of %s failed; not confirmed, SQS will redeliver it",
-                        delivery.message_id,
-                    )
-                    return False
-                self._metrics.emit_seconds.observe(time.perf_counter() - started)
-                if delivery.sent_ms is not None:
-                    self._metrics.end_to_end_seconds.observe(
-                        max(0.0, payload["emitted_ms"] - delivery.sent_ms) / 1000
-                    )
-                size = len(json.dumps(payload["data"])) + 200  # + the fixed keys, roughly
-                self._replay.append(stream, offset, envelope.event, payload, size)
-        return True
+            except Exception:
+                self.counters.inc(c.EMIT_FAILED)
+                logger.exception(
+                    "Emit of %s failed; not confirmed, SQS will redeliver it", delivery.message_id
+                )
+                return None
+            self._seen.add((delivery.message_id, room))
+            self._metrics.emit_seconds.observe(time.perf_counter() - started)
+            if delivery.sent_ms is not None:
+                self._metrics.end_to_end_seconds.observe(
+                    max(0.0, payload["emitted_ms"] - delivery.sent_ms) / 1000
+                )
+        return len(rooms)
+
+    def _has_members(self, namespace: str, room: str) -> bool:
+        # The manager's own room table (python-socketio has no public "is anyone in it"; its
+        # get_participants copies the whole room): skip the packet for an empty room.
+        rooms = getattr(self._sio, "manager", None)
+        if rooms is None:
+            return True  # a test double without a manager
+        return bool(rooms.rooms.get(namespace, {}).get(room))
 
 
-def client_payload(delivery: Delivery, room: str | None, offset: int, epoch: str) -> dict[str, Any]:
-    """The one argument every client event carries (documented in the README)."""
-    return {
-        "id": delivery.message_id,
-        "data": delivery.envelope.data,
-        "room": room,
-        "offset": offset,
-        "epoch": epoch,
-        "sent_ms": delivery.sent_ms,
-        "received_ms": delivery.received_ms,
-        "emitted_ms": int(time.time() * 1000),
-    }
-
-
-_SUMMARY = (c.EMITTED, c.DUPLICATE_DROPPED, c.EMIT_FAILED, c.REPLAYED, c.RECOVERY_FAILED)
+_SUMMARY = (
+    c.EMITTED,
+    c.DUPLICATE_DROPPED,
+    c.EMIT_FAILED,
+    c.REPLAYED,
+    c.RECOVERY_FAILED,
+    c.RESUME_REFUSED,
+    c.DEDUP_FORGOTTEN_EARLY,
+)

@@ -16,6 +16,7 @@ Envelope(event='message', data=[1, 2], room=None, namespace='/')
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,9 +43,9 @@ SQS_MAX_BYTES = 1_048_576
 class DecodeError(ValueError):
     """The body can never become an event (logged, counted, dead-lettered).
 
-    ``code`` is one of ``not_utf8``, ``too_large``, ``not_json``, ``too_deep``, ``bad_sns``,
-    ``bad_envelope``, ``bad_attributes``, ``routing_conflict``; ``reason`` is the sentence
-    for people.
+    ``code`` is one of ``not_utf8``, ``too_large``, ``not_json``, ``not_finite``,
+    ``bad_number``, ``too_deep``, ``bad_sns``, ``bad_envelope``, ``bad_attributes``,
+    ``too_many_rooms``, ``routing_conflict``; ``reason`` is the sentence for people.
     """
 
     def __init__(self, code: str, reason: str) -> None:
@@ -53,8 +54,13 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-#: A room list longer than this is refused: each room is its own emit and replay stream.
-MAX_ROOMS = 100
+#: No room list is longer than this, whatever `MAX_MESSAGE_ROOMS` says (its upper bound):
+#: each room is its own emit and replay stream.
+MAX_ROOMS = 10_000
+
+#: Python refuses to turn a longer digit string into an int (CPython's default
+#: `sys.get_int_max_str_digits()`); a body with one could never be decoded by the server.
+MAX_INT_DIGITS = 4300
 
 #: The SQS (and SNS) message attributes that may carry routing, for producers that send raw
 #: payloads. A `room` attribute of type ``String.Array`` holds a JSON array of rooms.
@@ -107,6 +113,7 @@ def parse_body(
     *,
     default_event: str,
     max_bytes: int = SQS_MAX_BYTES,
+    max_rooms: int = MAX_ROOMS,
     attributes: Mapping[str, Any] | None = None,
 ) -> Envelope:
     """Turn an SQS message body into an :class:`Envelope`, or raise :class:`DecodeError`.
@@ -114,7 +121,20 @@ def parse_body(
     `attributes` are the message's routing attributes (see :func:`sqs_attributes`). They
     route a body that is not an envelope. When the body is an envelope as well, they must
     agree with it: a disagreement is refused (``routing_conflict``) rather than guessed.
+    A message for more than `max_rooms` rooms is refused (``too_many_rooms``).
     """
+    envelope = _parse(body, default_event=default_event, max_bytes=max_bytes, attributes=attributes)
+    if len(envelope.rooms) > max_rooms:
+        raise DecodeError(
+            "too_many_rooms",
+            f"the message names {len(envelope.rooms)} rooms, over MAX_MESSAGE_ROOMS={max_rooms}",
+        )
+    return envelope
+
+
+def _parse(
+    body: str, *, default_event: str, max_bytes: int, attributes: Mapping[str, Any] | None
+) -> Envelope:
     try:
         size = len(body.encode("utf-8"))
     except UnicodeEncodeError as exc:
@@ -124,7 +144,7 @@ def parse_body(
     if size > max_bytes:
         raise DecodeError("too_large", f"body is {size} bytes, over the limit of {max_bytes}")
     routing = dict(attributes or {})
-    value = _loads(body, "body")
+    value = loads(body, "body")
     if isinstance(value, dict) and value.get("Type") == "Notification" and "TopicArn" in value:
         message = value.get("Message")
         if not isinstance(message, str):
@@ -133,7 +153,7 @@ def parse_body(
             )
         # The SNS message's own attributes route it; the SQS message's, if any, win.
         routing = sns_attributes(value.get("MessageAttributes")) | routing
-        value = _loads(message, "SNS Message")
+        value = loads(message, "SNS Message")
     if isinstance(value, dict) and "event" in value and value.keys() <= ENVELOPE_KEYS:
         envelope = Envelope(
             event=value["event"],
@@ -186,12 +206,11 @@ def _attributes(raw: Any, *, type_key: str, value_key: str) -> dict[str, Any]:
             )
         if name == "room" and kind == "String.Array":
             try:
-                value = json.loads(value)
-            except ValueError:
-                raise DecodeError(
-                    "bad_attributes",
-                    f"room attribute of type String.Array is not a JSON array: {value!r:.80}",
-                ) from None
+                value = loads(value, "room attribute of type String.Array")
+            except DecodeError as exc:
+                if exc.code == "not_json":
+                    raise DecodeError("bad_attributes", exc.reason) from None
+                raise
         routing[name] = value
     return routing
 
@@ -209,24 +228,56 @@ def _check_room(room: object) -> None:
         )
 
 
-def _loads(text: str, what: str) -> Any:
+def loads(text: str | bytes, what: str = "JSON") -> Any:
+    """Strict JSON: what every decoder downstream (the server, browsers) can hold.
+
+    Refuses ``NaN``/``Infinity`` and numbers that overflow a double (``not_finite``: a browser's
+    ``JSON.parse`` rejects the whole packet and socket.io-client drops the connection),
+    integers over :data:`MAX_INT_DIGITS` digits (``bad_number``), nesting deeper than
+    :data:`MAX_DEPTH` (``too_deep``) and lone surrogates (``not_utf8``).
+    """
     try:
-        value = json.loads(text)
+        value = json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_int
+        )
     except json.JSONDecodeError as exc:
         raise DecodeError(
             "not_json", f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
         raise DecodeError("too_deep", f"{what} is JSON nested too deeply to decode") from None
+    except DecodeError as exc:
+        raise DecodeError(exc.code, f"{what} {exc.reason}") from None
     if _depth_over(value, MAX_DEPTH):
         raise DecodeError("too_deep", f"{what} is JSON nested more than {MAX_DEPTH} levels deep")
     # A \uD800-\uDFFF escape that is not half of a pair decodes to a string no UTF-8 encoder
     # (and no client) accepts; only look closer when the text has such an escape at all.
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise DecodeError(
             "not_utf8", f"{what} has a \\u escape of an unpaired surrogate (not valid UTF-8)"
         )
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise DecodeError("not_finite", f"has {name}, which is not JSON (browsers refuse it)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise DecodeError("not_finite", f"has {text[:40]}, a number too large for a double")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
+        raise DecodeError(
+            "bad_number", f"has an integer of more than {MAX_INT_DIGITS} digits, which no decoder holds"
+        )
+    return int(text)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from server.payload import ClientJSON
 from server.replay import ReplayBuffer
 from server.subscriber import Subscriber
 from shared import counters as c
@@ -11,31 +13,41 @@ from shared.wire import Delivery
 
 
 class FakeSio:
-    """Records emits; fails for one event name to show failures are not confirmed."""
+    """Records emits as a client would decode them; fails for one event name, or for rooms
+    listed in `failing`, to show failures are not confirmed."""
 
     def __init__(self) -> None:
         self.emitted: list[tuple[str, Any, str | None, str]] = []
+        self.raw: list[Any] = []
+        self.failing: set[str] = set()
 
     async def emit(
         self, event: str, payload: Any, to: str | None = None, namespace: str = "/"
     ) -> None:
-        if event == "boom":
+        if event == "boom" or to in self.failing:
             raise RuntimeError("emit failed")
-        self.emitted.append((event, payload, to, namespace))
+        self.raw.append(payload)
+        decoded = json.loads(ClientJSON.dumps(payload))
+        self.emitted.append((event, decoded, to, namespace))
 
 
 def replay() -> ReplayBuffer:
     return ReplayBuffer(window_s=60, max_events=100, max_bytes=100_000)
 
 
-def delivery(message_id: str, event: str = "e", room: str | None = None) -> Delivery:
-    return Delivery(message_id, Envelope(event, {"id": message_id}, room, "/"), 1000)
+def subscriber(sio: FakeSio, **settings: str) -> Subscriber:
+    return Subscriber(sio=sio, settings=load_settings(settings), replay=replay())  # type: ignore[arg-type]
+
+
+def delivery(
+    message_id: str, event: str = "e", room: str | tuple[str, ...] | None = None, data: Any = None
+) -> Delivery:
+    return Delivery(message_id, Envelope(event, data or {"id": message_id}, room, "/"), 1000)
 
 
 async def test_emits_each_delivery_with_its_id_and_confirms_it() -> None:
     sio = FakeSio()
-    subscriber = Subscriber(sio=sio, settings=load_settings({}), replay=replay())  # type: ignore[arg-type]
-    confirmed = await subscriber.emit([delivery("a", room="r"), delivery("b")])
+    confirmed = await subscriber(sio).emit([delivery("a", room="r"), delivery("b")])
     assert confirmed == ["a", "b"]
     assert [(e, p["id"], p["data"], p["offset"], to) for e, p, to, _ns in sio.emitted] == [
         ("e", "a", {"id": "a"}, 1, "r"),
@@ -46,30 +58,68 @@ async def test_emits_each_delivery_with_its_id_and_confirms_it() -> None:
 
 async def test_a_redelivery_is_dropped_but_still_confirmed() -> None:
     sio = FakeSio()
-    subscriber = Subscriber(sio=sio, settings=load_settings({}), replay=replay())  # type: ignore[arg-type]
-    await subscriber.emit([delivery("a")])
-    confirmed = await subscriber.emit([delivery("a"), delivery("b")])
+    relay = subscriber(sio)
+    await relay.emit([delivery("a")])
+    confirmed = await relay.emit([delivery("a"), delivery("b")])
     assert confirmed == ["a", "b"]
     assert [p["id"] for _e, p, _to, _ns in sio.emitted] == ["a", "b"]
-    assert (subscriber.counters.get(c.EMITTED), subscriber.counters.get(c.DUPLICATE_DROPPED)) == (
-        2,
-        1,
-    )
+    assert (relay.counters.get(c.EMITTED), relay.counters.get(c.DUPLICATE_DROPPED)) == (2, 1)
 
 
 async def test_a_failed_emit_is_not_confirmed_and_not_remembered() -> None:
     sio = FakeSio()
-    subscriber = Subscriber(sio=sio, settings=load_settings({}), replay=replay())  # type: ignore[arg-type]
-    confirmed = await subscriber.emit([delivery("a", event="boom"), delivery("b")])
+    relay = subscriber(sio)
+    confirmed = await relay.emit([delivery("a", event="boom"), delivery("b")])
     assert confirmed == ["b"]
-    assert subscriber.counters.get(c.EMIT_FAILED) == 1
+    assert relay.counters.get(c.EMIT_FAILED) == 1
     # SQS redelivers it; this time it goes out
-    assert await subscriber.emit([delivery("a")]) == ["a"]
+    assert await relay.emit([delivery("a")]) == ["a"]
 
 
-async def test_the_window_is_bounded_by_the_setting() -> None:
+async def test_a_partly_emitted_message_redelivered_goes_only_to_the_rooms_that_missed_it() -> None:
+    # Given a message for three rooms whose emit fails at the third
     sio = FakeSio()
-    subscriber = Subscriber(sio=sio, settings=load_settings({"DEDUP_WINDOW": "2"}), replay=replay())  # type: ignore[arg-type]
-    await subscriber.emit([delivery("a"), delivery("b"), delivery("c")])
-    await subscriber.emit([delivery("a")])  # forgotten: emitted again
+    relay = subscriber(sio)
+    sio.failing = {"c"}
+    assert await relay.emit([delivery("m", room=("a", "b", "c"))]) == []
+    # When SQS redelivers it and the third room works now
+    sio.failing = set()
+    assert await relay.emit([delivery("m", room=("a", "b", "c"))]) == ["m"]
+    # Then a and b got it once (main repeated them, at new offsets), c once
+    assert [(to, p["offset"]) for _e, p, to, _ns in sio.emitted] == [("a", 1), ("b", 1), ("c", 2)]
+
+
+async def test_a_message_for_many_rooms_encodes_its_data_once() -> None:
+    sio = FakeSio()
+    rooms = tuple(f"room{n}" for n in range(50))
+    await subscriber(sio).emit([delivery("m", room=rooms, data={"big": "x" * 10_000})])
+    assert len(sio.raw) == 50
+    assert len({id(payload["data"]) for payload in sio.raw}) == 1  # one encoded fragment
+    assert all(p["data"] == {"big": "x" * 10_000} for _e, p, _to, _ns in sio.emitted)
+
+
+async def test_non_finite_data_from_a_worker_is_never_sent_to_clients() -> None:
+    sio = FakeSio()
+    relay = subscriber(sio)
+    confirmed = await relay.emit([delivery("nan", data={"x": float("nan")}), delivery("ok")])
+    assert confirmed == ["ok"]
+    assert [p["id"] for _e, p, _to, _ns in sio.emitted] == ["ok"]
+    assert relay.counters.get(c.EMIT_FAILED) == 1
+
+
+async def test_the_memory_of_ids_is_bounded_by_the_setting_and_counts_what_it_forgot() -> None:
+    sio = FakeSio()
+    relay = subscriber(sio, DEDUP_MAX_IDS="2")
+    await relay.emit([delivery("a"), delivery("b"), delivery("c")])
+    await relay.emit([delivery("a")])  # forgotten early: emitted again
     assert [p["id"] for _e, p, _to, _ns in sio.emitted] == ["a", "b", "c", "a"]
+    assert relay.counters.get(c.DEDUP_FORGOTTEN_EARLY) == 2
+
+
+def test_a_reported_visibility_timeout_widens_the_window() -> None:
+    relay = subscriber(FakeSio(), DEDUP_WINDOW_S="60", ACK_TIMEOUT_S="5")
+    relay._cover_visibility_timeout(600)
+    assert relay._seen.window_s == 605
+    relay._cover_visibility_timeout(None)
+    relay._cover_visibility_timeout(30)  # never narrows
+    assert relay._seen.window_s == 605

@@ -1,0 +1,90 @@
+"""What clients receive, and how it is encoded: strictly, and each message's data only once.
+
+Every event the relay emits carries one argument, :func:`client_payload` (documented in the
+README). A message's ``data`` is encoded to JSON once, as an ``orjson.Fragment`` that every
+room's payload and every replay entry share: python-socketio encodes one packet per emit
+(per room), and without the fragment each room would encode the whole data again.
+
+:class:`ClientJSON` is the JSON module python-socketio and engine.io use for every packet
+(``AsyncServer(json=ClientJSON)``). It writes with orjson, which cannot write ``NaN`` or
+``Infinity`` (browsers' ``JSON.parse`` refuses them and socket.io-client then drops the whole
+connection): the second line behind the decoders, which refuse them first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import orjson
+
+from shared.wire import Delivery
+
+#: What a replay entry costs beyond its data: the payload dict, its keys, the entry itself.
+ENTRY_OVERHEAD_BYTES = 600
+
+
+def encode_data(data: Any) -> tuple[orjson.Fragment, int]:
+    """``data`` as JSON, once, and its size in bytes; ValueError if it holds something JSON
+    cannot say (NaN, Infinity)."""
+    try:
+        encoded = orjson.dumps(data)
+    except TypeError:
+        # orjson holds integers to 64 bits; the standard library has no such limit.
+        text = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        encoded = text.encode("utf-8", "surrogatepass")
+    else:
+        # orjson writes a non-finite float as null: only data with a null can hold one.
+        if b"null" in encoded and _has_non_finite(data):
+            raise ValueError("data holds NaN or Infinity, which is not JSON")
+    return orjson.Fragment(encoded), len(encoded)
+
+
+def _has_non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def client_payload(
+    delivery: Delivery, room: str | None, offset: int, epoch: str, data: orjson.Fragment
+) -> dict[str, Any]:
+    """The one argument every client event carries (documented in the README)."""
+    return {
+        "id": delivery.message_id,
+        "data": data,
+        "room": room,
+        "offset": offset,
+        "epoch": epoch,
+        "sent_ms": delivery.sent_ms,
+        "received_ms": delivery.received_ms,
+        "emitted_ms": int(time.time() * 1000),
+    }
+
+
+class ClientJSON:
+    """The ``json`` module python-socketio and engine.io encode and decode packets with."""
+
+    @staticmethod
+    def dumps(obj: Any, **_options: Any) -> str:
+        try:
+            return orjson.dumps(obj).decode()
+        except TypeError:
+            # An integer beyond 64 bits in a relayed client event: the standard library
+            # writes it; allow_nan=False keeps it strict.
+            return json.dumps(obj, allow_nan=False, separators=(",", ":"))
+
+    @staticmethod
+    def loads(text: str | bytes, **_options: Any) -> Any:
+        # The standard library, so that a client's NaN reaches the handlers, which answer
+        # with an error, instead of failing the whole packet without a word.
+        return json.loads(text)
