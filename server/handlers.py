@@ -8,10 +8,17 @@ Resume protocol (README, "Replay on reconnect"): every event carries ``offset`` 
   server replays what was missed, then sends ``relay:recovery``;
 - for a room, in the join request: ``{"room": "shop", "since": {...}}``; the answer says
   ``recovered`` and how many events were ``replayed``.
+
+What one client may cost everyone is bounded: every request (join, leave, client event) is
+charged to the connection's token bucket; a connection's room operations run one at a time;
+a resume replays at most ``RESUME_MAX_BYTES``, a connection at most
+``RESUME_MAX_BYTES_PER_CONNECTION`` in all; and no lock that live emits need is ever held
+while sending.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -34,21 +41,27 @@ logger = logging.getLogger(__name__)
 
 MAX_ROOM_LENGTH = 200
 RECOVERY_EVENT = "relay:recovery"
+#: Sent just before the server disconnects a client whose token expired.
+EXPIRED_EVENT = "relay:expired"
+_OWN_EVENTS = frozenset({"connect", "disconnect", "join", "leave"})
 
 
 @dataclass(slots=True)
-class Client:
-    """What the server keeps per connection and namespace."""
+class TokenBucket:
+    """A token bucket: a dozen lines, so no library; one per connection, no locking needed
+    on one event loop."""
 
-    identity: Identity
-    tokens: float
+    rate: float
+    burst: int
+    tokens: float = 0.0
     refilled: float = field(default_factory=time.monotonic)
 
-    def take(self, rate: float, burst: int) -> bool:
-        # A token bucket: a dozen lines, so no library; one per connection, no locking
-        # needed on one event loop.
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(burst, self.tokens + (now - self.refilled) * rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
         self.refilled = now
         if self.tokens < 1:
             return False
@@ -56,108 +69,269 @@ class Client:
         return True
 
 
-def register_handlers(
-    sio: socketio.AsyncServer,
-    *,
-    settings: Settings,
-    auth: Authenticator,
-    replay: ReplayBuffer,
-    counters: Counters,
-) -> Callable[[], int]:
-    """Attach the handlers for every namespace (the server accepts any, `namespaces='*'`).
+@dataclass(slots=True)
+class Connection:
+    """Everything the server keeps per connection and namespace, in one place."""
 
-    Returns a function that counts the connections, for the metrics."""
-    clients: dict[tuple[str, str], Client] = {}
-    allowed_events = frozenset(settings.client_events)
+    identity: Identity
+    bucket: TokenBucket
+    #: Joins and leaves of this connection run one at a time, in the order they came.
+    room_ops: asyncio.Lock = field(default_factory=asyncio.Lock)
+    replayed_bytes: int = 0
+    expiry: asyncio.TimerHandle | None = None
 
-    async def resume(sid: str, namespace: str, room: str | None, since: Any) -> dict[str, Any]:
-        # Called with replay.lock held: nothing new is emitted until the client is caught up.
+
+class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    """The handlers of every namespace (registered as ``*``; the server accepts any and the
+    token says which a client may use).
+
+    >>> sio.register_namespace(RelayNamespace(settings=settings, auth=auth, replay=replay,
+    ...                                       counters=counters))
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        auth: Authenticator,
+        replay: ReplayBuffer,
+        counters: Counters,
+    ) -> None:
+        super().__init__("*")
+        self._settings = settings
+        self._auth = auth
+        self._replay = replay
+        self._counters = counters
+        self._allowed_events = frozenset(settings.client_events)
+        self.connections: dict[tuple[str, str], Connection] = {}
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Route to ``on_<event>`` for the relay's own events, everything else to
+        :meth:`relay_client_event`. For the ``*`` namespace, args are (namespace, sid, ...)."""
+        namespace, sid = args[0], args[1]
+        if event in ("connect", "disconnect") and self._is_connected(sid, namespace):
+            # A client's own EVENT packet named "connect"/"disconnect": python-socketio routes
+            # it here like the real ones, which never arrive for a connected sid.
+            return await self.relay_client_event(event, *args)
+        if event in _OWN_EVENTS:
+            return await getattr(self, f"on_{event}")(*args)
+        return await self.relay_client_event(event, *args)
+
+    # --- connect / disconnect ------------------------------------------------------------------
+    async def on_connect(
+        self, namespace: str, sid: str, environ: dict[str, Any], data: Any = None
+    ) -> bool | None:
         try:
-            if not isinstance(since, dict):
-                raise RecoveryFailed("'since' must be an object with 'epoch' and 'offset'")
-            entries = replay.since((namespace, room), since.get("epoch"), since.get("offset"))
-        except RecoveryFailed as exc:
-            counters.inc(c.RECOVERY_FAILED)
-            logger.info("Client %s could not resume %s %s: %s", sid, namespace, room, exc.reason)
-            return {"recovered": False, "reason": exc.reason}
-        for entry in entries:
-            await sio.emit(entry.event, entry.payload, to=sid, namespace=namespace)
-        counters.inc(c.REPLAYED, len(entries))
-        return {"recovered": True, "replayed": len(entries)}
-
-    async def connect(namespace: str, sid: str, environ: dict[str, Any], data: Any = None) -> None:
-        try:
-            identity = auth.verify(data)
+            identity = self._auth.verify(data, namespace=namespace)
         except AuthError as exc:
-            counters.inc(c.CONNECT_REFUSED)
+            self._counters.inc(c.CONNECT_REFUSED)
             logger.info("Refused client %s on %s: %s", sid, namespace, exc)
             raise Refused(str(exc)) from None
-        clients[(namespace, sid)] = Client(identity, float(settings.client_event_burst))
+        settings = self._settings
+        connection = Connection(
+            identity, TokenBucket(settings.client_event_rate, settings.client_event_burst)
+        )
+        self.connections[(namespace, sid)] = connection
+        self._schedule_expiry(connection, namespace, sid)
         since = data.get("since") if isinstance(data, dict) else None
-        async with replay.lock:
-            if since is not None:
-                result = await resume(sid, namespace, None, since)
-                await sio.emit(
-                    RECOVERY_EVENT, {"room": None, **result}, to=sid, namespace=namespace
-                )
-            await sio.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
 
-    async def disconnect(namespace: str, sid: str, reason: Any = None) -> None:
-        clients.pop((namespace, sid), None)
+        async def enter() -> None:
+            await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
 
-    async def join(namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
+        if since is None:
+            await enter()
+            return None
+        result = await self._resume(connection, sid, namespace, None, since, enter)
+        if not self._is_open(sid, namespace):
+            # The transport closed while we replayed: python-socketio skips the disconnect
+            # handler of a connection still connecting, so clean up here (a ghost otherwise).
+            self._forget(namespace, sid)
+            return False
+        await self.emit(RECOVERY_EVENT, {"room": None, **result}, to=sid, namespace=namespace)
+        return None
+
+    async def on_disconnect(self, namespace: str, sid: str, reason: Any = None) -> None:
+        self._forget(namespace, sid)
+
+    def _forget(self, namespace: str, sid: str) -> None:
+        connection = self.connections.pop((namespace, sid), None)
+        if connection is not None and connection.expiry is not None:
+            connection.expiry.cancel()
+
+    def _schedule_expiry(self, connection: Connection, namespace: str, sid: str) -> None:
+        expires_at = connection.identity.expires_at
+        if expires_at is None:
+            return
+        delay = max(0.0, expires_at + self._settings.jwt_leeway_s - time.time())
+        loop = asyncio.get_running_loop()
+        connection.expiry = loop.call_later(
+            delay, lambda: loop.create_task(self._expire(namespace, sid))
+        )
+
+    async def _expire(self, namespace: str, sid: str) -> None:
+        if (namespace, sid) not in self.connections:
+            return
+        logger.info("Token of client %s on %s expired; disconnecting it", sid, namespace)
+        await self.emit(
+            EXPIRED_EVENT,
+            {"reason": "token expired: reconnect with a new token"},
+            to=sid,
+            namespace=namespace,
+        )
+        await self.disconnect(sid, namespace=namespace)
+
+    # --- rooms ---------------------------------------------------------------------------------
+    async def on_join(self, namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
         room, since = _room_and_since(request)
-        if error := _room_error(room):
+        connection = self.connections.get((namespace, sid))
+        if error := self._request_error(connection, room):
             return {"ok": False, "error": error}
-        client = clients.get((namespace, sid))
-        if client is None or not client.identity.may_join(room):
-            counters.inc(c.JOIN_REFUSED)
+        assert connection is not None
+        if not connection.identity.may_join(room):
+            self._counters.inc(c.JOIN_REFUSED)
             return {"ok": False, "error": f"not allowed to join room {room!r}"}
-        async with replay.lock:
+
+        async def enter() -> None:
+            await self.enter_room(sid, room, namespace=namespace)
+
+        async with connection.room_ops:
             result: dict[str, Any] = {"ok": True, "room": room}
-            if since is not None:
-                result |= await resume(sid, namespace, room, since)
-            await sio.enter_room(sid, room, namespace=namespace)
+            if since is None:
+                await enter()
+            else:
+                result |= await self._resume(connection, sid, namespace, room, since, enter)
+        if not self._is_open(sid, namespace):
+            return {"ok": False, "error": "disconnected"}
         return result
 
-    async def leave(namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
+    async def on_leave(self, namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
         room, _since = _room_and_since(request)
-        if error := _room_error(room):
+        connection = self.connections.get((namespace, sid))
+        if error := self._request_error(connection, room, check_expiry=False):
             return {"ok": False, "error": error}
-        await sio.leave_room(sid, room, namespace=namespace)
+        assert connection is not None
+        async with connection.room_ops:  # after any join still replaying
+            await self.leave_room(sid, room, namespace=namespace)
         return {"ok": True, "room": room}
 
-    async def client_event(event: str, namespace: str, sid: str, *args: Any) -> dict[str, Any]:
-        """Any other event a client sends: relayed only if allow-listed, small and in rate."""
-        client = clients.get((namespace, sid))
+    def _request_error(
+        self, connection: Connection | None, room: Any, *, check_expiry: bool = True
+    ) -> str | None:
+        if connection is None:
+            return "not connected"
+        if not connection.bucket.take():
+            self._counters.inc(c.JOIN_REFUSED)
+            return "rate limit exceeded (CLIENT_EVENT_RATE)"
+        if check_expiry and connection.identity.expired():
+            return "token expired: reconnect with a new token"
+        return _room_error(room)
+
+    # --- resume --------------------------------------------------------------------------------
+    async def _resume(
+        self,
+        connection: Connection,
+        sid: str,
+        namespace: str,
+        room: str | None,
+        since: Any,
+        enter: Callable[[], Any],
+    ) -> dict[str, Any]:
+        """Send what the client missed on (namespace, room), then `enter` the room.
+
+        No lock is held while sending: events are in the replay buffer before they are emitted
+        live, so after sending what it had, this looks again, and enters the room in the same
+        step (no await between) as it finds nothing new. Live events then follow in order.
+        """
+        stream = (namespace, room)
+        replay = self._replay
+        failure: str | None = None
+        offset: object = None
+        if not isinstance(since, dict):
+            failure = "'since' must be an object with 'epoch' and 'offset'"
+        elif since.get("epoch") != replay.epoch:
+            # Another run's offsets mean nothing here; what this run emitted on the stream
+            # since it started may still be sent (the client still has to resync).
+            failure = f"epoch {since.get('epoch')!r:.40} is not this server's ({replay.epoch})"
+            failure += ": it restarted since"
+            offset = 0
+        else:
+            offset = since.get("offset")
+        replayed = 0
+        budget = min(
+            self._settings.resume_max_bytes,
+            self._settings.resume_max_bytes_per_connection - connection.replayed_bytes,
+        )
+        while offset is not None:
+            try:
+                entries = replay.since(stream, replay.epoch, offset)
+            except RecoveryFailed as exc:
+                failure = failure or exc.reason
+                break
+            if not entries:
+                break
+            size = sum(entry.bytes for entry in entries)
+            if size > budget:
+                self._counters.inc(c.RESUME_REFUSED)
+                failure = failure or (
+                    f"missed {size} bytes, more than one resume may replay (RESUME_MAX_BYTES, "
+                    "RESUME_MAX_BYTES_PER_CONNECTION): resync"
+                )
+                break
+            budget -= size
+            connection.replayed_bytes += size
+            # Payloads are taken now: an entry may be dropped from the buffer while we send.
+            missed = [(entry.event, entry.payload) for entry in entries]
+            offset = entries[-1].offset
+            for event, payload in missed:
+                await self.emit(event, payload, to=sid, namespace=namespace)
+            replayed += len(missed)
+            if not self._is_open(sid, namespace):
+                break
+        if self._is_open(sid, namespace):
+            await enter()  # no await since the last look at the buffer
+        self._counters.inc(c.REPLAYED, replayed)
+        result: dict[str, Any] = {"recovered": failure is None, "replayed": replayed}
+        if failure is not None:
+            self._counters.inc(c.RECOVERY_FAILED)
+            logger.info("Client %s could not resume %s %s: %s", sid, namespace, room, failure)
+            result |= {"reason": failure, "epoch": replay.epoch}
+        return result
+
+    def _is_connected(self, sid: str, namespace: str) -> bool:
+        return bool(self.server.manager.is_connected(sid, namespace))
+
+    def _is_open(self, sid: str, namespace: str) -> bool:
+        """The client's transport is still there (python-socketio's manager keeps a sid that
+        is still connecting even after its transport closed)."""
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, namespace)
+        socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        return socket is not None and not socket.closed
+
+    # --- client events -------------------------------------------------------------------------
+    async def relay_client_event(
+        self, event: str, namespace: str, sid: str, *args: Any
+    ) -> dict[str, Any]:
+        """Any other event a client sends: relayed only if allow-listed, JSON, small and in
+        rate, to the sender's rooms (everyone in the namespace if it joined none)."""
+        connection = self.connections.get((namespace, sid))
         data = args[0] if args else None
-        error = _client_event_error(event, data, allowed_events, settings)
-        if error is None and (
-            client is None
-            or not client.take(settings.client_event_rate, settings.client_event_burst)
-        ):
+        error = _client_event_error(event, data, self._allowed_events, self._settings)
+        if error is None and (connection is None or not connection.bucket.take()):
             error = "rate limit exceeded (CLIENT_EVENT_RATE)"
         if error is not None:
-            counters.inc(c.CLIENT_EVENT_REFUSED)
+            self._counters.inc(c.CLIENT_EVENT_REFUSED)
             logger.debug("Refused client event %r from %s: %s", event, sid, error)
             return {"ok": False, "error": error}
-        rooms = [r for r in sio.rooms(sid, namespace=namespace) if r not in (sid, BROADCAST_ROOM)]
-        targets = rooms or [BROADCAST_ROOM]
-        await sio.emit(
-            event, {"data": data, "from": sid}, to=targets, skip_sid=sid, namespace=namespace
+        rooms = [r for r in self.rooms(sid, namespace=namespace) if r not in (sid, BROADCAST_ROOM)]
+        await self.emit(
+            event,
+            {"data": data, "from": sid},
+            to=rooms or [BROADCAST_ROOM],
+            skip_sid=sid,
+            namespace=namespace,
         )
-        counters.inc(c.CLIENT_EVENT_RELAYED)
+        self._counters.inc(c.CLIENT_EVENT_RELAYED)
         return {"ok": True, "relayed_to": rooms or None}
-
-    for event, handler in (
-        ("connect", connect),
-        ("disconnect", disconnect),
-        ("join", join),
-        ("leave", leave),
-        ("*", client_event),
-    ):
-        sio.on(event, handler=handler, namespace="*")
-    return lambda: len(clients)
 
 
 def _client_event_error(
@@ -167,8 +341,12 @@ def _client_event_error(
     if event not in allowed or event in RESERVED_EVENTS or event.startswith(RESERVED_PREFIX):
         return f"event {event!r:.80} is not allowed (CLIENT_EVENTS)"
     try:
-        size = len(json.dumps(data).encode("utf-8"))
-    except (TypeError, ValueError, RecursionError):
+        size = len(json.dumps(data, allow_nan=False).encode("utf-8"))
+    except ValueError as exc:
+        if "Out of range float" in str(exc):
+            return "payload has NaN or Infinity, which is not JSON (browsers refuse it)"
+        return "payload is not JSON that can be relayed"
+    except (TypeError, RecursionError):
         return "payload is not JSON that can be relayed"
     if size > settings.client_event_max_bytes:
         limit = settings.client_event_max_bytes

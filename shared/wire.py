@@ -14,6 +14,11 @@ kind                  direction         body (JSON)
 ``ack``               server → worker   ``{"batch": int, "ids": [MessageId, ...]}``: emitted
                                          (or already emitted before) and safe to delete
 ====================  ================  ======================================================
+
+What an ack promises: the server has put the event in its replay history and in the outgoing
+queue of every client connected to its rooms at that moment. It does not promise that a
+client's socket took it: a client that drops before its queue is flushed misses it, and gets
+it back by resuming (offsets, within the replay window), not by redelivery from SQS.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared.envelope import DecodeError, Envelope, parse_body
+from shared.envelope import DecodeError, Envelope, parse_body, sqs_attributes
 
 
 def parse(body: str, max_bytes: int = 1000) -> Envelope:
@@ -71,6 +71,14 @@ def test_a_body_at_the_size_limit_passes_and_one_byte_more_does_not() -> None:
         ("[" * 101 + "]" * 101, "too_deep", "more than 100 levels"),
         (sns(None), "bad_sns", "without a string 'Message'"),
         (sns("not json"), "not_json", "SNS Message is not JSON"),
+        ('{"event": "e", "data": NaN}', "not_finite", "body has NaN"),
+        ('{"event": "e", "data": [Infinity]}', "not_finite", "body has Infinity"),
+        ('{"event": "e", "data": {"x": -Infinity}}', "not_finite", "body has -Infinity"),
+        ('{"event": "e", "data": 1e999}', "not_finite", "too large for a double"),
+        ("-1.5e400", "not_finite", "too large for a double"),
+        (sns('{"event": "e", "data": NaN}'), "not_finite", "SNS Message has NaN"),
+        ('{"event": "e", "data": ' + "1" * 4301 + "}", "bad_number", "more than 4300 digits"),
+        ("-" + "9" * 4301, "bad_number", "more than 4300 digits"),
     ],
 )
 def test_a_body_that_can_never_be_delivered_says_why(body: str, code: str, reason: str) -> None:
@@ -86,3 +94,36 @@ def test_an_escaped_surrogate_pair_is_fine() -> None:
 
 def test_depth_100_is_fine() -> None:
     assert parse("[" * 100 + "]" * 100).event == "message"
+
+
+def test_the_longest_integer_python_decodes_is_fine() -> None:
+    assert parse("-" + "9" * 4300, max_bytes=10**6).data == -int("9" * 4300)
+
+
+@pytest.mark.parametrize("deep", ["[" * 100_000 + "]" * 100_000, "[" * 101 + '"r"' + "]" * 101])
+def test_a_deep_string_array_room_attribute_is_refused_not_raised(deep: str) -> None:
+    # main raised RecursionError here, which the worker did not catch: the batch was stranded
+    for attributes in ({"room": {"DataType": "String.Array", "StringValue": deep}},):
+        with pytest.raises(DecodeError) as caught:
+            parse_body("1", default_event="m", attributes=sqs_attributes(attributes))
+        assert caught.value.code == "too_deep"
+    wrapper = json.dumps(
+        {
+            "Type": "Notification",
+            "TopicArn": "arn",
+            "Message": "1",
+            "MessageAttributes": {"room": {"Type": "String.Array", "Value": deep}},
+        }
+    )
+    with pytest.raises(DecodeError) as caught:
+        parse(wrapper, max_bytes=10**6)
+    assert caught.value.code == "too_deep"
+
+
+def test_a_message_for_more_rooms_than_allowed_is_refused() -> None:
+    body = json.dumps({"event": "e", "room": [f"r{n}" for n in range(11)]})
+    assert len(parse_body(body, default_event="m", max_rooms=11).rooms) == 11
+    with pytest.raises(DecodeError) as caught:
+        parse_body(body, default_event="m", max_rooms=10)
+    assert caught.value.code == "too_many_rooms"
+    assert "11 rooms, over MAX_MESSAGE_ROOMS=10" in caught.value.reason

@@ -11,12 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.handlers import _client_event_error, _room_and_since, _room_error
+from server.payload import encode_data
 from server.replay import RecoveryFailed, ReplayBuffer
 from shared.envelope import DecodeError, Envelope, parse_body, sns_attributes, sqs_attributes
 from shared.settings import load_settings
 
+#: Numbers a producer's json.dumps writes and no strict decoder holds.
+hostile_numbers = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1" * 4301])
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -41,6 +44,7 @@ attribute = st.fixed_dictionaries(
     },
 )
 attributes = st.dictionaries(st.sampled_from(["event", "room", "namespace", "other"]), attribute)
+deep_arrays = st.integers(min_value=90, max_value=100_000).map(lambda n: "[" * n + "]" * n)
 
 
 def check(body: str, routing: Any = None) -> None:
@@ -50,7 +54,9 @@ def check(body: str, routing: Any = None) -> None:
         assert exc.code and exc.reason
     else:
         assert isinstance(envelope, Envelope)
-        json.dumps(envelope.data)  # whatever passes can be emitted
+        # whatever passes can be emitted, strictly: what clients are sent (no NaN, no Infinity)
+        encode_data(envelope.data)
+        json.dumps(envelope.data, allow_nan=False)
 
 
 @settings(max_examples=300)
@@ -63,6 +69,40 @@ def test_any_text_body(body: str) -> None:
 @given(envelope_like | json_values)
 def test_any_json_body(value: Any) -> None:
     check(json.dumps(value))
+
+
+@settings(max_examples=200)
+@given(st.lists(hostile_numbers | st.integers().map(str), min_size=1, max_size=4))
+def test_bodies_with_numbers_no_decoder_holds(numbers: list[str]) -> None:
+    body = '{"event": "e", "data": [' + ", ".join(numbers) + "]}"
+    check(body)
+    if any(n in ("NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1" * 4301) for n in numbers):
+        try:
+            parse_body(body, default_event="message")
+        except DecodeError as exc:
+            assert exc.code in ("not_finite", "bad_number")
+        else:
+            raise AssertionError(f"accepted {body[:80]}")
+
+
+@settings(max_examples=50)
+@given(deep_arrays, st.sampled_from(["sqs", "sns"]))
+def test_deep_string_array_room_attributes(deep: str, where: str) -> None:
+    if where == "sqs":
+        try:
+            routing = sqs_attributes({"room": {"DataType": "String.Array", "StringValue": deep}})
+        except DecodeError as exc:
+            assert exc.code == "too_deep"
+            return
+        check("1", routing)
+    else:
+        wrapper = {
+            "Type": "Notification",
+            "TopicArn": "arn",
+            "Message": "1",
+            "MessageAttributes": {"room": {"Type": "String.Array", "Value": deep}},
+        }
+        check(json.dumps(wrapper))
 
 
 @settings(max_examples=200)

@@ -1,0 +1,233 @@
+"""No single client can break, stall or fill the server (issue: hardening), on real processes:
+non-finite numbers in client events, a replay flood from a client that never reads, a
+transport that closes while connecting, join/leave order, and token expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from tests.clients import RecordingClient
+from tests.integration.helpers import send, send_async
+from tests.integration.test_observability import samples
+from tests.processes import Process, Processes, Stack, healthz, wait_until
+from tests.tokens import token
+
+BIG = "x" * 240_000  # just under MAX_MESSAGE_BYTES (256 KiB) once wrapped in an envelope
+
+
+def rss_mib(process: Process) -> float:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def counter(stack: Stack, name: str) -> int:
+    return int(healthz(stack.base_url)["counters"].get(name, 0))
+
+
+class RawClient:
+    """A Socket.IO client written at the packet level over a real WebSocket, so that it can
+    do what no library client does: stop reading, or vanish in the middle of connecting."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def open(cls, stack: Stack) -> RawClient:
+        url = f"ws://127.0.0.1:{stack.http_port}/socket.io/?EIO=4&transport=websocket"
+        # max_queue=1: once one message waits unread, the library stops reading the socket,
+        # so the kernel buffers fill and the server's sends back up, as with a stuck client.
+        ws = await websockets.connect(url, max_queue=1, max_size=None)
+        opened = await ws.recv()
+        assert str(opened).startswith("0"), opened
+        return cls(ws)
+
+    async def connect(self, auth: dict[str, Any]) -> None:
+        await self.ws.send("40" + json.dumps(auth))
+
+    async def emit(self, ack_id: int, event: str, data: Any) -> None:
+        await self.ws.send(f"42{ack_id}" + json.dumps([event, data]))
+
+
+async def test_a_client_event_with_nan_is_refused_and_reaches_nobody(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given two clients in one room (python-socketio's client writes NaN, as json.dumps does)
+    processes.server(stack)
+    sender = await RecordingClient().connect(stack.base_url)
+    other = await RecordingClient().connect(stack.base_url)
+    for client in (sender, other):
+        assert (await client.call("join", "shop"))["ok"]
+
+    # When one sends item_removed with NaN, Infinity and a number too large for a double
+    answers = [
+        await sender.call("item_removed", {"id": value})
+        for value in (float("nan"), float("inf"), float("-inf"))
+    ]
+
+    # Then each is refused with a reason, and the other client gets none of them
+    for answer in answers:
+        assert answer["ok"] is False and "NaN or Infinity" in answer["error"], answer
+    assert (await sender.call("item_removed", {"id": 7}))["ok"]  # a finite one is relayed
+    await other.wait_for(1)
+    await other.call("join", "barrier")
+    assert other.of("item_removed") == [{"data": {"id": 7}, "from": sender.sio.get_sid()}]
+    await sender.close()
+    await other.close()
+
+
+async def test_a_replay_flood_from_a_client_that_never_reads_leaves_the_server_alone(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given 60 events of 240 KB in room "big" (14 MB of replayable history), a live client
+    processes.sqs(stack)
+    server = processes.server(stack)
+    worker = processes.worker(stack)
+    sqs = stack.sqs_client()
+    live = await RecordingClient().connect(stack.base_url)
+    assert (await live.call("join", "live"))["ok"]
+    for n in range(0, 60, 4):
+        await send_async(
+            sqs, stack.queue_url, [{"event": "e", "data": BIG, "room": "big"}] * min(4, 60 - n)
+        )
+    await stack.wait_counter("emitted", 60, timeout_s=120)
+    epoch = healthz(stack.base_url)["epoch"]
+    rss_before = rss_mib(server)
+
+    # When one connection asks 100 times to join "big" with a replay (half from the start,
+    # half the last 3 events, 720 KB each) and never reads what it is sent
+    flood = await RawClient.open(stack)
+    await flood.connect({"token": token()})
+    for n in range(100):
+        offset = 0 if n % 2 else 57
+        await flood.emit(n, "join", {"room": "big", "since": {"epoch": epoch, "offset": offset}})
+    # every request is answered or refused: by rate, or by the replay byte budgets (at most
+    # 5 x 720 KB fit RESUME_MAX_BYTES_PER_CONNECTION, 4 MiB)
+    await asyncio.to_thread(
+        wait_until,
+        lambda: counter(stack, "join_refused") + counter(stack, "recovery_failed") >= 95,
+        timeout_s=60,
+        what="the server to have handled the 100 joins",
+    )
+
+    # Then a live event still arrives promptly, no batch waited past its ack timeout, and the
+    # server's memory grew by far less than 100 MB (main: 1.5 GB, and a live emit held 12.5 s)
+    sent = time.monotonic()
+    send(sqs, stack.queue_url, [{"event": "e", "data": "live", "room": "live"}])
+    await live.wait_for(1, timeout_s=30)
+    latency_s = time.monotonic() - sent
+    growth = rss_mib(server) - rss_before
+    print(
+        f"\n[replay flood] rss_growth_mib={growth:.1f} live_latency_s={latency_s:.3f} "
+        f"join_refused={counter(stack, 'join_refused')} "
+        f"recovery_failed={counter(stack, 'recovery_failed')} "
+        f"resume_refused={counter(stack, 'resume_refused')} replayed={counter(stack, 'replayed')}"
+    )
+    assert growth < 100, growth
+    assert latency_s < 2.0, latency_s
+    assert "No confirmation" not in worker.log()
+    assert counter(stack, "replayed") <= 5 * 3
+    await flood.ws.close()
+    await live.close()
+
+
+async def test_a_transport_that_closes_while_connecting_leaves_no_ghost(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given 200 broadcasts to replay, so that a resuming connect takes a while
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    sqs = stack.sqs_client()
+    send(sqs, stack.queue_url, [{"event": "e", "data": n} for n in range(200)])
+    await stack.wait_counter("emitted", 200, timeout_s=120)
+    epoch = healthz(stack.base_url)["epoch"]
+
+    # When 20 clients connect with a resume from the start and drop the transport at once
+    for _ in range(20):
+        raw = await RawClient.open(stack)
+        await raw.connect({"token": token(), "since": {"epoch": epoch, "offset": 0}})
+        await raw.ws.close()
+
+    # Then, once a real client got in after them, no connection is left behind (main: 20/20)
+    probe = await RecordingClient().connect(stack.base_url)
+    await probe.call("join", "barrier")
+
+    await asyncio.to_thread(
+        wait_until,
+        lambda: samples(f"{stack.base_url}/metrics")["relay_connected_clients"] == 1,
+        timeout_s=20,
+        what="only the probe left",
+    )
+    await probe.close()
+
+
+async def test_join_then_leave_is_answered_in_order_and_leaves_the_client_out(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a room with 100 events of history
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    sqs = stack.sqs_client()
+    send(sqs, stack.queue_url, [{"event": "e", "data": n, "room": "shop"} for n in range(100)])
+    await stack.wait_counter("emitted", 100, timeout_s=120)
+    epoch = healthz(stack.base_url)["epoch"]
+    client = await RecordingClient().connect(stack.base_url)
+
+    # When it sends a join with a replay and, without waiting, a leave
+    answered: list[str] = []
+    done = asyncio.Event()
+
+    def on(name: str) -> Any:
+        def record(*_answer: Any) -> None:
+            answered.append(name)
+            if len(answered) == 2:
+                done.set()
+
+        return record
+
+    since = {"epoch": epoch, "offset": 0}
+    await client.sio.emit("join", {"room": "shop", "since": since}, callback=on("join"))
+    await client.sio.emit("leave", "shop", callback=on("leave"))
+    await asyncio.wait_for(done.wait(), 30)
+
+    # Then the join was answered first, and the client is not in the room (main: leave first,
+    # and the client stayed in)
+    assert answered == ["join", "leave"]
+    send(sqs, stack.queue_url, [{"event": "after", "data": 1, "room": "shop"}])
+    send(sqs, stack.queue_url, [{"event": "after", "data": 2}])
+    await client.wait_for(101)
+    await client.call("join", "barrier")
+    assert [p["data"] for p in client.of("after")] == [2]
+    await client.close()
+
+
+async def test_an_expired_token_is_disconnected_with_a_reason(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a client whose token expires in 2 s (no clock-skew leeway)
+    processes.server(stack, JWT_LEEWAY_S="0")
+    client = await RecordingClient().connect(
+        stack.base_url, auth={"token": token(exp=int(time.time()) + 2)}
+    )
+    assert (await client.call("join", "shop"))["ok"]
+
+    # When the token expires
+    await client.wait_for(1, timeout_s=10)
+
+    # Then the server says why and disconnects it (main: it stayed, and joined at will)
+    assert client.events[0] == (
+        "relay:expired",
+        {"reason": "token expired: reconnect with a new token"},
+    )
+    await asyncio.to_thread(
+        wait_until, lambda: not client.sio.connected, timeout_s=10, what="the disconnect"
+    )
