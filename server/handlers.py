@@ -162,7 +162,7 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         expires_at = connection.identity.expires_at
         if expires_at is None:
             return
-        delay = max(0.0, expires_at + self._settings.jwt_leeway_s - time.time())
+        delay = max(0.0, expires_at + connection.identity.leeway_s - time.time())
         loop = asyncio.get_running_loop()
         connection.expiry = loop.call_later(
             delay, lambda: loop.create_task(self._expire(namespace, sid))

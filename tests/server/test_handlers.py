@@ -1,0 +1,172 @@
+"""The client handlers against python-socketio's real server and manager, with a stand-in
+for engine.io's socket so that a test decides when a client's transport goes away."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import socketio
+
+from server.auth import Authenticator
+from server.handlers import RelayNamespace
+from server.payload import ClientJSON
+from server.replay import ReplayBuffer
+from server.subscriber import BROADCAST_ROOM
+from shared import counters as c
+from shared.counters import Counters
+from shared.settings import load_settings
+
+
+class Transport:
+    """engine.io's socket as far as the server uses it; `close_after` sends, it is gone."""
+
+    def __init__(self, close_after: int | None = None) -> None:
+        self.sent: list[Any] = []
+        self.closed = False
+        self._close_after = close_after
+
+    async def send(self, packet: Any) -> None:
+        self.sent.append(packet)
+        if self._close_after is not None and len(self.sent) >= self._close_after:
+            self.closed = True
+
+
+class Relay:
+    def __init__(self, **settings: str) -> None:
+        self.settings = load_settings({"AUTH": "none", **settings})
+        self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", json=ClientJSON)
+        self.replay = ReplayBuffer(window_s=60, max_events=1000, max_bytes=64 << 20)
+        self.counters = Counters()
+        self.handlers = RelayNamespace(
+            settings=self.settings,
+            auth=Authenticator(enabled=False),
+            replay=self.replay,
+            counters=self.counters,
+        )
+        self.sio.register_namespace(self.handlers)
+
+    def history(self, room: str | None, count: int, size: int = 100) -> None:
+        for _ in range(count):
+            stream = ("/", room)
+            offset = self.replay.next_offset(stream)
+            self.replay.append(stream, offset, "e", {"offset": offset, "x": "y" * size}, size)
+
+    async def connect(self, eio_sid: str, transport: Transport, auth: Any = None) -> tuple[str, Any]:
+        """python-socketio's own connect sequence, with the handler in the middle."""
+        self.sio.eio.sockets[eio_sid] = transport
+        sid = await self.sio.manager.pre_connect(eio_sid, "/")
+        result = await self.handlers.trigger_event("connect", "/", sid, {}, auth or {})
+        if result is not False:
+            await self.sio.manager.connect(sid, "/")
+        else:
+            await self.sio.manager.disconnect(sid, "/")
+        return sid, result
+
+    def rooms(self, sid: str) -> list[str]:
+        return self.sio.manager.get_rooms(sid, "/")
+
+
+async def test_a_transport_gone_while_connecting_leaves_no_ghost() -> None:
+    # Given 50 events to replay, and a client whose transport goes after the 5th packet
+    relay = Relay()
+    relay.history(None, 50)
+    since = {"epoch": relay.replay.epoch, "offset": 0}
+    # When it connects with a resume from the start
+    sid, result = await relay.connect("eio1", Transport(close_after=5), {"since": since})
+    # Then the connect is refused, nothing of it is kept, and it never entered relay:all
+    assert result is False
+    assert relay.handlers.connections == {}
+    assert BROADCAST_ROOM not in relay.rooms(sid)
+
+
+async def test_a_connect_with_a_resume_replays_then_enters() -> None:
+    relay = Relay()
+    relay.history(None, 3)
+    transport = Transport()
+    since = {"epoch": relay.replay.epoch, "offset": 1}
+    sid, result = await relay.connect("eio1", transport, {"since": since})
+    assert result is None
+    assert BROADCAST_ROOM in relay.rooms(sid)
+    assert relay.counters.get(c.REPLAYED) == 2
+
+
+async def test_join_and_leave_of_one_connection_run_in_order() -> None:
+    # Given a room with history, a connected client
+    relay = Relay()
+    relay.history("shop", 200)
+    sid, _ = await relay.connect("eio1", Transport())
+    since = {"epoch": relay.replay.epoch, "offset": 0}
+    answered: list[str] = []
+
+    async def call(event: str, request: Any) -> Any:
+        answer = await relay.handlers.trigger_event(event, "/", sid, request)
+        answered.append(event)
+        return answer
+
+    # When a join with a replay and a leave arrive together
+    join, leave = await asyncio.gather(
+        call("join", {"room": "shop", "since": since}), call("leave", "shop")
+    )
+    # Then the join is answered first and the leave wins: the client is not in the room
+    assert answered == ["join", "leave"]
+    assert join["ok"] and join["replayed"] == 200 and leave["ok"]
+    assert "shop" not in relay.rooms(sid)
+
+
+async def test_one_resume_replays_at_most_resume_max_bytes() -> None:
+    relay = Relay(RESUME_MAX_BYTES="5000", CLIENT_EVENT_BURST="100")
+    relay.history("shop", 100, size=100)
+    sid, _ = await relay.connect("eio1", Transport())
+    epoch = relay.replay.epoch
+    big = await relay.handlers.trigger_event(
+        "join", "/", sid, {"room": "shop", "since": {"epoch": epoch, "offset": 0}}
+    )
+    small = await relay.handlers.trigger_event(
+        "join", "/", sid, {"room": "shop", "since": {"epoch": epoch, "offset": 90}}
+    )
+    assert big["ok"] and big["recovered"] is False and "RESUME_MAX_BYTES" in big["reason"]
+    assert small == {"ok": True, "room": "shop", "recovered": True, "replayed": 10}
+    assert relay.counters.get(c.RESUME_REFUSED) == 1
+
+
+async def test_one_connection_is_replayed_at_most_its_budget_in_all() -> None:
+    relay = Relay(RESUME_MAX_BYTES_PER_CONNECTION="3500", CLIENT_EVENT_BURST="100")
+    relay.history("shop", 100, size=100)
+    sid, _ = await relay.connect("eio1", Transport())
+    since = {"epoch": relay.replay.epoch, "offset": 90}  # 10 x 100 bytes each time
+    answers = [
+        await relay.handlers.trigger_event("join", "/", sid, {"room": "shop", "since": since})
+        for _ in range(5)
+    ]
+    assert [a["recovered"] for a in answers] == [True, True, True, False, False]
+
+
+async def test_joins_are_charged_to_the_rate_limit() -> None:
+    relay = Relay(CLIENT_EVENT_BURST="3", CLIENT_EVENT_RATE="0.001")
+    sid, _ = await relay.connect("eio1", Transport())
+    answers = [await relay.handlers.trigger_event("join", "/", sid, "shop") for _ in range(5)]
+    assert [a["ok"] for a in answers] == [True, True, True, False, False]
+    assert "rate limit" in answers[-1]["error"]
+
+
+async def test_a_resume_from_another_epoch_fails_but_gets_this_runs_events() -> None:
+    relay = Relay()
+    relay.history("shop", 4)
+    sid, _ = await relay.connect("eio1", Transport())
+    answer = await relay.handlers.trigger_event(
+        "join", "/", sid, {"room": "shop", "since": {"epoch": "old-run", "offset": 17}}
+    )
+    assert answer["recovered"] is False and "restarted" in answer["reason"]
+    assert answer["replayed"] == 4 and answer["epoch"] == relay.replay.epoch
+    assert "shop" in relay.rooms(sid)
+
+
+async def test_a_client_event_named_connect_does_not_reconnect_it() -> None:
+    relay = Relay(CLIENT_EVENTS="item_removed")
+    sid, _ = await relay.connect("eio1", Transport())
+    answer = await relay.handlers.trigger_event("connect", "/", sid, {"token": "x"})
+    assert answer == {"ok": False, "error": "event 'connect' is not allowed (CLIENT_EVENTS)"}
+    answer = await relay.handlers.trigger_event("disconnect", "/", sid, "x")
+    assert answer["ok"] is False
+    assert ("/", sid) in relay.handlers.connections
