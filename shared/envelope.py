@@ -275,7 +275,8 @@ def _finite_float(text: str) -> float:
 def _int(text: str) -> int:
     if len(text) - text.startswith("-") > MAX_INT_DIGITS:
         raise DecodeError(
-            "bad_number", f"has an integer of more than {MAX_INT_DIGITS} digits, which no decoder holds"
+            "bad_number",
+            f"has an integer of more than {MAX_INT_DIGITS} digits, which no decoder holds",
         )
     return int(text)
 

@@ -52,7 +52,9 @@ class Relay:
             offset = self.replay.next_offset(stream)
             self.replay.append(stream, offset, "e", {"offset": offset, "x": "y" * size}, size)
 
-    async def connect(self, eio_sid: str, transport: Transport, auth: Any = None) -> tuple[str, Any]:
+    async def connect(
+        self, eio_sid: str, transport: Transport, auth: Any = None
+    ) -> tuple[str, Any]:
         """python-socketio's own connect sequence, with the handler in the middle."""
         self.sio.eio.sockets[eio_sid] = transport
         sid = await self.sio.manager.pre_connect(eio_sid, "/")
