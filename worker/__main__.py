@@ -12,7 +12,7 @@ import time
 import zmq
 from prometheus_client import Gauge, start_http_server
 
-from shared.counters import WORKER_NAMES
+from shared.counters import WORKER_NAMES, Counters
 from shared.curve import configure_client
 from shared.metrics import registry_for
 from shared.settings import Settings, SettingsError
@@ -26,8 +26,9 @@ logger = logging.getLogger("worker")
 DESCRIPTION = (
     "Consume the SQS queue (SQS_QUEUE_URL) with blocking boto3 long polls and hand each message "
     "to the Socket.IO server(s) over ZeroMQ (ZMQ_CONNECT, else ZMQ_BIND); delete it only once "
-    "every server confirmed it. All settings come from the environment and .env; see "
-    ".env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
+    "every server that answers confirmed it. All settings come from the environment and .env; "
+    "see .env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S. Exits with status 2 "
+    "if a setting is wrong or ACK_TIMEOUT_S is not below the queue's visibility timeout."
 )
 
 
@@ -70,18 +71,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     context = zmq.Context()
+    counters = Counters()  # one set for the process: the hand-off counts unavailable servers
     try:
         handoff = Handoff(
             endpoints=settings.worker_endpoints,
             ack_timeout_s=settings.ack_timeout_s,
             context=context,
             configure=lambda sock: configure_client(sock, settings),
+            counters=counters,
         )
     except SettingsError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     worker = Worker(
-        settings=settings, sqs=make_sqs_client(settings), handoff=handoff, stop=stop, name="worker"
+        settings=settings,
+        sqs=make_sqs_client(settings),
+        handoff=handoff,
+        stop=stop,
+        counters=counters,
+        name="worker",
     )
     if settings.metrics_port is not None:
         serve_metrics(worker, settings)
@@ -89,27 +97,31 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("No metrics endpoint (METRICS_PORT unset)")
     # The loop runs in a thread so that this (main) thread stays free for signals: a blocking
     # 20-second long poll in the main thread would delay the stop flag by as much.
-    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    status: list[int] = []
+    thread = threading.Thread(target=lambda: status.append(worker.run()), name="worker")
+    thread.daemon = True
     thread.start()
     # Sleep-and-look rather than stop.wait(): the signal handler calls stop.set(), which takes
     # the Event's lock, and would deadlock if the signal landed while this thread held it.
     while thread.is_alive() and not stop.is_set():
         time.sleep(0.2)
-    thread.join(settings.shutdown_timeout_s)
+    # The worker ends its open long poll at once and finishes or returns its batch within the
+    # stop's one deadline (SHUTDOWN_TIMEOUT_S from the signal); this waits for no more than that.
+    thread.join(worker.stop_deadline.remaining())
     # From here on the process is only exiting: a second SIGTERM (honcho's, after a terminal's
     # SIGINT) must not turn a clean exit into "killed by SIGTERM".
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if thread.is_alive():
         logger.warning(
-            "A long poll was still open after %.1f s; exiting without it (anything it receives "
-            "becomes visible again after the queue's visibility timeout)",
+            "The worker did not finish within SHUTDOWN_TIMEOUT_S=%.1f s; exiting without it "
+            "(messages it still holds reappear after the queue's visibility timeout)",
             settings.shutdown_timeout_s,
         )
         logging.shutdown()
         os._exit(0)  # the daemon thread owns its sockets; context.term() would wait for them
     handoff.close()
     context.term()
-    return 0
+    return status[0] if status else 0
 
 
 if __name__ == "__main__":

@@ -10,39 +10,63 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import counters as c
 from shared.counters import Counters
-from shared.envelope import DecodeError, parse_body, sqs_attributes
+from shared.envelope import DecodeError, Envelope, parse_body, sqs_attributes
 from shared.settings import Settings
 from shared.wire import Delivery
 from worker.deadletter import DeadLetters
 from worker.handoff import Handoff
+from worker.longpoll import LongPoll, StopDeadline
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType, QueueAttributeNameType
 
 logger = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 10.0
+#: Of the stop's one deadline, what waiting for a confirmation leaves to the steps after it
+#: (deleting what was confirmed, returning the rest, closing).
+_STOP_RESERVE_S = 1.0
+
+#: Exit status of a worker that refuses to run with these settings against this queue.
+EXIT_REFUSED = 2
+
+
+def parse_message(message: dict[str, Any], settings: Settings) -> Envelope:
+    """The envelope of one SQS message (its body and routing attributes), or `DecodeError`."""
+    return parse_body(
+        message["Body"],
+        default_event=settings.default_event,
+        max_bytes=settings.max_message_bytes,
+        max_rooms=settings.max_message_rooms,
+        attributes=sqs_attributes(message.get("MessageAttributes")),
+    )
 
 
 class Worker:
     """Receives from SQS, hands each batch to the server(s), deletes what they confirmed.
 
-    >>> stop = threading.Event()
-    >>> worker = Worker(settings=settings, sqs=make_sqs_client(settings),
-    ...                 handoff=Handoff(endpoints=settings.worker_endpoints, ack_timeout_s=5),
-    ...                 stop=stop)
-    >>> threading.Thread(target=worker.run).start()   # ... later: stop.set()
+    Run it in a thread and stop it with the flag::
 
-    A message is deleted only after every server confirmed it; what is not confirmed is made
-    visible again at once so another receive (here or in another worker) retries it. At most
-    `SQS_BATCH_SIZE` messages are in flight per worker: it waits for a batch's confirmation
-    before its next receive. A body that can never be delivered goes to the dead-letter queue.
+        stop = threading.Event()
+        worker = Worker(settings=settings, sqs=make_sqs_client(settings),
+                        handoff=Handoff(endpoints=settings.worker_endpoints, ack_timeout_s=5),
+                        stop=stop)
+        threading.Thread(target=worker.run).start()   # ... later: stop.set()
+
+    A message is deleted only after every server in the hand-off's delivery set confirmed it;
+    what is not confirmed is made visible again at once so another receive (here or in another
+    worker) retries it. At most `SQS_BATCH_SIZE` messages are in flight per worker: it waits
+    for a batch's confirmation before its next receive. A message that can never be delivered
+    goes to the dead-letter queue on its own; the rest of its batch goes on. Setting the stop
+    flag ends an open long poll at once.
     """
 
     def __init__(
@@ -54,64 +78,128 @@ class Worker:
         stop: threading.Event,
         counters: Counters | None = None,
         name: str = "worker",
+        parse: Callable[[dict[str, Any], Settings], Envelope] = parse_message,
     ) -> None:
         self._settings = settings
         self._sqs = sqs
         self._handoff = handoff
         self._stop = stop
         self._name = name
+        self._parse = parse
         self.counters = counters or Counters()
         self.in_flight = 0  # messages handed off and not yet confirmed (the hand-off's depth)
+        self.stop_deadline = StopDeadline(stop, settings.shutdown_timeout_s)
+        #: The visibility timeout receives get (the queue's unless SQS_VISIBILITY_TIMEOUT_S).
+        self.visibility_timeout_s: int | None = settings.sqs_visibility_timeout_s
         self._dead = DeadLetters(
             sqs=sqs, queue_url=settings.sqs_queue_url, dlq_url=settings.sqs_dlq_url
         )
+        self._poll = LongPoll.install(sqs)
 
-    def run(self) -> None:
-        """Consume until the stop flag is set. Errors at the SQS or ZeroMQ boundary are logged
-        and retried with backoff; they never end the loop."""
+    def run(self) -> int:
+        """Consume until the stop flag is set, then return 0; return `EXIT_REFUSED` (2) at once
+        if ACK_TIMEOUT_S is not below the visibility timeout. Errors at the SQS or ZeroMQ
+        boundary are logged and retried with backoff; they never end the loop."""
         logger.info(
             "Started %s [%d], queue %s", self._name, os.getpid(), self._settings.sqs_queue_url
         )
+        threading.Thread(
+            target=self._end_poll_on_stop, name=f"{self._name}-stop", daemon=True
+        ).start()
+        if not self._read_queue_attributes():
+            return self._stopped(0)
+        if not self._ack_timeout_fits():
+            return self._stopped(EXIT_REFUSED)
+        self._handoff.set_visibility_timeout(self.visibility_timeout_s)
         backoff = 0.0
-        if self._wait_for_queue():
-            while not self._stop.is_set():
-                try:
-                    if not self._handoff.wait_ready(self._stop):
-                        break
-                    messages = self._receive()
-                    if messages:
-                        self._handle(messages)
-                    backoff = 0.0
-                except (BotoCoreError, ClientError) as exc:
-                    if self._stop.is_set():
-                        logger.info("SQS call ended by shutdown: %s", exc)
-                        break
-                    backoff = min(_MAX_BACKOFF_S, backoff * 2 or 0.5)
-                    logger.warning("SQS call failed (%s); retrying in %.1f s", exc, backoff)
-                    self._stop.wait(backoff)
-                except Exception:
-                    backoff = min(_MAX_BACKOFF_S, backoff * 2 or 0.5)
-                    logger.exception("Worker loop error; retrying in %.1f s", backoff)
-                    self._stop.wait(backoff)
-        logger.info("Stopped %s: %s", self._name, self.counters.summary(_SUMMARY))
+        while not self._stop.is_set():
+            try:
+                if not self._handoff.wait_ready(self._stop):
+                    break
+                messages = self._receive()
+                if messages:
+                    self._handle(messages)
+                backoff = 0.0
+            except (BotoCoreError, ClientError) as exc:
+                if self._stop.is_set():
+                    logger.info("SQS call ended by shutdown: %s", exc)
+                    break
+                backoff = min(_MAX_BACKOFF_S, backoff * 2 or 0.5)
+                logger.warning("SQS call failed (%s); retrying in %.1f s", exc, backoff)
+                self._stop.wait(backoff)
+            except Exception:
+                backoff = min(_MAX_BACKOFF_S, backoff * 2 or 0.5)
+                logger.exception("Worker loop error; retrying in %.1f s", backoff)
+                self._stop.wait(backoff)
+        return self._stopped(0)
 
-    def _wait_for_queue(self) -> bool:
+    def _stopped(self, code: int) -> int:
+        logger.info("Stopped %s: %s", self._name, self.counters.summary(_SUMMARY))
+        return code
+
+    def _end_poll_on_stop(self) -> None:
+        # A thread of its own, so that it works the same whoever sets the flag (a signal
+        # handler in process mode, the server's lifespan in thread mode).
+        self._stop.wait()
+        self.stop_deadline.at()  # starts the one deadline now
+        if self._poll is not None and self._poll.end_now():
+            logger.info("Stopping: ending the open long poll")
+
+    def _read_queue_attributes(self) -> bool:
+        """Find the DLQ (the queue's RedrivePolicy, unless SQS_DLQ_URL) and the visibility
+        timeout (the queue's VisibilityTimeout, unless SQS_VISIBILITY_TIMEOUT_S) in one
+        GetQueueAttributes call, retrying every second while the queue cannot be reached.
+        False if stopped first."""
+        s = self._settings
+        names: list[QueueAttributeFilterType] = []
+        if not s.sqs_dlq_url:
+            names.append("RedrivePolicy")
+        if s.sqs_visibility_timeout_s is None:
+            names.append("VisibilityTimeout")
         logged = False
         while not self._stop.is_set():
             try:
-                self._dead.resolve()
+                attributes: dict[QueueAttributeNameType, str] = {}
+                if names:
+                    attributes = self._sqs.get_queue_attributes(
+                        QueueUrl=s.sqs_queue_url, AttributeNames=names
+                    ).get("Attributes", {})
+                self._dead.resolve(attributes.get("RedrivePolicy"))
+                if "VisibilityTimeout" in attributes:
+                    self.visibility_timeout_s = int(attributes["VisibilityTimeout"])
                 if logged:
-                    logger.info("SQS queue %s is ready", self._settings.sqs_queue_url)
+                    logger.info("SQS queue %s is ready", s.sqs_queue_url)
                 return True
             except (BotoCoreError, ClientError) as exc:
                 if not logged:
                     logger.info(
                         "Waiting for SQS queue %s (%s); retrying every second",
-                        self._settings.sqs_queue_url,
+                        s.sqs_queue_url,
                         exc,
                     )
                     logged = True
                 self._stop.wait(1.0)
+        return False
+
+    def _ack_timeout_fits(self) -> bool:
+        # A batch may wait ACK_TIMEOUT_S for its confirmation; past the visibility timeout SQS
+        # hands the same messages to another receive while this one still has them in flight.
+        s = self._settings
+        vt = self.visibility_timeout_s
+        if vt is None or s.ack_timeout_s < vt:
+            return True
+        source = (
+            f"SQS_VISIBILITY_TIMEOUT_S ({vt} s)"
+            if s.sqs_visibility_timeout_s is not None
+            else f"the queue's VisibilityTimeout ({vt} s)"
+        )
+        logger.error(
+            "ACK_TIMEOUT_S=%.1f is not below %s: a batch waiting that long for its confirmation "
+            "would reappear on the queue while still in flight. Lower ACK_TIMEOUT_S or raise "
+            "the queue's visibility timeout; not starting",
+            s.ack_timeout_s,
+            source,
+        )
         return False
 
     def _receive(self) -> list[dict[str, Any]]:
@@ -121,14 +209,25 @@ class Worker:
             if s.sqs_visibility_timeout_s is None
             else {"VisibilityTimeout": s.sqs_visibility_timeout_s}
         )
-        response = self._sqs.receive_message(
-            QueueUrl=s.sqs_queue_url,
-            MaxNumberOfMessages=s.sqs_batch_size,
-            WaitTimeSeconds=s.sqs_wait_s,
-            MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
-            MessageAttributeNames=["All"],
-            **extra,  # type: ignore[arg-type]
-        )
+        if self._poll is not None and not self._poll.begin():
+            return []  # stopping
+        logger.debug("Long poll open (up to %d s, %d messages)", s.sqs_wait_s, s.sqs_batch_size)
+        try:
+            response = self._sqs.receive_message(
+                QueueUrl=s.sqs_queue_url,
+                MaxNumberOfMessages=s.sqs_batch_size,
+                WaitTimeSeconds=s.sqs_wait_s,
+                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+                MessageAttributeNames=["All"],
+                **extra,  # type: ignore[arg-type]
+            )
+        except Exception:
+            if self._poll is not None and self._poll.end():
+                self._abandoned()
+                return []
+            raise
+        if self._poll is not None:
+            self._poll.end()
         messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
         self.counters.inc(c.RECEIVED, len(messages))
         if messages and self._stop.is_set():
@@ -137,6 +236,27 @@ class Worker:
             return []
         return messages
 
+    def _abandoned(self) -> None:
+        self.counters.inc(c.ABANDONED_POLLS)
+        vt = self.visibility_timeout_s
+        logger.warning(
+            "Ended the open long poll to stop: up to %d message(s) SQS may have handed to it "
+            "reappear after the visibility timeout (%s)",
+            self._settings.sqs_batch_size,
+            "unknown" if vt is None else f"{vt} s",
+        )
+
+    def _decode(self, message: dict[str, Any]) -> Envelope:
+        """The message's envelope; any failure to decode it becomes a `DecodeError`, so that
+        it is dead-lettered alone and never takes its batch down with it."""
+        try:
+            return self._parse(message, self._settings)
+        except DecodeError:
+            raise
+        except Exception as exc:  # ValueError, RecursionError, a bug: this message only
+            logger.debug("Decoding message %s failed", message.get("MessageId"), exc_info=True)
+            raise DecodeError("decode_failed", f"{type(exc).__name__}: {exc}") from exc
+
     def _handle(self, messages: list[dict[str, Any]]) -> None:
         deliveries: list[Delivery] = []
         by_id: dict[str, dict[str, Any]] = {}
@@ -144,12 +264,7 @@ class Worker:
         dead: list[dict[str, Any]] = []
         for message in messages:
             try:
-                envelope = parse_body(
-                    message["Body"],
-                    default_event=self._settings.default_event,
-                    max_bytes=self._settings.max_message_bytes,
-                    attributes=sqs_attributes(message.get("MessageAttributes")),
-                )
+                envelope = self._decode(message)
             except DecodeError as exc:
                 if self._dead.move(message, exc):
                     dead.append(message)
@@ -180,18 +295,27 @@ class Worker:
             )
             by_id[message["MessageId"]] = message
         self.in_flight = len(deliveries)
+        confirmed: set[str] = set()
         try:
-            confirmed = self._handoff.deliver(deliveries, self._stop)
+            confirmed = self._handoff.deliver(deliveries, self._stop, deadline=self._ack_deadline)
         finally:
+            # Whatever happened to the hand-off, the dead-lettered copies are in the DLQ and
+            # the rest goes back to the queue now rather than after the visibility timeout.
             self.in_flight = 0
-        done = [m for i, m in by_id.items() if i in confirmed]
-        self._delete(done + dead)
-        self.counters.inc(c.DELIVERED, len(done))
-        unconfirmed = [m for i, m in by_id.items() if i not in confirmed]
-        if unconfirmed:
-            self._release(
-                unconfirmed, c.RETURNED_ON_SHUTDOWN if self._stop.is_set() else c.RETURNED
-            )
+            done = [m for i, m in by_id.items() if i in confirmed]
+            self._delete(done + dead)
+            self.counters.inc(c.DELIVERED, len(done))
+            unconfirmed = [m for i, m in by_id.items() if i not in confirmed]
+            if unconfirmed:
+                self._release(
+                    unconfirmed, c.RETURNED_ON_SHUTDOWN if self._stop.is_set() else c.RETURNED
+                )
+
+    def _ack_deadline(self) -> float | None:
+        """While stopping: when waiting for a confirmation must end, so that deleting and
+        returning still fit in the stop's one deadline."""
+        at = self.stop_deadline.at()
+        return None if at is None else at - _STOP_RESERVE_S
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         if not messages:
@@ -232,4 +356,12 @@ class Worker:
             )
 
 
-_SUMMARY = (c.RECEIVED, c.DELIVERED, c.DEAD_LETTERED, c.RETURNED, c.RETURNED_ON_SHUTDOWN)
+_SUMMARY = (
+    c.RECEIVED,
+    c.DELIVERED,
+    c.DEAD_LETTERED,
+    c.RETURNED,
+    c.RETURNED_ON_SHUTDOWN,
+    c.ABANDONED_POLLS,
+    c.SERVER_UNAVAILABLE,
+)

@@ -31,9 +31,11 @@ _MAX_REASON_CHARS = 1000
 class DeadLetters:
     """The dead-letter queue of one source queue.
 
-    >>> dead = DeadLetters(sqs=sqs, queue_url=url, dlq_url=None)
-    >>> dead.resolve()              # finds the DLQ in the queue's redrive policy
-    >>> dead.move(message, error)   # True once the copy is in the DLQ: delete the original
+    Used as::
+
+        dead = DeadLetters(sqs=sqs, queue_url=url, dlq_url=None)
+        dead.resolve(attributes.get("RedrivePolicy"))   # finds the DLQ in the redrive policy
+        dead.move(message, error)   # True once the copy is in the DLQ: delete the original
     """
 
     def __init__(self, *, sqs: SQSClient, queue_url: str, dlq_url: str | None) -> None:
@@ -41,23 +43,20 @@ class DeadLetters:
         self._queue_url = queue_url
         self.url = dlq_url
 
-    def resolve(self) -> None:
-        """Find the DLQ from the queue's redrive policy unless `SQS_DLQ_URL` named one."""
+    def resolve(self, redrive_policy: str | None) -> None:
+        """Find the DLQ from the queue's `RedrivePolicy` attribute (which the worker reads with
+        the other queue attributes it needs) unless `SQS_DLQ_URL` named one."""
         if self.url:
             logger.info("Dead-letter queue: %s (SQS_DLQ_URL)", self.url)
             return
-        attributes = self._sqs.get_queue_attributes(
-            QueueUrl=self._queue_url, AttributeNames=["RedrivePolicy"]
-        ).get("Attributes", {})
-        policy = attributes.get("RedrivePolicy")
-        if not policy:
+        if not redrive_policy:
             logger.warning(
                 "Queue %s has no redrive policy and SQS_DLQ_URL is unset: undeliverable messages "
                 "stay on the queue and are retried until its retention period ends",
                 self._queue_url,
             )
             return
-        arn = json.loads(policy)["deadLetterTargetArn"]
+        arn = json.loads(redrive_policy)["deadLetterTargetArn"]
         _arn, _aws, _sqs, _region, account, name = arn.split(":", 5)
         self.url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
             "QueueUrl"

@@ -4,6 +4,13 @@ Blocking pyzmq, one DEALER socket per server endpoint. The server binds (the sta
 workers connect. `IMMEDIATE` keeps messages off connections that are not up yet, so a send
 fails fast (and the worker waits) instead of queueing into a server that is not there.
 A ZeroMQ socket belongs to one thread: each worker (process or thread) has its own Handoff.
+
+With several servers, each gets every message while it answers. The servers that answer form
+the *delivery set*: one that cannot be sent to, does not confirm a batch within
+`ack_timeout_s` or leaves a ping unanswered that long, leaves the set (counted as
+`server_unavailable`) until it answers a ping again, and delivery goes on to the others. A
+message is confirmed once every server in the set confirmed it. With no server in the set the
+worker receives nothing (backpressure) until one answers.
 """
 
 from __future__ import annotations
@@ -17,23 +24,33 @@ from typing import Any
 
 import zmq
 
+from shared import counters as c
 from shared import wire
+from shared.counters import Counters
 from shared.wire import Delivery, WireError
 
 logger = logging.getLogger(__name__)
 
 _POLL_SLICE_S = 0.1  # how often waits look at the stop flag
+#: How often every server is pinged: absent ones so that they can rejoin, present ones so that
+#: a hung one is noticed between batches (and each learns the visibility timeout).
 _PING_INTERVAL_S = 0.5
 #: Once stopping, how long a batch already handed off may still wait for its confirmation.
 _STOPPING_ACK_GRACE_S = 1.0
 
+_Socket = zmq.Socket[bytes]
+
 
 class Handoff:
-    """DEALER sockets to every server; `deliver()` returns the MessageIds all of them confirmed.
+    """DEALER sockets to every server; `deliver()` returns the MessageIds that every server in
+    the delivery set confirmed.
 
-    >>> handoff = Handoff(endpoints=["tcp://127.0.0.1:5555"], ack_timeout_s=5)
-    >>> handoff.wait_ready(stop)                       # blocks until a server answers a ping
-    >>> confirmed = handoff.deliver(deliveries, stop)  # ids safe to delete from SQS
+    Used as::
+
+        handoff = Handoff(endpoints=["tcp://127.0.0.1:5555"], ack_timeout_s=5)
+        handoff.set_visibility_timeout(30)         # pings tell the servers
+        handoff.wait_ready(stop)                   # blocks until a server answers a ping
+        confirmed = handoff.deliver(deliveries, stop)  # ids safe to delete from SQS
     """
 
     def __init__(
@@ -41,12 +58,14 @@ class Handoff:
         *,
         endpoints: Iterable[str],
         ack_timeout_s: float,
-        context: zmq.Context[zmq.Socket[bytes]] | None = None,
-        configure: Callable[[zmq.Socket[bytes]], object] | None = None,
+        context: zmq.Context[_Socket] | None = None,
+        configure: Callable[[_Socket], object] | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._ack_timeout_s = ack_timeout_s
-        self._sockets: dict[zmq.Socket[bytes], str] = {}
+        self.counters = counters or Counters()
+        self._sockets: dict[_Socket, str] = {}
         self._poller = zmq.Poller()
         for endpoint in endpoints:
             sock = self._context.socket(zmq.DEALER)
@@ -58,89 +77,218 @@ class Handoff:
             self._sockets[sock] = endpoint
             self._poller.register(sock, zmq.POLLIN)
         self._batch = 0
-        self._ready = False
+        self._up: set[_Socket] = set()  # the delivery set
+        self._seen: set[_Socket] = set()  # servers that have ever answered
+        self._unanswered: dict[_Socket, float] = {}  # oldest unanswered ping, per server
+        self._unsent: set[_Socket] = set()  # servers the last ping could not be sent to
+        self._next_ping = 0.0
+        self._started = False
+        self._visibility_timeout_s: float | None = None
 
     @property
     def endpoints(self) -> list[str]:
         return list(self._sockets.values())
 
-    def wait_ready(self, stop: threading.Event) -> bool:
-        """Block until every server answered a ping; False if `stop` was set first.
+    @property
+    def available(self) -> list[str]:
+        """The endpoints in the delivery set."""
+        return [endpoint for sock, endpoint in self._sockets.items() if sock in self._up]
 
-        Workers call this before each receive while no server is known to be up, so that a
-        worker never takes messages off the queue that no server would take (slow joiner).
+    def set_visibility_timeout(self, seconds: float | None) -> None:
+        """The queue's visibility timeout, which every ping from now on tells the servers (they
+        remember MessageIds at least that long to drop redeliveries)."""
+        self._visibility_timeout_s = seconds
+
+    def wait_ready(self, stop: threading.Event) -> bool:
+        """Block until at least one server is in the delivery set; False if `stop` is set.
+
+        Workers call this before each receive, so that a worker never takes messages off the
+        queue that no server would take (slow joiner, backpressure). The first call gives every
+        server up to `ack_timeout_s` to answer, so that servers started together all get the
+        first batch; later calls return as soon as one server is in the set. Each call also
+        pings the servers when due, without blocking, so that absent ones can rejoin.
         """
-        if self._ready:
-            return True
-        waiting = dict(self._sockets)
+        started = time.monotonic()
         logged = False
-        while waiting and not stop.is_set():
-            for sock in list(waiting):
-                with contextlib.suppress(zmq.Again):  # not connected yet
-                    sock.send_multipart(wire.encode(wire.PING), flags=zmq.NOBLOCK)
-            deadline = time.monotonic() + _PING_INTERVAL_S
-            while waiting and time.monotonic() < deadline:
-                for sock, kind, _body in self._poll(_POLL_SLICE_S):
-                    if kind == wire.PONG and sock in waiting:
-                        logger.info("Server at %s is ready", waiting.pop(sock))
-            if waiting and not logged:
+        while not stop.is_set():
+            now = time.monotonic()
+            self._heartbeat(now)
+            if self._up and (
+                self._started
+                or len(self._up) == len(self._sockets)
+                or now - started >= self._ack_timeout_s
+            ):
+                self._start()
+                return True
+            if not self._up and not logged and now - started >= _PING_INTERVAL_S:
                 logger.info(
                     "Waiting for server(s) at %s; no message is received from SQS until then",
-                    ", ".join(waiting.values()),
+                    ", ".join(self._sockets.values()),
                 )
                 logged = True
-        self._ready = not waiting
-        return self._ready
+            self._take(_POLL_SLICE_S)
+        return False
 
-    def deliver(self, deliveries: list[Delivery], stop: threading.Event) -> set[str]:
-        """Send one batch to every server; return the MessageIds that all of them confirmed.
+    def deliver(
+        self,
+        deliveries: list[Delivery],
+        stop: threading.Event,
+        *,
+        deadline: Callable[[], float | None] | None = None,
+    ) -> set[str]:
+        """Send one batch to every server in the delivery set; return the MessageIds that all
+        of them confirmed.
 
-        Waits at most `ack_timeout_s` (less once `stop` is set). A server that does not answer
-        in time makes the worker ping again before its next receive.
+        Waits at most `ack_timeout_s`; a server that has not confirmed by then leaves the set
+        and the others' confirmations count. Once `stop` is set the wait is shorter (at most
+        `_STOPPING_ACK_GRACE_S`, and never past `deadline()`, a `time.monotonic()` value): a
+        server cut short that way stays in the set, and the batch is not confirmed.
         """
         if not deliveries:
             return set()
+        self._heartbeat(time.monotonic())
         self._batch += 1
         batch = self._batch
         frames = wire.deliver(batch, deliveries)
-        pending: dict[zmq.Socket[bytes], str] = {}
+        pending: dict[_Socket, str] = {}
         for sock, endpoint in self._sockets.items():
+            if sock not in self._up:
+                continue
             try:
                 sock.send_multipart(frames, flags=zmq.NOBLOCK)
                 pending[sock] = endpoint
             except zmq.Again:
-                logger.warning(
-                    "Server at %s is not connected; batch %d not handed off", endpoint, batch
-                )
-                self._ready = False
-                return set()
-        confirmed: set[str] | None = None
-        deadline = time.monotonic() + self._ack_timeout_s
+                self._leave(sock, f"is not connected (batch {batch} not handed to it)")
+        if not pending:
+            logger.warning("No server to hand batch %d to", batch)
+            return set()
+        confirmations: list[set[str]] = []
+        ack_deadline = time.monotonic() + self._ack_timeout_s
+        stopping_since: float | None = None
+        end = ack_deadline
         while pending:
             now = time.monotonic()
+            end = ack_deadline
             if stop.is_set():
-                deadline = min(deadline, now + _STOPPING_ACK_GRACE_S)
-            if now >= deadline:
-                logger.warning(
-                    "No confirmation for batch %d (%d messages) from %s within %.1f s",
-                    batch,
-                    len(deliveries),
-                    ", ".join(pending.values()),
-                    self._ack_timeout_s,
-                )
-                self._ready = False
-                return set()
-            for sock, kind, body in self._poll(min(_POLL_SLICE_S, deadline - now)):
+                stopping_since = stopping_since or now
+                end = min(end, stopping_since + _STOPPING_ACK_GRACE_S)
+                limit = deadline() if deadline is not None else None
+                if limit is not None:
+                    end = min(end, limit)
+            if now >= end:
+                break
+            for sock, kind, body in self._take(min(_POLL_SLICE_S, end - now)):
                 if kind != wire.ACK or sock not in pending:
                     continue
                 acked_batch, ids = wire.parse_ack(body)
                 if acked_batch != batch:
                     continue  # a late answer to a batch that already timed out
                 del pending[sock]
-                confirmed = set(ids) if confirmed is None else confirmed & set(ids)
-        return confirmed or set()
+                confirmations.append(set(ids))
+            self._ping_if_due(time.monotonic())
+        if pending:
+            if end < ack_deadline:
+                logger.warning(
+                    "Stopping: no confirmation for batch %d (%d messages) from %s in time; it "
+                    "goes back to the queue",
+                    batch,
+                    len(deliveries),
+                    ", ".join(pending.values()),
+                )
+                return set()
+            for sock in pending:
+                self._leave(
+                    sock,
+                    f"did not confirm batch {batch} ({len(deliveries)} messages) within "
+                    f"{self._ack_timeout_s:.1f} s",
+                )
+        return set.intersection(*confirmations) if confirmations else set()
 
-    def _poll(self, timeout_s: float) -> list[tuple[zmq.Socket[bytes], bytes, dict[str, Any]]]:
+    # --- membership ---------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for sock, endpoint in self._sockets.items():
+            if sock not in self._up:
+                self.counters.inc(c.SERVER_UNAVAILABLE)
+                logger.warning(
+                    "Server at %s did not answer within %.1f s; delivering to %s until it does",
+                    endpoint,
+                    self._ack_timeout_s,
+                    ", ".join(self.available),
+                )
+
+    def _join(self, sock: _Socket) -> None:
+        if sock in self._up:
+            return
+        self._up.add(sock)
+        if sock in self._seen and self._started:
+            logger.info(
+                "Server at %s answered again; it rejoins the delivery set", self._sockets[sock]
+            )
+        else:
+            logger.info("Server at %s is ready", self._sockets[sock])
+        self._seen.add(sock)
+
+    def _leave(self, sock: _Socket, why: str) -> None:
+        if sock not in self._up:
+            return
+        self._up.discard(sock)
+        self._unanswered.pop(sock, None)
+        self.counters.inc(c.SERVER_UNAVAILABLE)
+        others = self.available
+        logger.warning(
+            "Server at %s %s; it leaves the delivery set until it answers a ping again (%s)",
+            self._sockets[sock],
+            why,
+            f"delivering to {', '.join(others)}"
+            if others
+            else "no server left: receiving nothing until one answers",
+        )
+
+    # --- pings and replies --------------------------------------------------------------------
+
+    def _heartbeat(self, now: float) -> None:
+        """Take the replies already in, ping when due, and drop a server from the set whose
+        oldest unanswered ping is older than `ack_timeout_s`. Never blocks."""
+        self._take(0)
+        self._ping_if_due(now)
+        for sock in list(self._up):
+            since = self._unanswered.get(sock)
+            if since is not None and now - since > self._ack_timeout_s:
+                self._leave(sock, f"has not answered a ping for {self._ack_timeout_s:.1f} s")
+
+    def _ping_if_due(self, now: float) -> None:
+        """Ping every server each `_PING_INTERVAL_S`; in between, retry those that could not
+        be sent to (not connected yet: a server that just came up should not wait 0.5 s)."""
+        if now >= self._next_ping:
+            self._next_ping = now + _PING_INTERVAL_S
+            targets = list(self._sockets)
+        else:
+            targets = [sock for sock in self._sockets if sock in self._unsent]
+        frames = wire.ping(self._visibility_timeout_s)
+        for sock in targets:
+            try:
+                sock.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:  # not connected (yet, or any more)
+                self._unsent.add(sock)
+                self._leave(sock, "is not connected")
+                continue
+            self._unsent.discard(sock)
+            self._unanswered.setdefault(sock, now)
+
+    def _take(self, timeout_s: float) -> list[tuple[_Socket, bytes, dict[str, Any]]]:
+        """Replies that arrive within `timeout_s`; a pong puts its server (back) in the set."""
+        received = self._poll(timeout_s)
+        for sock, kind, _body in received:
+            self._unanswered.pop(sock, None)
+            if kind == wire.PONG:
+                self._join(sock)
+        return received
+
+    def _poll(self, timeout_s: float) -> list[tuple[_Socket, bytes, dict[str, Any]]]:
         received = []
         for sock, _event in self._poller.poll(max(0, int(timeout_s * 1000))):
             while True:
@@ -160,5 +308,8 @@ class Handoff:
 
     def close(self) -> None:
         for sock in self._sockets:
+            with contextlib.suppress(zmq.ZMQError):
+                self._poller.unregister(sock)
             sock.close(linger=0)
         self._sockets.clear()
+        self._up.clear()

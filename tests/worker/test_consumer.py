@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
 from shared import counters as c
 from shared.settings import load_settings
+from shared.sqs import make_sqs_client
 from shared.wire import Delivery
-from worker.consumer import Worker
+from worker.consumer import Worker, parse_message
 
 
 def message(n: int, body: Any = None) -> dict[str, Any]:
@@ -35,22 +39,29 @@ class FakeSqs:
         *,
         down_first: int = 0,
         redrive: bool = True,
+        visibility_timeout_s: int = 30,
     ):
         self._batches = list(batches)
         self._stop = stop
         self._down = down_first
         self._redrive = redrive
+        self._visibility_timeout_s = visibility_timeout_s
+        self.attribute_calls: list[list[str]] = []
         self.deleted: list[str] = []
         self.released: list[str] = []
         self.dead: list[dict[str, Any]] = []
         self.receives = 0
 
-    def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
+    def get_queue_attributes(self, AttributeNames: list[str], **_: Any) -> dict[str, Any]:
+        self.attribute_calls.append(AttributeNames)
         if self._down:
             self._down -= 1
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
         policy = json.dumps({"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5})
-        return {"Attributes": {"RedrivePolicy": policy} if self._redrive else {}}
+        values = {"VisibilityTimeout": str(self._visibility_timeout_s)}
+        if self._redrive:
+            values["RedrivePolicy"] = policy
+        return {"Attributes": {k: v for k, v in values.items() if k in AttributeNames}}
 
     def get_queue_url(self, QueueName: str, QueueOwnerAWSAccountId: str) -> dict[str, Any]:
         assert (QueueName, QueueOwnerAWSAccountId) == ("events-dlq", "123456789012")
@@ -87,21 +98,29 @@ class FakeHandoff:
     def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
         self.refuse = refuse
         self.batches: list[list[Delivery]] = []
+        self.visibility_timeout_s: float | None = None
+
+    def set_visibility_timeout(self, seconds: float | None) -> None:
+        self.visibility_timeout_s = seconds
 
     def wait_ready(self, stop: threading.Event) -> bool:
         return not stop.is_set()
 
-    def deliver(self, deliveries: list[Delivery], stop: threading.Event) -> set[str]:
+    def deliver(self, deliveries: list[Delivery], stop: threading.Event, **_: Any) -> set[str]:
         self.batches.append(deliveries)
         return {d.message_id for d in deliveries} - self.refuse
 
 
 def run(
-    batches: list[list[dict[str, Any]]], handoff: FakeHandoff, **fake: Any
+    batches: list[list[dict[str, Any]]],
+    handoff: FakeHandoff,
+    *,
+    env: dict[str, str] | None = None,
+    **fake: Any,
 ) -> tuple[Worker, FakeSqs]:
     stop = threading.Event()
     sqs = FakeSqs(batches, stop, **fake)
-    worker = Worker(settings=load_settings({}), sqs=sqs, handoff=handoff, stop=stop)  # type: ignore[arg-type]
+    worker = Worker(settings=load_settings(env or {}), sqs=sqs, handoff=handoff, stop=stop)  # type: ignore[arg-type]
     worker.run()
     return worker, sqs
 
@@ -170,3 +189,239 @@ def test_stopping_before_anything_is_received_receives_nothing() -> None:
     sqs = FakeSqs([[message(0)]], stop)
     Worker(settings=load_settings({}), sqs=sqs, handoff=FakeHandoff(), stop=stop).run()  # type: ignore[arg-type]
     assert sqs.receives == 0
+
+
+# --- one bad message never holds up its batch -------------------------------------------------
+
+DEEP_ARRAY = "[" * 100_000 + "]" * 100_000
+
+
+def dead_attributes(sqs: FakeSqs) -> dict[str, dict[str, str]]:
+    """The DLQ copies by source MessageId, each with its relay_* attributes."""
+    return {
+        moved["MessageAttributes"]["relay_source_message_id"]["StringValue"]: {
+            k: v["StringValue"] for k, v in moved["MessageAttributes"].items()
+        }
+        for moved in sqs.dead
+    }
+
+
+def test_any_exception_while_decoding_dead_letters_that_message_alone(caplog: Any) -> None:
+    # Given a parse function that raises a plain RuntimeError for one message of ten
+    def parse(message: dict[str, Any], settings: Any) -> Any:
+        if message["MessageId"] == "m3":
+            raise RuntimeError("the decoder broke")
+        return parse_message(message, settings)
+
+    stop = threading.Event()
+    batch = [message(n) for n in range(10)]
+    sqs = FakeSqs([batch], stop)
+    handoff = FakeHandoff()
+    worker = Worker(
+        settings=load_settings({}),
+        sqs=sqs,
+        handoff=handoff,
+        stop=stop,
+        parse=parse,  # type: ignore[arg-type]
+    )
+
+    # When the worker handles that batch
+    worker.run()
+
+    # Then the nine others are handed off and deleted, and that one goes to the DLQ alone
+    assert [d.message_id for d in handoff.batches[0]] == [f"m{n}" for n in range(10) if n != 3]
+    assert sorted(sqs.deleted) == sorted(f"r{n}" for n in range(10))
+    assert sqs.released == []
+    [attributes] = dead_attributes(sqs).values()
+    assert attributes["relay_source_message_id"] == "m3"
+    assert attributes["relay_error_code"] == "decode_failed"
+    assert attributes["relay_error_reason"] == "RuntimeError: the decoder broke"
+    assert worker.counters.get(c.DEAD_LETTERED, "decode_failed") == 1
+    assert worker.counters.get(c.DELIVERED) == 9
+    assert "Dead-lettered message m3 (decode_failed): RuntimeError: the decoder broke" in (
+        caplog.text
+    )
+
+
+def test_bodies_that_break_pythons_decoder_do_not_strand_their_batch() -> None:
+    # Given, among good messages, a 4,301-digit integer (Python's int limit raises ValueError)
+    # and a room attribute nested 10^5 deep (json.loads raises RecursionError)
+    huge = message(1, '{"event":"e","data":' + "1" * 4301 + "}")
+    deep = message(3) | {
+        "MessageAttributes": {"room": {"DataType": "String.Array", "StringValue": DEEP_ARRAY}}
+    }
+    batch = [message(0), huge, message(2), deep, message(4)]
+
+    # When the worker handles them in one batch
+    worker, sqs = run([batch], handoff := FakeHandoff())
+
+    # Then the good ones are delivered and every message leaves the queue
+    assert [d.message_id for d in handoff.batches[0]] == ["m0", "m2", "m4"]
+    assert sorted(sqs.deleted) == [f"r{n}" for n in range(5)]
+    dead = dead_attributes(sqs)
+    assert set(dead) == {"m1", "m3"}
+    # decode_failed until the envelope names these itself
+    assert dead["m1"]["relay_error_code"] in {"bad_number", "decode_failed"}
+    assert dead["m3"]["relay_error_code"] in {"too_deep", "decode_failed"}
+    if dead["m1"]["relay_error_code"] == "decode_failed":
+        assert dead["m1"]["relay_error_reason"].startswith("ValueError: ")
+    if dead["m3"]["relay_error_code"] == "decode_failed":
+        assert dead["m3"]["relay_error_reason"].startswith("RecursionError: ")
+    assert worker.counters.total(c.DEAD_LETTERED) == 2
+
+
+# --- the queue's visibility timeout ------------------------------------------------------------
+
+
+def test_reads_the_dlq_and_the_visibility_timeout_in_one_call_and_pings_with_it() -> None:
+    handoff = FakeHandoff()
+    _worker, sqs = run([[message(0)]], handoff, visibility_timeout_s=45)
+    assert sqs.attribute_calls == [["RedrivePolicy", "VisibilityTimeout"]]
+    assert handoff.visibility_timeout_s == 45
+    assert sqs.deleted == ["r0"]
+
+
+def test_sqs_visibility_timeout_s_wins_over_the_queues() -> None:
+    handoff = FakeHandoff()
+    run([[message(0)]], handoff, env={"SQS_VISIBILITY_TIMEOUT_S": "12"})
+    handoff_with_dlq = FakeHandoff()
+    _w, sqs = run(
+        [[message(0)]],
+        handoff_with_dlq,
+        env={"SQS_VISIBILITY_TIMEOUT_S": "12", "SQS_DLQ_URL": DLQ_URL},
+    )
+    assert handoff.visibility_timeout_s == handoff_with_dlq.visibility_timeout_s == 12
+    assert sqs.attribute_calls == []  # nothing left to ask the queue
+
+
+def test_refuses_to_run_when_the_ack_timeout_is_not_below_the_visibility_timeout(
+    caplog: Any,
+) -> None:
+    # Given a queue whose messages reappear after 5 s, and a worker that waits up to 5 s
+    stop = threading.Event()
+    sqs = FakeSqs([[message(0)]], stop, visibility_timeout_s=5)
+    worker = Worker(
+        settings=load_settings({"ACK_TIMEOUT_S": "5"}),
+        sqs=sqs,  # type: ignore[arg-type]
+        handoff=FakeHandoff(),  # type: ignore[arg-type]
+        stop=stop,
+    )
+
+    # When it starts, it stops at once with status 2, receiving nothing, and says why
+    assert worker.run() == 2
+    assert sqs.receives == 0
+    [error] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "ACK_TIMEOUT_S=5.0" in error.getMessage()
+    assert "VisibilityTimeout (5 s)" in error.getMessage()
+
+
+def test_runs_when_the_ack_timeout_is_below_the_visibility_timeout() -> None:
+    _worker, sqs = run(
+        [[message(0)]], FakeHandoff(), env={"ACK_TIMEOUT_S": "4.5"}, visibility_timeout_s=5
+    )
+    assert sqs.deleted == ["r0"]
+
+
+# --- SIGTERM ends an open long poll at once ----------------------------------------------------
+
+
+class HangingSqs(ThreadingHTTPServer):
+    """A real HTTP endpoint speaking SQS's JSON protocol: it answers GetQueueAttributes and
+    holds every ReceiveMessage open (a long poll on an empty queue) until `release` is set."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HangingHandler)
+        self.receives = 0
+        self.poll_open = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def queue_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/123456789012/q"
+
+    def close(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _HangingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: HangingSqs
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        operation = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        answer: dict[str, Any] = {}
+        if operation == "GetQueueAttributes":
+            answer = {"Attributes": {"VisibilityTimeout": "30"}}
+        elif operation == "ReceiveMessage":
+            self.server.receives += 1
+            self.server.poll_open.set()
+            self.server.release.wait(30)
+        body = json.dumps(answer).encode()
+        with contextlib.suppress(OSError):  # the client may be gone: that is the point
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_stop_ends_an_open_long_poll_at_once_without_a_retry(caplog: Any) -> None:
+    # Given a worker with a real boto3 client in a 20-second long poll on an empty queue
+    sqs_server = HangingSqs()
+    settings = load_settings({"SQS_QUEUE_URL": sqs_server.queue_url})
+    sqs = make_sqs_client(settings)
+    stop = threading.Event()
+    worker = Worker(settings=settings, sqs=sqs, handoff=FakeHandoff(), stop=stop)  # type: ignore[arg-type]
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert sqs_server.poll_open.wait(10), "the worker never opened a long poll"
+
+        # When it is told to stop
+        started = time.monotonic()
+        stop.set()
+        thread.join(5)
+        elapsed = time.monotonic() - started
+
+        # Then the poll ends at once (its connection closed), botocore does not retry it, and
+        # the abandoned poll is counted and explained
+        assert not thread.is_alive(), "the worker still waits for its long poll"
+        assert elapsed < 1, elapsed
+        assert sqs_server.receives == 1
+        assert worker.counters.get(c.ABANDONED_POLLS) == 1
+        assert (
+            "up to 10 message(s) SQS may have handed to it reappear after the visibility timeout"
+            in caplog.text
+        )
+    finally:
+        sqs_server.close()
+        thread.join(35)
+        sqs.close()
+
+
+def test_a_hand_off_that_fails_returns_its_batch_at_once() -> None:
+    # Given a hand-off that raises (a ZeroMQ error, say) on the first batch
+    class Failing(FakeHandoff):
+        def deliver(self, deliveries: list[Delivery], stop: threading.Event, **_: Any) -> set[str]:
+            if not self.batches:
+                self.batches.append(deliveries)
+                raise RuntimeError("socket gone")
+            return super().deliver(deliveries, stop)
+
+    bad = message(9, "not json")
+    worker, sqs = run([[message(0), bad], [message(1)]], Failing())
+    # Then the good message goes back to the queue now, the dead-lettered one is still
+    # deleted, and the loop goes on to the next batch
+    assert sqs.released == ["r0"]
+    assert sqs.deleted == ["r9", "r1"]
+    assert worker.counters.get(c.RETURNED) == 1

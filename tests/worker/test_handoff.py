@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import zmq
 
+from shared import counters as c
 from shared import wire
 from shared.envelope import Envelope
 from shared.wire import Delivery
-from tests.processes import free_port
+from tests.processes import free_port, wait_until
 from worker.handoff import Handoff
 
 
 class Router:
-    """A tiny server: answers pings, confirms every id except those in `refuse`."""
+    """A tiny server: answers pings, confirms every id except those in `refuse`; `silent`
+    confirms nothing, `mute` answers nothing at all (a hung server)."""
 
     def __init__(
         self, endpoint: str, *, refuse: frozenset[str] = frozenset(), silent: bool = False
@@ -25,6 +28,9 @@ class Router:
         self.sock = self.context.socket(zmq.ROUTER)
         self.sock.bind(endpoint)
         self.refuse, self.silent = refuse, silent
+        self.mute = False
+        self.pings: list[dict[str, object]] = []
+        self.batches: list[list[str]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -35,10 +41,14 @@ class Router:
                 continue
             identity, *frames = self.sock.recv_multipart()
             kind, body = wire.decode(frames)
+            if self.mute:
+                continue
             if kind == wire.PING:
+                self.pings.append(body)
                 self.sock.send_multipart([identity, *wire.encode(wire.PONG)])
             elif kind == wire.DELIVER and not self.silent:
                 batch, deliveries = wire.parse_deliver(body)
+                self.batches.append([d.message_id for d in deliveries])
                 ids = [d.message_id for d in deliveries if d.message_id not in self.refuse]
                 self.sock.send_multipart([identity, *wire.ack(batch, ids)])
 
@@ -129,3 +139,160 @@ def test_every_server_must_confirm(endpoint: str, stop: threading.Event) -> None
         context.term()
         one.close()
         two.close()
+
+
+# --- a server that stops answering leaves the delivery set; the others go on -----------------
+
+
+@pytest.fixture
+def two(endpoint: str) -> Iterator[tuple[Handoff, Router, Router]]:
+    """A hand-off to two live servers (ack timeout 0.5 s), both in its delivery set."""
+    second = f"tcp://127.0.0.1:{free_port()}"
+    one, two = Router(endpoint), Router(second)
+    context = zmq.Context()
+    h = Handoff(endpoints=[endpoint, second], ack_timeout_s=0.5, context=context)
+    try:
+        stop = threading.Event()
+        wait_until(
+            lambda: h.wait_ready(stop) and len(h.available) == 2, timeout_s=5, what="both servers"
+        )
+        assert h.available == [endpoint, second]
+        yield h, one, two
+    finally:
+        h.close()
+        context.term()
+        one.close()
+        two.close()
+
+
+def test_a_server_that_does_not_confirm_in_time_leaves_and_the_others_go_on(
+    two: tuple[Handoff, Router, Router], endpoint: str, stop: threading.Event
+) -> None:
+    h, _one, hung = two
+    # Given the second server hangs
+    hung.mute = True
+
+    # When a batch is handed off
+    started = time.monotonic()
+    confirmed = h.deliver(batch("a", "b"), stop)
+
+    # Then what the live one confirmed is confirmed, after one ack timeout, and the hung one
+    # leaves the delivery set, counted
+    assert confirmed == {"a", "b"}
+    assert 0.5 <= time.monotonic() - started < 2
+    assert h.available == [endpoint]
+    assert h.counters.get(c.SERVER_UNAVAILABLE) == 1
+
+    # And the next batch goes to the live one alone, without waiting for the hung one
+    started = time.monotonic()
+    assert h.deliver(batch("c"), stop) == {"c"}
+    assert time.monotonic() - started < 0.45  # less than one ack timeout
+    assert h.wait_ready(stop)
+    assert h.counters.get(c.SERVER_UNAVAILABLE) == 1
+
+
+def test_a_server_that_answers_pings_again_rejoins(
+    two: tuple[Handoff, Router, Router], stop: threading.Event
+) -> None:
+    h, _one, hung = two
+    hung.mute = True
+    h.deliver(batch("a"), stop)
+    assert len(h.available) == 1
+
+    # When the hung server answers again
+    hung.mute = False
+    hung.refuse = frozenset({"x"})
+
+    # Then the pings that go on between batches bring it back into the set, and from then
+    # on a message is confirmed only once both confirmed it
+    wait_until(
+        lambda: h.wait_ready(stop) and len(h.available) == 2,
+        timeout_s=5,
+        what="the server to rejoin",
+    )
+    assert h.deliver(batch("x", "y"), stop) == {"y"}
+
+
+def test_with_no_server_left_nothing_is_confirmed_and_wait_ready_blocks(
+    handoff: Handoff, endpoint: str, stop: threading.Event
+) -> None:
+    router = Router(endpoint)
+    try:
+        assert handoff.wait_ready(stop)
+        router.mute = True
+        assert handoff.deliver(batch("a"), stop) == set()
+        assert handoff.available == []
+        # backpressure: no server, so the worker waits (here until told to stop)
+        waiter = threading.Thread(target=handoff.wait_ready, args=(stop,))
+        waiter.start()
+        waiter.join(0.8)
+        assert waiter.is_alive()
+        stop.set()
+        waiter.join(2)
+        assert not waiter.is_alive()
+    finally:
+        router.close()
+
+
+def test_the_first_wait_goes_on_without_a_server_that_never_answers(
+    endpoint: str, stop: threading.Event
+) -> None:
+    # Given two servers configured, one of which is not there
+    absent = f"tcp://127.0.0.1:{free_port()}"
+    router = Router(endpoint)
+    context = zmq.Context()
+    h = Handoff(endpoints=[endpoint, absent], ack_timeout_s=0.5, context=context)
+    try:
+        # When the worker waits for them
+        result: list[bool] = []
+        waiter = threading.Thread(target=lambda: result.append(h.wait_ready(stop)))
+        waiter.start()
+        waiter.join(3)
+
+        # Then it goes on with the one that answered once the ack timeout has passed
+        assert result == [True]
+        assert h.available == [endpoint]
+        assert h.counters.get(c.SERVER_UNAVAILABLE) == 1
+        assert h.deliver(batch("a"), stop) == {"a"}
+    finally:
+        stop.set()
+        h.close()
+        context.term()
+        router.close()
+
+
+def test_pings_carry_the_queues_visibility_timeout(
+    handoff: Handoff, endpoint: str, stop: threading.Event
+) -> None:
+    router = Router(endpoint)
+    try:
+        handoff.set_visibility_timeout(30)
+        assert handoff.wait_ready(stop)
+        assert router.pings and all(wire.parse_ping(p) == 30.0 for p in router.pings)
+    finally:
+        router.close()
+
+
+def test_a_stop_cuts_the_wait_short_without_dropping_the_server(
+    endpoint: str, stop: threading.Event
+) -> None:
+    # Given a server that takes its time (here: forever) to confirm
+    router = Router(endpoint)
+    h = Handoff(endpoints=[endpoint], ack_timeout_s=30, context=zmq.Context.instance())
+    try:
+        assert h.wait_ready(stop)
+        router.mute = True
+        # When the worker is stopping, with 0.3 s left of its stop deadline
+        stop.set()
+        limit = time.monotonic() + 0.3
+        started = time.monotonic()
+        confirmed = h.deliver(batch("a"), stop, deadline=lambda: limit)
+        # Then the wait ends at the deadline, nothing is confirmed (the batch goes back to the
+        # queue), and the server, not given its full ack timeout, stays in the set
+        assert confirmed == set()
+        assert time.monotonic() - started < 1
+        assert h.available == [endpoint]
+        assert h.counters.get(c.SERVER_UNAVAILABLE) == 0
+    finally:
+        h.close()
+        router.close()

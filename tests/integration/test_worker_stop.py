@@ -1,0 +1,153 @@
+"""The worker's own stop (guarantee 6, issue 10 item 9) and its start-up refusal, on real
+processes.
+
+SIGTERM ends an open long poll at once (its connection is closed) instead of waiting up to
+SHUTDOWN_TIMEOUT_S for it, and every step of the stop shares one deadline. The measured
+times are printed (run with -s) for the issue notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections import Counter
+
+from tests.clients import RecordingClient
+from tests.integration.helpers import send_async, wait_queue_empty_async
+from tests.processes import Process, Processes, Stack, healthz, wait_until
+
+FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
+#: The settings' default SHUTDOWN_TIMEOUT_S.
+SHUTDOWN_TIMEOUT_S = 4.0
+#: How long a measurement waits past any bound, so that a slow stop is measured, not cut off.
+MEASURE_S = 15.0
+
+
+def report(name: str, **figures: object) -> None:
+    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+async def wait_log(process: Process, text: str, timeout_s: float = 30) -> None:
+    await asyncio.to_thread(
+        wait_until,
+        lambda: text in process.log(),
+        timeout_s=timeout_s,
+        what=f"{process.name} to log {text!r}",
+    )
+
+
+async def sigterm_together(*targets: Process) -> list[tuple[int | None, float]]:
+    """SIGTERM to every target at once; each one's (exit code, seconds from the common signal
+    to its exit). One still running MEASURE_S later reads (None, MEASURE_S)."""
+    started = time.monotonic()
+    for process in targets:
+        process.send_signal(signal.SIGTERM)
+
+    def exited(process: Process) -> tuple[int | None, float]:
+        try:
+            code: int | None = process.popen.wait(MEASURE_S - (time.monotonic() - started))
+        except subprocess.TimeoutExpired:
+            code = None
+        return code, time.monotonic() - started
+
+    return list(await asyncio.gather(*(asyncio.to_thread(exited, p) for p in targets)))
+
+
+def summary(process: Process) -> str:
+    [line] = [line for line in process.log().splitlines() if "Stopped worker:" in line]
+    return line
+
+
+def counter(line: str, name: str) -> int:
+    return int(line.split(f"{name}=")[1].split()[0])
+
+
+async def test_an_idle_worker_in_a_20_second_long_poll_stops_at_once(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given an idle worker in a 20-second long poll (it logs, at DEBUG, when one is open)
+    processes.sqs(stack)
+    processes.server(stack)
+    worker = processes.worker(stack, SQS_WAIT_S="20", LOG_LEVEL="DEBUG")
+    await wait_log(worker, "Long poll open")
+
+    # When it gets SIGTERM
+    [(code, seconds)] = await sigterm_together(worker)
+
+    # Then it exits cleanly well within 2 s, having ended the poll and counted it
+    report("stop idle worker", exit_code=code, seconds=round(seconds, 2))
+    assert code == 0, worker.log()
+    assert seconds < 2.0, worker.log()
+    assert counter(summary(worker), "abandoned_polls") == 1
+    assert "reappear after the visibility timeout" in worker.log()
+
+
+async def test_workers_stopped_under_load_lose_nothing(processes: Processes, stack: Stack) -> None:
+    # Given two workers with 20-second long polls under a stream of messages
+    stack.extra.update(FAST_REDELIVERY)
+    processes.sqs(stack)
+    processes.server(stack)
+    workers = [processes.worker(stack, name=f"worker{n}", SQS_WAIT_S="20") for n in range(2)]
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = stack.sqs_client()
+    sending = asyncio.create_task(
+        send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(300)])
+    )
+    await client.wait_for(80, timeout_s=60)
+
+    # When both get SIGTERM mid-stream (the server keeps running)
+    stopped = await sigterm_together(*workers)
+
+    # Then each exits cleanly within SHUTDOWN_TIMEOUT_S (+ 0.5 s to leave the interpreter)
+    report(
+        "stop workers under load",
+        exit_codes=[code for code, _s in stopped],
+        seconds=[round(s, 2) for _c, s in stopped],
+        delivered_before_stop=len(client.ids()),
+    )
+    assert [code for code, _s in stopped] == [0, 0]
+    assert max(s for _c, s in stopped) < SHUTDOWN_TIMEOUT_S + 0.5
+    lines = [summary(w) for w in workers]
+    report(
+        "stop workers under load",
+        returned_on_shutdown=[counter(line, "returned_on_shutdown") for line in lines],
+        abandoned_polls=[counter(line, "abandoned_polls") for line in lines],
+    )
+
+    # And a new worker delivers the rest, what was returned included: nothing lost, no repeat
+    ids = await sending
+    processes.worker(stack, name="worker-after")
+    await wait_queue_empty_async(sqs, stack.queue_url, timeout_s=120)
+    await client.wait_for(len(ids), timeout_s=60)
+    await client.call("join", "barrier")
+    counts = Counter(client.ids())
+    report(
+        "stop workers under load",
+        sent=len(ids),
+        delivered=len(counts),
+        lost=len(set(ids) - set(counts)),
+        duplicated=sum(c - 1 for c in counts.values()),
+        duplicates_dropped=healthz(stack.base_url)["counters"].get("duplicate_dropped", 0),
+    )
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1
+    await client.close()
+
+
+async def test_a_worker_refuses_an_ack_timeout_not_below_the_queues_visibility_timeout(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given the emulator's queue (VisibilityTimeout 30 s)
+    processes.sqs(stack)
+
+    # When a worker starts that may wait 30 s for a confirmation
+    worker = processes.worker(stack, ACK_TIMEOUT_S="30")
+
+    # Then it exits with status 2, naming both values, having received nothing
+    code = await asyncio.to_thread(worker.popen.wait, 30)
+    assert code == 2, worker.log()
+    log = worker.log()
+    assert "ACK_TIMEOUT_S=30.0" in log and "VisibilityTimeout (30 s)" in log, log
+    assert "Long poll open" not in log
