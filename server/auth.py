@@ -1,8 +1,19 @@
-"""Who may connect and which rooms they may join: JWTs verified with PyJWT.
+"""Who may connect, to which namespaces, and which rooms they may join: JWTs verified with
+PyJWT.
 
-A client presents ``auth={"token": "<JWT>"}`` when it connects. The token's rooms claim
-(`JWT_ROOMS_CLAIM`, default ``rooms``) lists the rooms it may join: exact names, a prefix
-pattern such as ``orders:*``, or ``*`` for any.
+A client presents ``auth={"token": "<JWT>"}`` when it connects. The token must carry
+``sub``, ``exp`` and the relay's audience (`JWT_AUDIENCE`, default ``push-relay``), so that
+other tokens signed with the same key (an app's own session tokens, say) do not open the
+relay. Two claims list patterns, each an exact name, a prefix pattern such as ``orders:*``,
+or ``*`` for any:
+
+- the rooms claim (`JWT_ROOMS_CLAIM`, default ``rooms``): the rooms it may join (none
+  without the claim);
+- the namespaces claim (`JWT_NAMESPACES_CLAIM`, default ``namespaces``): the namespaces it
+  may connect to; without the claim, ``/`` only.
+
+Demo tokens (`DEMO`) are signed with a key made for this run alone, never with a secret from
+the environment; they say so in their header (``kid``), which picks that key to check them.
 """
 
 from __future__ import annotations
@@ -16,11 +27,18 @@ from typing import Any
 
 import jwt
 
-from shared.settings import Settings, SettingsError
+from shared.settings import RELAY_AUDIENCE, Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
 DEMO_TOKEN_TTL_S = 3600
+#: The ``kid`` header of demo tokens. It only picks the key a token is checked with: a token
+#: that claims it is checked with this run's demo key, so it gains nothing by lying.
+DEMO_KEY_ID = "push-relay-demo"
+#: The ``iss`` of demo tokens, required when checking them: a demo token is known as one in
+#: every log line and claim dump, not only by its header.
+DEMO_ISSUER = "push-relay-demo"
+MAIN_NAMESPACE = "/"
 
 
 class AuthError(Exception):
@@ -29,29 +47,51 @@ class AuthError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
+    """What a verified token allows, and until when.
+
+    `expires_at` is the token's ``exp`` (epoch seconds; None with `AUTH=none`); `expired()`
+    grants the same `leeway_s` that connect did, so a token accepted at connect is not
+    refused by the next join for being a second past ``exp``.
+    """
+
     subject: str
     room_patterns: tuple[str, ...]
+    namespace_patterns: tuple[str, ...] = (MAIN_NAMESPACE,)
+    expires_at: float | None = None
+    leeway_s: float = 0.0
 
     def may_join(self, room: str) -> bool:
-        return any(room_matches(pattern, room) for pattern in self.room_patterns)
+        return any(pattern_matches(pattern, room) for pattern in self.room_patterns)
+
+    def may_connect(self, namespace: str) -> bool:
+        return any(pattern_matches(pattern, namespace) for pattern in self.namespace_patterns)
+
+    def expired(self, now: float | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        # PyJWT's own rule at connect: expired once now >= exp + leeway
+        return (time.time() if now is None else now) >= self.expires_at + self.leeway_s
 
 
-ANYONE = Identity("anonymous", ("*",))
+ANYONE = Identity("anonymous", ("*",), ("*",))
 
 
-def room_matches(pattern: str, room: str) -> bool:
-    """``*`` matches any room, ``orders:*`` any room starting with ``orders:``, else exact."""
+def pattern_matches(pattern: str, name: str) -> bool:
+    """``*`` matches anything, ``orders:*`` anything starting with ``orders:``, else exact."""
     if pattern.endswith("*"):
-        return room.startswith(pattern[:-1])
-    return room == pattern
+        return name.startswith(pattern[:-1])
+    return name == pattern
+
+
+room_matches = pattern_matches  # the older name
 
 
 class Authenticator:
     """Verifies tokens, or lets everyone in with `AUTH=none`.
 
-    >>> auth = Authenticator.from_settings(settings)   # SettingsError if misconfigured
-    >>> identity = auth.verify({"token": token})        # AuthError with the reason
-    >>> identity.may_join("orders:42")
+    >>> auth = Authenticator.from_settings(settings)          # SettingsError if misconfigured
+    >>> identity = auth.verify({"token": token}, namespace="/admin")  # AuthError: why not
+    >>> identity.may_join("orders:42"), identity.expired()
     """
 
     def __init__(
@@ -59,30 +99,33 @@ class Authenticator:
         *,
         enabled: bool,
         key: Any = None,
-        signing_key: Any = None,
         algorithms: list[str] | None = None,
-        audience: str | None = None,
+        audience: str = RELAY_AUDIENCE,
         issuer: str | None = None,
         leeway_s: float = 30,
         rooms_claim: str = "rooms",
+        namespaces_claim: str = "namespaces",
         demo: bool = False,
     ) -> None:
         self.enabled = enabled
         self._key = key
-        self._signing_key = signing_key
         self._algorithms = algorithms or []
         self._audience = audience
         self._issuer = issuer
         self._leeway_s = leeway_s
         self._rooms_claim = rooms_claim
+        self._namespaces_claim = namespaces_claim
         self.demo = demo
+        # This run's alone: demo tokens die with the process and open no other server,
+        # whatever secret the environment holds.
+        self._demo_secret = secrets.token_urlsafe(32) if demo else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
         if settings.auth == "none":
             logger.warning(
-                "AUTH=none: every client may connect and join any room; never do this on a "
-                "network you do not trust"
+                "AUTH=none: every client may connect to any namespace and join any room; "
+                "never do this on a network you do not trust"
             )
             return cls(enabled=False)
         secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
@@ -92,22 +135,16 @@ class Authenticator:
                 "invalid settings: JWT_SECRET and JWT_PUBLIC_KEY are both set; set one"
             )
         demo = settings.demo_on
-        if demo and public_key:
+        if not secret and not public_key and not demo:
             raise SettingsError(
-                "invalid settings: DEMO needs JWT_SECRET (or none), not JWT_PUBLIC_KEY: "
-                "the server cannot sign with a public key"
+                "invalid setting: AUTH=jwt needs JWT_SECRET (HS256) or JWT_PUBLIC_KEY "
+                "(RS256/ES256); set one, or AUTH=none to turn authentication off"
             )
-        if not secret and not public_key:
-            if not demo:
-                raise SettingsError(
-                    "invalid setting: AUTH=jwt needs JWT_SECRET (HS256) or JWT_PUBLIC_KEY "
-                    "(RS256/ES256); set one, or AUTH=none to turn authentication off"
-                )
-            secret = secrets.token_urlsafe(32)  # this run only: tokens die with the process
         if demo:
             logger.warning(
-                "Issuing demo tokens for any room to anyone at /demo/token (DEMO, on by "
-                "default with the local emulator); never in production"
+                "Issuing demo tokens for any room to anyone at /demo/token, signed with a key "
+                "made for this run (DEMO, on by default only with the embedded emulator's "
+                "queue); never in production"
             )
         algorithms = settings.jwt_algorithms or (["RS256", "ES256"] if public_key else ["HS256"])
         if public_key and any(a.startswith("HS") for a in algorithms):
@@ -118,29 +155,61 @@ class Authenticator:
         return cls(
             enabled=True,
             key=public_key or secret,
-            signing_key=secret,
             algorithms=algorithms,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             leeway_s=settings.jwt_leeway_s,
             rooms_claim=settings.jwt_rooms_claim,
+            namespaces_claim=settings.jwt_namespaces_claim,
             demo=demo,
         )
 
-    def verify(self, auth: Any) -> Identity:
-        """The identity in the connect `auth` payload; AuthError says why not."""
+    def verify(self, auth: Any, *, namespace: str = MAIN_NAMESPACE) -> Identity:
+        """The identity in the connect `auth` payload, if it may use `namespace`; AuthError
+        says why not."""
         if not self.enabled:
             return ANYONE
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise AuthError("authentication required: connect with auth={'token': '<JWT>'}")
+        claims = self._decode(token)
+        identity = Identity(
+            str(claims["sub"]),
+            self._patterns(claims, self._rooms_claim, default=()),
+            self._patterns(claims, self._namespaces_claim, default=(MAIN_NAMESPACE,)),
+            float(claims["exp"]),
+            self._leeway_s,
+        )
+        if not identity.may_connect(namespace):
+            why = (
+                f"its {self._namespaces_claim!r} claim does not list it"
+                if self._namespaces_claim in claims
+                else f"a token without a {self._namespaces_claim!r} claim may use "
+                f"{MAIN_NAMESPACE!r} only"
+            )
+            raise AuthError(f"not allowed to connect to namespace {namespace!r}: {why}")
+        return identity
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        key, algorithms, issuer = self._key, self._algorithms, self._issuer
+        if self._demo_secret is not None:
+            try:
+                key_id = jwt.get_unverified_header(token).get("kid")
+            except jwt.PyJWTError as exc:
+                raise AuthError(f"invalid token: {exc}") from None
+            if key_id == DEMO_KEY_ID:
+                key, algorithms, issuer = self._demo_secret, ["HS256"], DEMO_ISSUER
+        if key is None:
+            raise AuthError(
+                "token signature does not verify: this server only accepts its own demo tokens"
+            )
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
+                key,
+                algorithms=algorithms,
                 audience=self._audience,
-                issuer=self._issuer,
+                issuer=issuer,
                 leeway=self._leeway_s,
                 options={"require": ["exp", "sub"]},
             )
@@ -149,36 +218,46 @@ class Authenticator:
         except jwt.InvalidAudienceError:
             raise AuthError(f"token audience is not {self._audience!r}") from None
         except jwt.InvalidIssuerError:
-            raise AuthError(f"token issuer is not {self._issuer!r}") from None
+            raise AuthError(f"token issuer is not {issuer!r}") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise AuthError(f"token has no {exc.claim!r} claim") from None
+            hint = f"; this relay requires aud={self._audience!r}" if exc.claim == "aud" else ""
+            raise AuthError(f"token has no {exc.claim!r} claim{hint}") from None
         except jwt.InvalidAlgorithmError:
-            raise AuthError(f"token algorithm is not one of {self._algorithms}") from None
+            raise AuthError(f"token algorithm is not one of {algorithms}") from None
         except jwt.InvalidSignatureError:
             raise AuthError("token signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from None
-        patterns = claims.get(self._rooms_claim, [])
+        return claims
+
+    @staticmethod
+    def _patterns(
+        claims: dict[str, Any], claim: str, *, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        if claim not in claims:
+            return default
+        patterns = claims[claim]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            raise AuthError(f"token claim {self._rooms_claim!r} must be a list of strings")
-        return Identity(str(claims["sub"]), tuple(patterns))
+            raise AuthError(f"token claim {claim!r} must be a list of strings")
+        return tuple(patterns)
 
     def demo_token(self, rooms: list[str] | None = None) -> str:
-        """A token for the demo page (only with DEMO)."""
-        if not self.demo or self._signing_key is None:
+        """A token for the demo page (only with DEMO): any room (or `rooms`), namespace '/'."""
+        if self._demo_secret is None:
             raise AuthError("demo tokens are off")
         now = int(time.time())
         claims: dict[str, Any] = {
             "sub": f"demo-{secrets.token_hex(4)}",
+            "iss": DEMO_ISSUER,
+            "aud": self._audience,
             "iat": now,
             "exp": now + DEMO_TOKEN_TTL_S,
             self._rooms_claim: rooms or ["*"],
+            self._namespaces_claim: [MAIN_NAMESPACE],
         }
-        if self._audience:
-            claims["aud"] = self._audience
-        if self._issuer:
-            claims["iss"] = self._issuer
-        return jwt.encode(claims, self._signing_key, algorithm="HS256")
+        return jwt.encode(
+            claims, self._demo_secret, algorithm="HS256", headers={"kid": DEMO_KEY_ID}
+        )
 
 
 def _read_key(value: str) -> str:

@@ -11,14 +11,18 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.envelope import SQS_MAX_BYTES
+from shared.envelope import RESERVED_EVENTS, RESERVED_PREFIX, SQS_MAX_BYTES
 
 #: The queue the embedded emulator (`python -m sqs_emulator`) creates and serves. Port 9324 is
 #: the usual local-SQS port; 123456789012 is the account ID moto puts in every queue URL.
 EMBEDDED_QUEUE_URL = "http://127.0.0.1:9324/123456789012/push-relay"
+
+#: The default `aud` every client token must carry, so that other tokens signed with the same
+#: key (an app's own session tokens, say) do not open the relay.
+RELAY_AUDIENCE = "push-relay"
 
 _AWS_HOST = re.compile(
     r"^(?:sqs\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazonaws\.com"
@@ -72,7 +76,12 @@ class Settings(BaseSettings):
         default_factory=list, description="endpoints a worker connects to; empty: [ZMQ_BIND]"
     )
     ack_timeout_s: float = Field(
-        5.0, gt=0, le=300, description="how long a worker waits for a server to confirm a batch"
+        5.0,
+        gt=0,
+        le=300,
+        # checked against SQS_VISIBILITY_TIMEOUT_S even when left at its default
+        validate_default=True,
+        description="how long a worker waits for a server to confirm a batch",
     )
 
     # --- Socket.IO server --------------------------------------------------------------------
@@ -118,7 +127,9 @@ class Settings(BaseSettings):
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="accepted algorithms; empty: HS256, or RS256,ES256"
     )
-    jwt_audience: str | None = Field(None, description="required 'aud' claim, if set")
+    jwt_audience: str = Field(
+        RELAY_AUDIENCE, description="the 'aud' claim every token must carry (never empty)"
+    )
     jwt_issuer: str | None = Field(None, description="required 'iss' claim, if set")
     jwt_leeway_s: float = Field(30.0, ge=0, le=600, description="clock skew allowed on exp/nbf")
     jwt_rooms_claim: str = Field("rooms", min_length=1, description="claim listing room patterns")
@@ -126,7 +137,8 @@ class Settings(BaseSettings):
         "namespaces", min_length=1, description="claim listing namespace patterns; none: '/'"
     )
     demo: bool | None = Field(
-        None, description="serve /demo/token and /demo/send; unset: only with the local emulator"
+        None,
+        description="serve /demo/token and /demo/send; unset: only with the embedded emulator",
     )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="worker: serve /metrics on this port (honcho: $PORT)"
@@ -171,7 +183,6 @@ class Settings(BaseSettings):
         "sqs_dlq_url",
         "jwt_secret",
         "jwt_public_key",
-        "jwt_audience",
         "jwt_issuer",
         "demo",
         "metrics_port",
@@ -222,6 +233,49 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (RFC 7518 wants 256 bits for HS256)")
         return value
 
+    @field_validator("jwt_audience")
+    @classmethod
+    def _audience(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                f"must not be empty: every token must carry it as its 'aud' claim (default "
+                f"{RELAY_AUDIENCE!r}), so that other tokens signed with the same key (an app's "
+                "session tokens, say) do not open the relay"
+            )
+        return value
+
+    @field_validator("default_event")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_EVENTS or value.startswith(RESERVED_PREFIX):
+            raise ValueError(
+                f"is a reserved event name (Socket.IO's own, or the relay's {RESERVED_PREFIX}*);"
+                " clients would take every such message for a Socket.IO or relay event"
+            )
+        return value
+
+    @field_validator("sqs_visibility_timeout_s")
+    @classmethod
+    def _visibility(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError(
+                "0 would make every received message visible again at once, so other "
+                "receives get it while it is in flight; unset it to use the queue's own"
+            )
+        return value
+
+    @field_validator("ack_timeout_s")
+    @classmethod
+    def _ack_within_visibility(cls, value: float, info: ValidationInfo) -> float:
+        # sqs_visibility_timeout_s is declared (so validated) before ack_timeout_s
+        visibility = info.data.get("sqs_visibility_timeout_s")
+        if visibility is not None and value >= visibility:
+            raise ValueError(
+                f"must be below SQS_VISIBILITY_TIMEOUT_S ({visibility}): a batch still waiting "
+                "that long for its confirmation is visible on the queue again and received twice"
+            )
+        return value
+
     @field_validator(
         "zmq_curve_server_secret",
         "zmq_curve_client_secret",
@@ -258,8 +312,10 @@ class Settings(BaseSettings):
     # --- Derived values ----------------------------------------------------------------------
     @property
     def demo_on(self) -> bool:
-        """The demo endpoints are served when asked for, or by default with the local emulator."""
-        return self.queue_is_local if self.demo is None else self.demo
+        """The demo endpoints are served when asked for (`DEMO`), or by default with the
+        embedded emulator's own queue; never merely because the queue is on loopback (a
+        LocalStack sidecar or a tunnel may hold real data)."""
+        return self.sqs_queue_url == EMBEDDED_QUEUE_URL if self.demo is None else self.demo
 
     @property
     def zmq_bind_is_local(self) -> bool:

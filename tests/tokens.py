@@ -8,10 +8,21 @@ from typing import Any
 import jwt
 
 TEST_SECRET = "test-secret-that-is-at-least-32-characters-long"
+#: The relay's default JWT_AUDIENCE: every token for it must name it.
+TEST_AUDIENCE = "push-relay"
 
 
 def token(rooms: list[str] | None = None, *, secret: str = TEST_SECRET, **claims: Any) -> str:
+    """A token for `rooms` (default: any) and any namespace; a claim given as None is left out
+    (`namespaces=None`: the token may use '/' only)."""
     now = int(time.time())
-    body: dict[str, Any] = {"sub": "test", "iat": now, "exp": now + 600, "rooms": rooms or ["*"]}
+    body: dict[str, Any] = {
+        "sub": "test",
+        "aud": TEST_AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+        "rooms": rooms or ["*"],
+        "namespaces": ["*"],
+    }
     body.update(claims)
     return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")

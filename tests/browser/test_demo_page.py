@@ -65,7 +65,8 @@ async def open_page(
 @pytest.fixture
 def relay(processes: Processes, stack: Stack) -> Stack:
     processes.sqs(stack)
-    processes.server(stack)
+    # the test queue is not the embedded emulator's default one, so demo mode is asked for
+    processes.server(stack, DEMO="1")
     processes.worker(stack)
     return stack
 

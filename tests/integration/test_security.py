@@ -9,6 +9,8 @@ import hmac
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +23,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.clients import RecordingClient
 from tests.integration.helpers import attributes, send
 from tests.processes import PYTHON, ROOT, Processes, Stack, wait_until
-from tests.tokens import token
+from tests.tokens import TEST_SECRET, token
 
 
 async def refused(url: str, auth: Any, **kwargs: Any) -> str:
     """Connect and expect a refusal; return the reason the server gave."""
     client = socketio.AsyncClient(reconnection=False)
     reasons: list[Any] = []
-    client.on("connect_error", handler=reasons.append)
+    for namespace in kwargs.get("namespaces", ["/"]):
+        client.on("connect_error", handler=reasons.append, namespace=namespace)
     with pytest.raises(socketio.exceptions.ConnectionError) as caught:
         await client.connect(url, auth=auth, wait_timeout=10, **kwargs)
     await client.disconnect()
@@ -46,18 +49,59 @@ async def refused(url: str, auth: Any, **kwargs: Any) -> str:
         ("no exp claim", {"token": token(exp=None)}, "no 'exp' claim"),
         ("no sub claim", {"token": token(sub=None)}, "no 'sub' claim"),
         ("wrong audience", {"token": token(aud="someone-else")}, "audience"),
+        ("no audience", {"token": token(aud=None)}, "no 'aud' claim"),
         ("rooms claim not a list", {"token": token(rooms="shop")}, "must be a list of strings"),
+        ("namespaces not a list", {"token": token(namespaces="/")}, "must be a list of strings"),
     ],
 )
 async def test_a_bad_or_missing_token_is_refused_with_a_reason(
     processes: Processes, stack: Stack, case: str, auth: Any, reason: str
 ) -> None:
-    processes.server(stack, JWT_AUDIENCE="relay" if case == "wrong audience" else "")
+    processes.server(stack)
     assert reason in await refused(stack.base_url, auth), case
     # and a good token still gets in
-    good = {"token": token(aud="relay" if case == "wrong audience" else None)}
-    client = await RecordingClient().connect(stack.base_url, auth=good)
+    client = await RecordingClient().connect(stack.base_url, auth={"token": token()})
     await client.close()
+
+
+async def test_a_token_opens_only_the_namespaces_it_lists(
+    processes: Processes, stack: Stack
+) -> None:
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    # Given a shop token with no namespaces claim, and an admin token
+    shop = token(["shop"], namespaces=None)
+    admin = token([], namespaces=["/admin"])
+
+    # Then the shop token is refused on /admin, with a reason, and opens '/'
+    reason = await refused(stack.base_url, {"token": shop}, namespaces=["/admin"])
+    assert "not allowed to connect to namespace '/admin'" in reason
+    main = await RecordingClient().connect(stack.base_url, auth={"token": shop})
+    # And the admin token opens /admin (only) and gets its room-less events
+    assert "namespace '/'" in await refused(stack.base_url, {"token": admin})
+    admins = await RecordingClient().connect(
+        stack.base_url, auth={"token": admin}, namespaces=["/admin"]
+    )
+    send(stack.sqs_client(), stack.queue_url, [{"event": "e", "data": 1, "namespace": "/admin"}])
+    await admins.wait_for(1)
+    await stack.wait_counter("emitted", 1)
+    await main.call("join", "shop")  # barrier
+    assert main.events == []
+    for client in (main, admins):
+        await client.close()
+
+
+async def test_an_apps_own_token_signed_with_the_same_secret_is_refused(
+    processes: Processes, stack: Stack
+) -> None:
+    import jwt
+
+    processes.server(stack)
+    # an app's session token: the same secret, sub and exp, but not meant for the relay
+    session = jwt.encode({"sub": "user-1", "exp": int(time.time()) + 600}, TEST_SECRET, "HS256")
+    assert "no 'aud' claim" in await refused(stack.base_url, {"token": session})
+    assert "audience" in await refused(stack.base_url, {"token": token(aud="my-app")})
 
 
 async def test_an_es256_public_key_verifies_tokens_and_a_forged_hs256_one_is_refused(
@@ -76,14 +120,13 @@ async def test_an_es256_public_key_verifies_tokens_and_a_forged_hs256_one_is_ref
     )
     import jwt
 
-    good = jwt.encode(
-        {"sub": "u", "exp": int(time.time()) + 60, "rooms": ["*"]}, private, algorithm="ES256"
-    )
+    claims = {"sub": "u", "aud": "push-relay", "exp": int(time.time()) + 60, "rooms": ["*"]}
+    good = jwt.encode(claims, private, algorithm="ES256")
     client = socketio.AsyncClient(reconnection=False)
     await client.connect(stack.base_url, auth={"token": good}, wait_timeout=10)
     await client.disconnect()
     # the classic algorithm-confusion forgery: HS256 "signed" with the public key itself
-    forged = hs256_by_hand({"sub": "u", "exp": int(time.time()) + 60, "rooms": ["*"]}, pem)
+    forged = hs256_by_hand(claims, pem)
     assert "algorithm" in await refused(stack.base_url, {"token": forged})
 
 
@@ -159,11 +202,12 @@ async def test_client_events_are_allow_listed_bounded_rate_limited_and_skip_the_
     assert "not allowed" in answers[0]["error"] and "not allowed" in answers[1]["error"]
     assert "over CLIENT_EVENT_MAX_BYTES" in answers[2]["error"]
 
-    # a flood: the burst of 5 (one already used) passes, the rest is refused
+    # a flood: the burst of 5 (two already used: the join, which the same bucket charges,
+    # and the first event) passes, the rest is refused
     flood = [await sender.call("item_removed", {"n": n}) for n in range(10)]
-    assert [a["ok"] for a in flood].count(True) == 4
+    assert [a["ok"] for a in flood].count(True) == 3
     assert "rate limit" in flood[-1]["error"]
-    await same_room.wait_for(5)
+    await same_room.wait_for(4)
     await other_room.call("join", "elsewhere")  # barrier
     assert other_room.events == [] and sender.events == []
     for client in (sender, same_room, other_room):
@@ -199,6 +243,13 @@ def run_server(stack: Stack, **env: str) -> subprocess.CompletedProcess[str]:
                 "DEMO": "0",
             },
             "HS* algorithm",
+        ),
+        ({"JWT_AUDIENCE": ""}, "JWT_AUDIENCE='': must not be empty"),
+        ({"DEFAULT_EVENT": "connect"}, "DEFAULT_EVENT='connect': is a reserved"),
+        ({"SQS_VISIBILITY_TIMEOUT_S": "0"}, "SQS_VISIBILITY_TIMEOUT_S='0':"),
+        (
+            {"SQS_VISIBILITY_TIMEOUT_S": "10", "ACK_TIMEOUT_S": "10"},
+            "ACK_TIMEOUT_S='10': must be below SQS_VISIBILITY_TIMEOUT_S",
         ),
     ],
 )
@@ -238,6 +289,49 @@ async def test_curve_lets_in_the_listed_worker_key_only(processes: Processes, st
     assert sorted(client.ids()) == sorted(ids)
     assert "is ready" not in intruder.log() and "is ready" not in plain.log()
     await client.close()
+
+
+def get_demo_token(stack: Stack) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{stack.base_url}/demo/token", timeout=5) as response:
+            return response.status, json.loads(response.read())["token"]
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response's socket
+        return exc.code, ""
+
+
+async def test_a_loopback_queue_other_than_the_embedded_one_serves_no_demo(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a queue on loopback that is not the embedded emulator's (a LocalStack sidecar,
+    # say, or a tunnel to real data): this test stack's own queue URL is such a one
+    processes.server(stack)
+    # Then nobody can fetch a token for any room
+    assert get_demo_token(stack)[0] == 404
+    request = urllib.request.Request(f"{stack.base_url}/demo/send", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    caught.value.close()
+    assert caught.value.code == 404
+
+
+async def test_a_demo_token_is_not_signed_with_jwt_secret(
+    processes: Processes, stack: Stack
+) -> None:
+    import jwt
+
+    processes.server(stack, DEMO="1")
+    status, demo = get_demo_token(stack)
+    assert status == 200
+    # it does not verify with the configured secret (so it opens no other server that shares
+    # that secret), yet it opens this one, beside tokens signed with that secret
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(demo, TEST_SECRET, algorithms=["HS256"], options={"verify_aud": False})
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(stack.base_url, auth={"token": demo}, wait_timeout=10)
+    await client.disconnect()
+    other = await RecordingClient().connect(stack.base_url)
+    await other.close()
 
 
 async def test_cors_is_same_origin_unless_configured(processes: Processes, stack: Stack) -> None:

@@ -52,7 +52,13 @@ def test_zmq_connect_is_a_comma_separated_list() -> None:
         ("ZMQ_BIND", "127.0.0.1:5555", "ZeroMQ endpoint"),
         ("ZMQ_CONNECT", "tcp://a:1,udp://b:2", "ZeroMQ endpoint"),
         ("LOG_LEVEL", "chatty", "DEBUG"),
-        ("DEDUP_WINDOW", "0", "greater than or equal to 1"),
+        ("DEDUP_WINDOW_S", "0", "greater than or equal to 1"),
+        ("DEFAULT_EVENT", "connect", "reserved"),
+        ("DEFAULT_EVENT", "disconnect", "reserved"),
+        ("DEFAULT_EVENT", "relay:recovery", "reserved"),
+        ("SQS_VISIBILITY_TIMEOUT_S", "0", "visible again at once"),
+        ("SQS_VISIBILITY_TIMEOUT_S", "5", "must be below SQS_VISIBILITY_TIMEOUT_S"),
+        ("JWT_AUDIENCE", "", "must not be empty"),
     ],
 )
 def test_a_wrong_value_names_the_variable_and_the_reason(
@@ -61,8 +67,46 @@ def test_a_wrong_value_names_the_variable_and_the_reason(
     with pytest.raises(SettingsError) as caught:
         load_settings({variable: value})
     message = str(caught.value)
-    assert message.startswith(f"invalid setting: {variable}=")
+    # a rule between two settings names the one that depends on the other
+    named = "ACK_TIMEOUT_S" if reason.startswith("must be below SQS_") else variable
+    assert message.startswith(f"invalid setting: {named}=")
     assert reason in message
+
+
+def test_ack_timeout_must_be_below_the_visibility_timeout_when_that_is_set() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"SQS_VISIBILITY_TIMEOUT_S": "30", "ACK_TIMEOUT_S": "30"})
+    assert str(caught.value).startswith("invalid setting: ACK_TIMEOUT_S='30': must be below")
+    settings = load_settings({"SQS_VISIBILITY_TIMEOUT_S": "30", "ACK_TIMEOUT_S": "29.5"})
+    assert settings.ack_timeout_s == 29.5
+    assert load_settings({"ACK_TIMEOUT_S": "300"}).sqs_visibility_timeout_s is None
+
+
+def test_a_non_reserved_default_event_is_fine() -> None:
+    assert load_settings({"DEFAULT_EVENT": "item_added"}).default_event == "item_added"
+
+
+def test_demo_is_on_by_default_only_with_the_embedded_emulators_queue() -> None:
+    assert load_settings({}).demo_on
+    # a LocalStack sidecar or any other loopback queue may sit in front of real data
+    for url in (
+        "http://localhost:4566/000000000000/orders",
+        "http://127.0.0.1:9324/123456789012/other-queue",
+        "http://127.0.0.1:9325/123456789012/push-relay",
+    ):
+        assert not load_settings({"SQS_QUEUE_URL": url}).demo_on, url
+    assert not load_settings({"DEMO": "0"}).demo_on
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True"])
+def test_demo_can_be_asked_for_anywhere(value: str) -> None:
+    aws = "https://sqs.eu-west-1.amazonaws.com/123/orders"
+    assert load_settings({"SQS_QUEUE_URL": aws, "DEMO": value}).demo_on
+
+
+def test_tokens_must_name_the_relay_as_audience_by_default() -> None:
+    assert load_settings({}).jwt_audience == "push-relay"
+    assert load_settings({"JWT_AUDIENCE": "relay.example"}).jwt_audience == "relay.example"
 
 
 def test_the_environment_is_read_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
