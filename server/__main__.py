@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
+import time
+from types import FrameType
 
 import uvicorn
 
@@ -16,6 +19,11 @@ from shared.startup import start
 
 logger = logging.getLogger("server")
 
+#: Of SHUTDOWN_TIMEOUT_S, what is kept for after the last step of a stop: cancelling what is
+#: left, the lifespan's end, the event loop's close (the interpreter's own teardown is
+#: skipped, see main()).
+EXIT_S = 0.5
+
 DESCRIPTION = (
     "Serve the Socket.IO relay on HOST:PORT (honcho sets PORT) and receive messages from "
     "workers on ZMQ_BIND. Settings come from the environment and .env; see .env.example. "
@@ -24,18 +32,45 @@ DESCRIPTION = (
 
 
 class RelayServer(uvicorn.Server):
-    """uvicorn's server, but consuming stops before client connections close.
+    """uvicorn's server, with one deadline for the whole stop, and consuming stopped before
+    client connections close.
 
+    >>> RelayServer(config, app=app, shutdown_timeout_s=4.0).run()
+
+    The first SIGTERM/SIGINT fixes the deadline: SHUTDOWN_TIMEOUT_S from the signal, less what
+    exiting takes after the last step. Every step shares it: the app's drain (in-process worker
+    threads, then the ZeroMQ subscriber), closing the clients' sessions, then uvicorn's
+    graceful shutdown of the connections with whatever is left. Draining comes first because
     uvicorn closes connections first and runs the lifespan shutdown last; in between, the
     subscriber would emit (and confirm, so SQS deletes) events to clients already gone.
     """
 
+    def __init__(self, config: uvicorn.Config, *, app: RelayApp, shutdown_timeout_s: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._deadline: float | None = None  # a time.monotonic() instant, once stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # As uvicorn's own: note it and return (the main loop looks at should_exit every
+        # 0.1 s); the budget counts from the signal, as honcho's 5 s do.
+        if self._deadline is None:
+            self._deadline = self._deadline_from_now()
+        super().handle_exit(sig, frame)
+
+    def _deadline_from_now(self) -> float:
+        return time.monotonic() + self._shutdown_timeout_s - EXIT_S
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        app = self.config.loaded_app
-        while not isinstance(app, RelayApp) and hasattr(app, "app"):
-            app = app.app  # uvicorn wraps the app in its middlewares
-        if isinstance(app, RelayApp):
-            await app.drain()
+        if self._deadline is None:  # should_exit without a signal (uvicorn's --limit-*)
+            self._deadline = self._deadline_from_now()
+        await self._app.drain(self._deadline)
+        self._app.close_sessions()
+        # uvicorn waits this long for open requests (an upload still arriving, a long poll
+        # whose client missed the close) and connections, then cancels them. It only hands the
+        # value to asyncio.wait_for, which takes fractions of a second.
+        left = max(0.0, self._deadline - time.monotonic())
+        self.config.timeout_graceful_shutdown = left  # type: ignore[assignment]
         await super().shutdown(sockets)
 
 
@@ -60,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_s) - 1),
+        # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
-    server = RelayServer(config)
+    server = RelayServer(config, app=app, shutdown_timeout_s=settings.shutdown_timeout_s)
     # uvicorn re-raises the stop signal once its graceful shutdown is done, so the process
     # would end "killed by SIGTERM" (honcho: rc=-15). It re-raises into the handlers it found
     # at start; with these no-op ones a finished graceful shutdown exits 0.
@@ -71,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     server.run()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit
     # uvicorn returns normally even when start-up failed; say so with its exit code.
-    return 0 if server.started else 3
+    code = 0 if server.started else 3
+    # Everything is closed. What the interpreter would still do is free every module: 0.4 s,
+    # and over a second on a busy machine, past the stop's deadline. Skip it, as the worker
+    # does; the logs are flushed first.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

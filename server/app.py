@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from functools import cached_property
 from pathlib import Path
@@ -25,12 +26,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.auth import DEMO_TOKEN_TTL_S, Authenticator
-from server.handlers import register_handlers
+from server.handlers import RelayNamespace
 from server.inprocess import InProcessWorkers
 from server.metrics import ServerMetrics
+from server.payload import ClientJSON
 from server.replay import ReplayBuffer
 from server.subscriber import Subscriber
-from shared.counters import Counters
+from shared.counters import SERVER_NAMES, WORKER_NAMES, Counters
 from shared.curve import check_exposure
 from shared.envelope import DecodeError, Envelope
 from shared.settings import Settings
@@ -42,19 +44,59 @@ STATIC = Path(__file__).parent / "static"
 
 
 class RelayApp(socketio.ASGIApp):  # type: ignore[misc]
-    """The ASGI app, with the parts the server process and tests reach for."""
+    """The ASGI app, with the parts the server process and tests reach for.
+
+    >>> await app.drain(deadline)   # stop consuming, by a time.monotonic() instant
+    """
 
     sio: socketio.AsyncServer
     subscriber: Subscriber
     counters: Counters
     workers: InProcessWorkers | None
 
-    async def drain(self) -> None:
-        """Stop consuming: in-process workers first (their last batches still get
-        confirmed), then the subscriber. Idempotent."""
+    #: Of the stop budget, what the worker threads leave the subscriber: it looks at its
+    #: closing flag every 0.1 s, then finishes the batch in hand and logs its summary.
+    SUBSCRIBER_CLOSE_S = 0.3
+    _draining: asyncio.Task[None] | None = None
+    _closing_sessions: asyncio.Task[None] | None = None
+
+    async def drain(self, deadline: float) -> None:
+        """Stop consuming by `deadline` (a `time.monotonic()` instant): in-process workers
+        first (their last batches still get confirmed), then the subscriber. Idempotent: the
+        first call's deadline holds for every later one (the server process drains before
+        uvicorn closes client connections, the lifespan again after)."""
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(deadline), name="drain")
+        await self._draining
+
+    async def _drain(self, deadline: float) -> None:
         if self.workers is not None:
-            await self.workers.stop()
-        await self.subscriber.close()
+            await self.workers.stop(deadline - self.SUBSCRIBER_CLOSE_S)
+        # Subscriber.close() would wait up to SHUTDOWN_TIMEOUT_S by itself; the stop has one
+        # budget, so it gets what is left of it.
+        try:
+            await asyncio.wait_for(self.subscriber.close(), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            logger.warning(
+                "The ZeroMQ subscriber was still emitting at the stop deadline; that batch is "
+                "not confirmed, so SQS redelivers it"
+            )
+
+    def close_sessions(self) -> None:
+        """Start closing every Engine.IO session, after :meth:`drain`. Each client gets
+        Engine.IO's close packet, which socket.io clients answer by reconnecting (here once
+        the server is back, or elsewhere), and a long-polling client's open request returns
+        with it instead of holding uvicorn's graceful shutdown until the stop's deadline.
+
+        Not awaited: Engine.IO then waits for each close packet to be fetched, which a
+        long-polling client that went away never does. uvicorn's graceful shutdown, next, is
+        what waits, within the deadline."""
+        sessions = len(self.sio.eio.sockets)
+        if sessions and self._closing_sessions is None:  # disconnect() of none raises
+            logger.info("Closing %d client session(s)", sessions)
+            self._closing_sessions = asyncio.create_task(
+                self.sio.eio.disconnect(), name="close-sessions"
+            )
 
 
 class DemoSender:
@@ -96,10 +138,13 @@ def create_app(settings: Settings) -> RelayApp:
     check_exposure(settings)
     auth = Authenticator.from_settings(settings)
     counters = Counters()
-    metrics = ServerMetrics(counters)
+    thread_mode = settings.consumer == "thread"
+    # In thread mode the worker threads count into the server's counters: show theirs too.
+    metrics = ServerMetrics(counters, SERVER_NAMES + WORKER_NAMES if thread_mode else SERVER_NAMES)
     sio = socketio.AsyncServer(
         async_mode="asgi",
         namespaces="*",
+        json=ClientJSON,  # strict, and each message's data encoded once (server/payload.py)
         # None is python-socketio's "same origin only"
         cors_allowed_origins=settings.cors_allowed_origins or None,
         logger=False,
@@ -110,14 +155,13 @@ def create_app(settings: Settings) -> RelayApp:
         max_events=settings.replay_max_events,
         max_bytes=settings.replay_max_bytes,
     )
-    connections = register_handlers(
-        sio, settings=settings, auth=auth, replay=replay, counters=counters
-    )
+    handlers = RelayNamespace(settings=settings, auth=auth, replay=replay, counters=counters)
+    sio.register_namespace(handlers)
     subscriber = Subscriber(
         sio=sio, settings=settings, replay=replay, counters=counters, metrics=metrics
     )
-    workers = InProcessWorkers(settings) if settings.consumer == "thread" else None
-    metrics.track(metrics.connected_clients, connections)
+    workers = InProcessWorkers(settings, counters=counters) if thread_mode else None
+    metrics.track(metrics.connected_clients, lambda: len(handlers.connections))
     metrics.track(metrics.workers_connected, lambda: subscriber.workers_connected)
 
     @contextlib.asynccontextmanager
@@ -131,7 +175,9 @@ def create_app(settings: Settings) -> RelayApp:
         try:
             yield
         finally:
-            await app.drain()
+            # The server process drained already, by its stop deadline, before uvicorn closed
+            # the connections; under another ASGI server this is the stop's start.
+            await app.drain(time.monotonic() + settings.shutdown_timeout_s)
             probe.cancel()
 
     async def index(_request: Request) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import zmq
 
@@ -26,14 +27,14 @@ logger = logging.getLogger(__name__)
 class InProcessWorkers:
     """K worker threads with one stop flag.
 
-    >>> workers = InProcessWorkers(settings)
+    >>> workers = InProcessWorkers(settings, counters=counters)
     >>> workers.start()
-    >>> await workers.stop()   # finishes or returns each thread's batch
+    >>> await workers.stop(deadline)   # finishes or returns each thread's batch, by deadline
     """
 
-    def __init__(self, settings: Settings, *, counters: Counters | None = None) -> None:
+    def __init__(self, settings: Settings, *, counters: Counters) -> None:
         self._settings = settings
-        self.counters = counters or Counters()
+        self.counters = counters  # the server's own: /healthz and /metrics show them
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -53,9 +54,10 @@ class InProcessWorkers:
             ack_timeout_s=settings.ack_timeout_s,
             context=zmq.Context.instance(),
             configure=lambda sock: configure_client(sock, settings),
+            counters=self.counters,
         )
         try:
-            Worker(
+            code = Worker(
                 settings=settings,
                 sqs=make_sqs_client(settings),
                 handoff=handoff,
@@ -63,26 +65,36 @@ class InProcessWorkers:
                 counters=self.counters,
                 name=f"worker thread {n}",
             ).run()
+            if code != 0:
+                logger.error(
+                    "Worker thread %d refused to run (see above); this server consumes nothing "
+                    "and /readyz says so",
+                    n,
+                )
         finally:
             handoff.close()
 
-    async def stop(self) -> None:
-        """Set the stop flag and wait (off the event loop, which must keep confirming their
-        last batches) for the threads, within SHUTDOWN_TIMEOUT_S."""
+    async def stop(self, deadline: float) -> None:
+        """Set the stop flag and wait for the threads until `deadline` (a `time.monotonic()`
+        instant) at the latest, off the event loop, which must keep confirming their last
+        batches.
+
+        A thread still running then (in a long poll, or waiting on SQS) is left behind: they
+        are daemon threads, so they do not hold up the exit. What it still holds, or its poll
+        still receives, reappears after the visibility timeout."""
         if not self._threads or self._stop.is_set():
             return
         self._stop.set()
-        deadline = self._settings.shutdown_timeout_s
 
         def join() -> list[str]:
             for thread in self._threads:
-                thread.join(deadline)
+                thread.join(max(0.0, deadline - time.monotonic()))
             return [t.name for t in self._threads if t.is_alive()]
 
         stuck = await asyncio.to_thread(join)
         if stuck:
             logger.warning(
-                "%s still in a long poll; leaving them (what they receive reappears after the "
-                "visibility timeout)",
+                "%s still running at the stop deadline; leaving them (what they hold or still "
+                "receive reappears after the visibility timeout)",
                 ", ".join(stuck),
             )

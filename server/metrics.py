@@ -28,8 +28,8 @@ LAG_PROBE_INTERVAL_S = 0.05
 class ServerMetrics:
     """Everything `/metrics` shows for one server process."""
 
-    def __init__(self, counters: Counters) -> None:
-        self.registry = registry_for(counters, SERVER_NAMES)
+    def __init__(self, counters: Counters, names: tuple[str, ...] = SERVER_NAMES) -> None:
+        self.registry = registry_for(counters, names)
         self.emit_seconds = Histogram(
             "relay_emit_seconds",
             "Time python-socketio took to emit one event to its clients.",

@@ -57,15 +57,15 @@ class Subscriber:
         sio: socketio.AsyncServer,
         settings: Settings,
         replay: ReplayBuffer,
-        counters: Counters | None = None,
-        metrics: ServerMetrics | None = None,
+        counters: Counters,
+        metrics: ServerMetrics,
         context: zmq.asyncio.Context | None = None,
     ) -> None:
         self._sio = sio
         self._settings = settings
         self._replay = replay
-        self.counters = counters or Counters()
-        self._metrics = metrics or ServerMetrics(self.counters)
+        self.counters = counters
+        self._metrics = metrics
         self.workers_connected = 0
         self._monitor_task: asyncio.Task[None] | None = None
         self._context = context or zmq.asyncio.Context.instance()

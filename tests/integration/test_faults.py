@@ -12,10 +12,19 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from tests.clients import RecordingClient
 from tests.integration.helpers import attributes, send_async, wait_queue_empty_async
+from tests.integration.test_stop import (
+    HONCHO_GRACE_S,
+    replay_of_this_epoch,
+    sigterm_together,
+    tally,
+    wait_recovery,
+)
 from tests.processes import Process, Processes, Stack, healthz, wait_until
+from tests.tokens import token
 
 FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
 
@@ -80,54 +89,67 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
 async def test_a_server_killed_and_restarted_loses_nothing(
     processes: Processes, stack: Stack
 ) -> None:
-    # Given a server, a worker and a client that reconnects by itself
+    # Given a server, a worker and a client that reconnects by itself, presenting the epoch and
+    # offset of the last event it saw (the README's "Replay on reconnect" recipe)
     stack.extra.update(FAST_REDELIVERY)
     processes.sqs(stack)
     server = processes.server(stack)
     processes.worker(stack)
-    client = await RecordingClient(reconnection=True).connect(stack.base_url)
+    client = RecordingClient(reconnection=True)
+    away = asyncio.Event()  # while set, the client stays away: its connects are refused
+
+    def resume_auth() -> dict[str, Any]:
+        if away.is_set():
+            return {}  # no token: refused, and the client tries again by itself
+        seen = [p for e, p in client.events if not e.startswith("relay:")]
+        since = {"epoch": seen[-1]["epoch"], "offset": seen[-1]["offset"]} if seen else None
+        return {"token": token()} | ({"since": since} if since else {})
+
+    await client.sio.connect(stack.base_url, auth=resume_auth, wait_timeout=10)
     sqs = stack.sqs_client()
 
-    # When the server is killed with SIGKILL mid-stream and started again
+    # When the server is killed with SIGKILL mid-stream and started again, and the client
+    # comes back only once the new server has emitted some events (so that it has a gap to
+    # recover; left to itself it may reconnect before the first one)
     sending = asyncio.create_task(
         send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(300)])
     )
     await client.wait_for(60, timeout_s=60)
+    away.set()
     server.popen.send_signal(signal.SIGKILL)
     server.popen.wait(10)
     before = set(client.ids())
     await asyncio.to_thread(processes.server, stack)
     epoch = healthz(stack.base_url)["epoch"]
-    ids = await sending
+    await stack.wait_counter("emitted", 20)
+    away.clear()
 
-    # Then the client reconnects by itself, and everything the new server emitted (replayed
-    # from its start: offset 0 of its epoch) plus what came before covers every message
-    await asyncio.to_thread(
-        wait_until, lambda: client.sio.connected, timeout_s=30, what="the client to reconnect"
-    )
+    # Then the client's own resume is answered "not recovered" (another epoch), and the new
+    # server replays to it everything it emitted since its start
+    recovery = await asyncio.wait_for(wait_recovery(client), 30)
+    assert recovery["recovered"] is False
+    assert recovery["reason"]
+    assert recovery["epoch"] == epoch
+    assert recovery["replayed"] >= 20
+    ids = await sending
     await wait_queue_empty_async(sqs, stack.queue_url, timeout_s=120)
-    after = await RecordingClient().connect(
-        stack.base_url, auth={"since": {"epoch": epoch, "offset": 0}}
-    )
-    [recovery] = await asyncio.wait_for(_recovery(after), 10)
-    assert recovery["recovered"] is True
-    seen = before | set(after.ids())
+    await client.call("join", "barrier")  # what was emitted before the answer has arrived
+
+    # And its own events, before the kill and after, cover every message sent
+    seen = set(client.ids())
+    new_epoch = [p["offset"] for e, p in client.events if e == "n" and p["epoch"] == epoch]
     report(
         "server killed",
         sent=len(ids),
         delivered=len(seen & set(ids)),
         lost=len(set(ids) - seen),
-        emitted_twice_across_the_restart=len(before & set(after.ids())),
+        before_the_kill=len(before),
+        replayed=recovery["replayed"],
+        emitted_twice_across_the_restart=len(before) + len(new_epoch) - len(seen),
     )
+    assert new_epoch == list(range(1, len(new_epoch) + 1))  # from the epoch's start, no gap
     assert seen == set(ids)
     await client.close()
-    await after.close()
-
-
-async def _recovery(client: RecordingClient) -> list[dict[str, object]]:
-    while not client.of("relay:recovery"):
-        await client.wait_for(len(client.events) + 1)
-    return client.of("relay:recovery")
 
 
 async def test_without_a_server_workers_stop_receiving_and_memory_stays_flat(
@@ -212,17 +234,11 @@ async def test_sigterm_under_load_drains_within_five_seconds_and_loses_nothing(
     await client.wait_for(100, timeout_s=60)
 
     # When server and workers get SIGTERM at once, as honcho sends it
-    started = time.monotonic()
-    for process in (server, *workers):
-        process.send_signal(signal.SIGTERM)
-    stopped = []
-    for process in (server, *workers):
-        code, _ = await asyncio.to_thread(process.stop, signal.SIGTERM, 5)
-        stopped.append((code, time.monotonic() - started))  # since the common SIGTERM
+    stopped = await sigterm_together(server, *workers)
     before = Counter(client.ids())
     ids = await sending
 
-    # Then each exited by itself within honcho's 5 s
+    # Then every one exited by itself within honcho's 5 s of that one signal
     report(
         "drain",
         exit_codes=[code for code, _s in stopped],
@@ -230,26 +246,16 @@ async def test_sigterm_under_load_drains_within_five_seconds_and_loses_nothing(
         delivered_before_stop=len(before),
     )
     assert [code for code, _s in stopped] == [0, 0, 0]
+    assert max(seconds for _c, seconds in stopped) < HONCHO_GRACE_S
     returned = sum(_returned_on_shutdown(w.log()) for w in workers)
 
     # And after a restart every message arrives, none twice
     processes.server(stack)
-    epoch = healthz(stack.base_url)["epoch"]
     processes.worker(stack, name="worker-after")
     await wait_queue_empty_async(sqs, stack.queue_url, timeout_s=120)
-    after = await RecordingClient().connect(
-        stack.base_url, auth={"since": {"epoch": epoch, "offset": 0}}
-    )
-    await asyncio.wait_for(_recovery(after), 10)
+    after = await replay_of_this_epoch(stack)
     counts = before + Counter(after.ids())
-    report(
-        "drain",
-        sent=len(ids),
-        delivered=len(set(counts) & set(ids)),
-        lost=len(set(ids) - set(counts)),
-        duplicated=sum(c - 1 for c in counts.values()),
-        returned_on_shutdown=returned,
-    )
+    report("drain", **tally(ids, counts), returned_on_shutdown=returned)
     assert set(counts) == set(ids)
     assert max(counts.values()) == 1
     await client.close()

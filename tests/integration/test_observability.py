@@ -117,3 +117,31 @@ async def test_json_logs_and_lifecycle_lines(processes: Processes, stack: Stack)
     messages = " | ".join(line["message"] for line in map(json.loads, worker.log().splitlines()))
     for step in ("Started worker", "Server at", "Received SIGTERM", "Stopped worker"):
         assert step in messages, step
+
+
+async def test_thread_mode_counts_its_worker_threads_at_healthz_and_metrics(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a thread-mode server (no worker process) and a client
+    processes.sqs(stack)
+    processes.server(stack, CONSUMER="thread", WORKER_THREADS="2")
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = stack.sqs_client()
+
+    # When 10 messages and one that is not JSON go through its worker threads
+    send(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(10)])
+    send(sqs, stack.queue_url, ["{not json"], raw=True)
+    await client.wait_for(10)
+    await wait_queue_empty_async(sqs, stack.queue_url)
+
+    # Then the server's own /healthz and /metrics count what its worker threads did (main:
+    # they counted into private counters that nothing showed)
+    await stack.wait_counter("delivered", 10, timeout_s=30)
+    counters = (await asyncio.to_thread(get, f"{stack.base_url}/healthz"))[1]
+    assert json.loads(counters)["counters"]["received"] == 11
+    found = await asyncio.to_thread(samples, f"{stack.base_url}/metrics")
+    assert found["relay_received_total"] == 11
+    assert found["relay_delivered_total"] == 10
+    assert found['relay_dead_lettered_total{reason="not_json"}'] == 1
+    assert found["relay_emitted_total"] == 10
+    await client.close()

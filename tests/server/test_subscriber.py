@@ -3,10 +3,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from server.metrics import ServerMetrics
 from server.payload import ClientJSON
 from server.replay import ReplayBuffer
 from server.subscriber import Subscriber
 from shared import counters as c
+from shared.counters import Counters
 from shared.envelope import Envelope
 from shared.settings import load_settings
 from shared.wire import Delivery
@@ -36,7 +38,14 @@ def replay() -> ReplayBuffer:
 
 
 def subscriber(sio: FakeSio, **settings: str) -> Subscriber:
-    return Subscriber(sio=sio, settings=load_settings(settings), replay=replay())  # type: ignore[arg-type]
+    counters = Counters()
+    return Subscriber(
+        sio=sio,  # type: ignore[arg-type]
+        settings=load_settings(settings),
+        replay=replay(),
+        counters=counters,
+        metrics=ServerMetrics(counters),
+    )
 
 
 def delivery(

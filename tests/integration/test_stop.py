@@ -1,0 +1,189 @@
+"""Guarantee 6, timed: one SIGTERM, one deadline (SHUTDOWN_TIMEOUT_S), inside honcho's 5 s.
+
+honcho sends SIGTERM to every process and SIGKILL 5 s later, so a stop is measured from the
+signal to the process's exit, never step by step. The measured times are printed (run with
+-s) for the issue notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from typing import Any
+
+from tests.clients import RecordingClient
+from tests.integration.helpers import send_async, wait_queue_empty_async
+from tests.processes import Process, Processes, Stack, healthz, wait_until
+
+#: What honcho allows between its SIGTERM and its SIGKILL.
+HONCHO_GRACE_S = 5.0
+#: The settings' default SHUTDOWN_TIMEOUT_S.
+SHUTDOWN_TIMEOUT_S = 4.0
+#: How long a measurement waits past any bound, so that a slow stop is measured, not cut off.
+MEASURE_S = 15.0
+
+
+def report(name: str, **figures: object) -> None:
+    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+def tally(ids: list[str], counts: Counter[str]) -> dict[str, int]:
+    """What became of the messages sent (`ids`), from how often each id was received."""
+    return {
+        "sent": len(ids),
+        "delivered": len(set(counts) & set(ids)),
+        "lost": len(set(ids) - set(counts)),
+        "duplicated": sum(c - 1 for c in counts.values()),
+    }
+
+
+async def sigterm_together(*targets: Process) -> list[tuple[int | None, float]]:
+    """SIGTERM to every target at once (as honcho sends it); wait for all concurrently.
+
+    Returns each one's (exit code, seconds from the common signal to its exit); a process
+    still running MEASURE_S after the signal reads (None, MEASURE_S) and is then killed."""
+    started = time.monotonic()
+    for process in targets:
+        process.send_signal(signal.SIGTERM)
+
+    def exited(process: Process) -> tuple[int | None, float]:
+        try:
+            code: int | None = process.popen.wait(MEASURE_S - (time.monotonic() - started))
+        except subprocess.TimeoutExpired:
+            code = None
+        seconds = time.monotonic() - started
+        process.stop(signal.SIGKILL, timeout_s=5)  # reaps it (and kills what is left)
+        return code, seconds
+
+    return list(await asyncio.gather(*(asyncio.to_thread(exited, p) for p in targets)))
+
+
+def slow_upload(base_url: str) -> socket.socket:
+    """An Engine.IO long-polling POST whose body never finishes arriving: a request that
+    uvicorn's graceful shutdown waits for until the stop's deadline cancels it."""
+    with urllib.request.urlopen(f"{base_url}/socket.io/?EIO=4&transport=polling", timeout=10) as r:
+        sid = json.loads(r.read().decode()[1:])["sid"]  # the open packet: 0{...}
+    host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
+    upload = socket.create_connection((host, int(port)), timeout=10)
+    upload.sendall(
+        f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {host}\r\n"
+        "Content-Type: text/plain\r\nContent-Length: 1000\r\n\r\n40".encode()
+    )
+    return upload
+
+
+async def wait_recovery(client: RecordingClient) -> dict[str, Any]:
+    """The `relay:recovery` event a client that connected with `since` receives."""
+    while not client.of("relay:recovery"):
+        await client.wait_for(len(client.events) + 1)
+    [recovery] = client.of("relay:recovery")
+    return dict(recovery)
+
+
+async def replay_of_this_epoch(stack: Stack) -> RecordingClient:
+    """A new client that has the (restarted) server replay all it emitted in its epoch."""
+    epoch = healthz(stack.base_url)["epoch"]
+    client = await RecordingClient().connect(
+        stack.base_url, auth={"since": {"epoch": epoch, "offset": 0}}
+    )
+    await asyncio.wait_for(wait_recovery(client), 10)
+    return client
+
+
+async def test_thread_mode_with_its_threads_in_long_polls_stops_within_five_seconds(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a thread-mode server, idle, whose 2 worker threads sit in 20-second long polls
+    processes.sqs(stack)
+    server = processes.server(stack, CONSUMER="thread", WORKER_THREADS="2", SQS_WAIT_S="20")
+    await asyncio.to_thread(
+        wait_until,
+        lambda: server.log().count("is ready") >= 2,
+        timeout_s=30,
+        what="both worker threads to find the server and start polling",
+    )
+
+    # When it gets SIGTERM
+    [(code, seconds)] = await sigterm_together(server)
+
+    # Then it exits by itself, cleanly, inside honcho's 5 s, without waiting out the polls
+    report("stop thread mode idle", exit_code=code, seconds=round(seconds, 2))
+    assert code == 0, server.log()
+    assert seconds < HONCHO_GRACE_S, server.log()
+
+
+async def test_process_mode_under_load_stops_within_the_deadline_and_loses_nothing(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a server with a worker, a websocket client, a long-polling client and an upload
+    # that never finishes (which holds uvicorn's graceful shutdown to the deadline), under a
+    # stream of messages
+    stack.extra.update({"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"})
+    processes.sqs(stack)
+    server = processes.server(stack)
+    processes.worker(stack, SQS_WAIT_S="20")
+    client = await RecordingClient().connect(stack.base_url)
+    polling = await RecordingClient().connect(stack.base_url, transports=["polling"])
+    upload = await asyncio.to_thread(slow_upload, stack.base_url)
+    sqs = stack.sqs_client()
+    sending = asyncio.create_task(
+        send_async(sqs, stack.queue_url, [{"event": "n", "data": n} for n in range(400)])
+    )
+    await client.wait_for(100, timeout_s=60)
+
+    # When the server alone gets SIGTERM mid-stream
+    [(code, seconds)] = await sigterm_together(server)
+    before = Counter(client.ids())
+
+    # Then it exits cleanly within SHUTDOWN_TIMEOUT_S (+ 0.5 s: the tests' own margin)
+    report(
+        "stop process mode under load",
+        exit_code=code,
+        seconds=round(seconds, 2),
+        delivered_before_stop=len(before),
+    )
+    assert code == 0, server.log()
+    assert seconds < SHUTDOWN_TIMEOUT_S + 0.5, server.log()
+
+    # And once it is back, what it did not confirm is redelivered: nothing is lost
+    ids = await sending
+    processes.server(stack)
+    await wait_queue_empty_async(sqs, stack.queue_url, timeout_s=120)
+    after = await replay_of_this_epoch(stack)
+    counts = before + Counter(after.ids())
+    report("stop process mode under load", **tally(ids, counts))
+    assert set(counts) == set(ids)
+    for recorder in (client, polling, after):
+        await recorder.close()
+    upload.close()
+
+
+async def test_a_long_polling_client_does_not_hold_the_stop(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given an idle server with a long-polling client, whose request waits for events
+    processes.sqs(stack)
+    server = processes.server(stack)
+    polling = await RecordingClient().connect(stack.base_url, transports=["polling"])
+
+    # When the server gets SIGTERM
+    [(code, seconds)] = await sigterm_together(server)
+
+    # Then it tells the client to go and exits at once, not at the deadline
+    report("stop with a long-polling client", exit_code=code, seconds=round(seconds, 2))
+    assert code == 0, server.log()
+    assert seconds < SHUTDOWN_TIMEOUT_S / 2, server.log()
+    await asyncio.to_thread(
+        wait_until,
+        lambda: not polling.sio.connected,
+        timeout_s=10,
+        what="the client to see its session closed",
+    )
+    await polling.close()
