@@ -1,12 +1,26 @@
-"""SQS helpers for integration tests (real boto3 calls against the emulator)."""
+"""Helpers for integration tests: real boto3 calls against the emulator, waiting on real
+processes, and printing the figures each test measured (run with -s)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from tests.processes import wait_until
+from tests.clients import RecordingClient
+from tests.processes import Process, Stack, healthz, wait_until
+
+#: What honcho allows between its SIGTERM and its SIGKILL.
+HONCHO_GRACE_S = 5.0
+#: The settings' default SHUTDOWN_TIMEOUT_S.
+SHUTDOWN_TIMEOUT_S = 4.0
+#: How long a stop is measured past any bound, so that a slow stop is measured, not cut off.
+MEASURE_S = 15.0
 
 
 def attributes(sqs: Any, queue_url: str) -> dict[str, int]:
@@ -52,3 +66,74 @@ def wait_queue_empty(sqs: Any, queue_url: str, timeout_s: float = 60) -> None:
 
 async def wait_queue_empty_async(sqs: Any, queue_url: str, timeout_s: float = 60) -> None:
     await asyncio.to_thread(wait_queue_empty, sqs, queue_url, timeout_s)
+
+
+def report(name: str, **figures: object) -> None:
+    """One line of what a test measured, for the issue notes (pytest -s shows it)."""
+    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+def tally(ids: list[str], counts: Counter[str]) -> dict[str, int]:
+    """What became of the messages sent (`ids`), from how often each id was received."""
+    return {
+        "sent": len(ids),
+        "delivered": len(set(counts) & set(ids)),
+        "lost": len(set(ids) - set(counts)),
+        "duplicated": sum(c - 1 for c in counts.values()),
+    }
+
+
+async def wait_log(process: Process, text: str, timeout_s: float = 30, after: int = 0) -> None:
+    """Wait until `process` logs `text` (past the first `after` characters of its log)."""
+    await asyncio.to_thread(
+        wait_until,
+        lambda: text in process.log()[after:],
+        timeout_s=timeout_s,
+        what=f"{process.name} to log {text!r}",
+    )
+
+
+async def sigterm_together(*targets: Process) -> list[tuple[int | None, float]]:
+    """SIGTERM to every target at once (as honcho sends it); wait for all concurrently.
+
+    Returns each one's (exit code, seconds from the common signal to its exit); a process
+    still running MEASURE_S after the signal reads (None, MEASURE_S) and is then killed."""
+    started = time.monotonic()
+    for process in targets:
+        process.send_signal(signal.SIGTERM)
+
+    def exited(process: Process) -> tuple[int | None, float]:
+        try:
+            code: int | None = process.popen.wait(MEASURE_S - (time.monotonic() - started))
+        except subprocess.TimeoutExpired:
+            code = None
+        seconds = time.monotonic() - started
+        process.stop(signal.SIGKILL, timeout_s=5)  # reaps it (and kills what is left)
+        return code, seconds
+
+    return list(await asyncio.gather(*(asyncio.to_thread(exited, p) for p in targets)))
+
+
+def rss_kib(process: Process) -> int:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def wait_recovery(client: RecordingClient) -> dict[str, Any]:
+    """The `relay:recovery` event a client that connected with `since` receives."""
+    while not client.of("relay:recovery"):
+        await client.wait_for(len(client.events) + 1)
+    [recovery] = client.of("relay:recovery")
+    return dict(recovery)
+
+
+async def replay_of_this_epoch(stack: Stack) -> RecordingClient:
+    """A new client that has the (restarted) server replay all it emitted in its epoch."""
+    epoch = healthz(stack.base_url)["epoch"]
+    client = await RecordingClient().connect(
+        stack.base_url, auth={"since": {"epoch": epoch, "offset": 0}}
+    )
+    await asyncio.wait_for(wait_recovery(client), 10)
+    return client

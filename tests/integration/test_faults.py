@@ -11,42 +11,26 @@ import signal
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import attributes, send_async, wait_queue_empty_async
-from tests.integration.test_stop import (
+from tests.integration.helpers import (
     HONCHO_GRACE_S,
+    attributes,
     replay_of_this_epoch,
+    report,
+    rss_kib,
+    send_async,
     sigterm_together,
     tally,
+    wait_log,
+    wait_queue_empty_async,
     wait_recovery,
 )
-from tests.processes import Process, Processes, Stack, healthz, wait_until
+from tests.processes import Processes, Stack, healthz
 from tests.tokens import token
 
 FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
-
-
-def rss_kib(process: Process) -> int:
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-async def wait_log(process: Process, text: str, timeout_s: float = 30, after: int = 0) -> None:
-    await asyncio.to_thread(
-        wait_until,
-        lambda: text in process.log()[after:],
-        timeout_s=timeout_s,
-        what=f"{process.name} to log {text!r}",
-    )
-
-
-def report(name: str, **figures: object) -> None:
-    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
 
 
 async def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(

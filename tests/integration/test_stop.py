@@ -9,60 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import socket
-import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from typing import Any
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import send_async, wait_queue_empty_async
-from tests.processes import Process, Processes, Stack, healthz, wait_until
-
-#: What honcho allows between its SIGTERM and its SIGKILL.
-HONCHO_GRACE_S = 5.0
-#: The settings' default SHUTDOWN_TIMEOUT_S.
-SHUTDOWN_TIMEOUT_S = 4.0
-#: How long a measurement waits past any bound, so that a slow stop is measured, not cut off.
-MEASURE_S = 15.0
-
-
-def report(name: str, **figures: object) -> None:
-    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
-
-
-def tally(ids: list[str], counts: Counter[str]) -> dict[str, int]:
-    """What became of the messages sent (`ids`), from how often each id was received."""
-    return {
-        "sent": len(ids),
-        "delivered": len(set(counts) & set(ids)),
-        "lost": len(set(ids) - set(counts)),
-        "duplicated": sum(c - 1 for c in counts.values()),
-    }
-
-
-async def sigterm_together(*targets: Process) -> list[tuple[int | None, float]]:
-    """SIGTERM to every target at once (as honcho sends it); wait for all concurrently.
-
-    Returns each one's (exit code, seconds from the common signal to its exit); a process
-    still running MEASURE_S after the signal reads (None, MEASURE_S) and is then killed."""
-    started = time.monotonic()
-    for process in targets:
-        process.send_signal(signal.SIGTERM)
-
-    def exited(process: Process) -> tuple[int | None, float]:
-        try:
-            code: int | None = process.popen.wait(MEASURE_S - (time.monotonic() - started))
-        except subprocess.TimeoutExpired:
-            code = None
-        seconds = time.monotonic() - started
-        process.stop(signal.SIGKILL, timeout_s=5)  # reaps it (and kills what is left)
-        return code, seconds
-
-    return list(await asyncio.gather(*(asyncio.to_thread(exited, p) for p in targets)))
+from tests.integration.helpers import (
+    HONCHO_GRACE_S,
+    SHUTDOWN_TIMEOUT_S,
+    replay_of_this_epoch,
+    report,
+    send_async,
+    sigterm_together,
+    tally,
+    wait_queue_empty_async,
+)
+from tests.processes import Processes, Stack, wait_until
 
 
 def slow_upload(base_url: str) -> socket.socket:
@@ -77,24 +40,6 @@ def slow_upload(base_url: str) -> socket.socket:
         "Content-Type: text/plain\r\nContent-Length: 1000\r\n\r\n40".encode()
     )
     return upload
-
-
-async def wait_recovery(client: RecordingClient) -> dict[str, Any]:
-    """The `relay:recovery` event a client that connected with `since` receives."""
-    while not client.of("relay:recovery"):
-        await client.wait_for(len(client.events) + 1)
-    [recovery] = client.of("relay:recovery")
-    return dict(recovery)
-
-
-async def replay_of_this_epoch(stack: Stack) -> RecordingClient:
-    """A new client that has the (restarted) server replay all it emitted in its epoch."""
-    epoch = healthz(stack.base_url)["epoch"]
-    client = await RecordingClient().connect(
-        stack.base_url, auth={"since": {"epoch": epoch, "offset": 0}}
-    )
-    await asyncio.wait_for(wait_recovery(client), 10)
-    return client
 
 
 async def test_thread_mode_with_its_threads_in_long_polls_stops_within_five_seconds(

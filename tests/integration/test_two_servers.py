@@ -12,14 +12,10 @@ import signal
 from collections import Counter
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import send_async, wait_queue_empty_async
+from tests.integration.helpers import report, send_async, wait_log, wait_queue_empty_async
 from tests.processes import Process, Processes, Stack, healthz, wait_until
 
 FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
-
-
-def report(name: str, **figures: object) -> None:
-    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
 
 
 def second_server(processes: Processes, stack: Stack, name: str) -> Process:
@@ -86,15 +82,6 @@ async def test_one_of_two_servers_killed_the_other_gets_everything_once_and_the_
     assert all(left <= 1 for left in unavailable) and any(unavailable), unavailable
     await client.close()
     await doomed_client.close()
-
-
-async def wait_log(process: Process, text: str, timeout_s: float = 30) -> None:
-    await asyncio.to_thread(
-        wait_until,
-        lambda: text in process.log(),
-        timeout_s=timeout_s,
-        what=f"{process.name} to log {text!r}",
-    )
 
 
 async def test_a_hung_server_leaves_after_the_ack_timeout_and_rejoins_once_it_answers(

@@ -9,50 +9,20 @@ times are printed (run with -s) for the issue notes.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import time
 from collections import Counter
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import send_async, wait_queue_empty_async
-from tests.processes import Process, Processes, Stack, healthz, wait_until
+from tests.integration.helpers import (
+    SHUTDOWN_TIMEOUT_S,
+    report,
+    send_async,
+    sigterm_together,
+    wait_log,
+    wait_queue_empty_async,
+)
+from tests.processes import Process, Processes, Stack, healthz
 
 FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
-#: The settings' default SHUTDOWN_TIMEOUT_S.
-SHUTDOWN_TIMEOUT_S = 4.0
-#: How long a measurement waits past any bound, so that a slow stop is measured, not cut off.
-MEASURE_S = 15.0
-
-
-def report(name: str, **figures: object) -> None:
-    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
-
-
-async def wait_log(process: Process, text: str, timeout_s: float = 30) -> None:
-    await asyncio.to_thread(
-        wait_until,
-        lambda: text in process.log(),
-        timeout_s=timeout_s,
-        what=f"{process.name} to log {text!r}",
-    )
-
-
-async def sigterm_together(*targets: Process) -> list[tuple[int | None, float]]:
-    """SIGTERM to every target at once; each one's (exit code, seconds from the common signal
-    to its exit). One still running MEASURE_S later reads (None, MEASURE_S)."""
-    started = time.monotonic()
-    for process in targets:
-        process.send_signal(signal.SIGTERM)
-
-    def exited(process: Process) -> tuple[int | None, float]:
-        try:
-            code: int | None = process.popen.wait(MEASURE_S - (time.monotonic() - started))
-        except subprocess.TimeoutExpired:
-            code = None
-        return code, time.monotonic() - started
-
-    return list(await asyncio.gather(*(asyncio.to_thread(exited, p) for p in targets)))
 
 
 def summary(process: Process) -> str:
