@@ -12,8 +12,9 @@ from types import FrameType
 
 import uvicorn
 
-from server.app import RelayApp, create_app
+from server.app import create_app
 from server.assets import AssetError, ensure_client_bundle
+from server.relay import Relay
 from shared.settings import SettingsError
 from shared.startup import start
 
@@ -35,7 +36,7 @@ class RelayServer(uvicorn.Server):
     """uvicorn's server, with one deadline for the whole stop, and consuming stopped before
     client connections close.
 
-    >>> RelayServer(config, app=app, shutdown_timeout_s=4.0).run()
+    Usage: ``RelayServer(config, relay=relay, shutdown_timeout_s=4.0).run()``.
 
     The first SIGTERM/SIGINT fixes the deadline: SHUTDOWN_TIMEOUT_S from the signal, less what
     exiting takes after the last step. Every step shares it: the app's drain (in-process worker
@@ -45,9 +46,9 @@ class RelayServer(uvicorn.Server):
     subscriber would emit (and confirm, so SQS deletes) events to clients already gone.
     """
 
-    def __init__(self, config: uvicorn.Config, *, app: RelayApp, shutdown_timeout_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, *, relay: Relay, shutdown_timeout_s: float) -> None:
         super().__init__(config)
-        self._app = app
+        self._relay = relay
         self._shutdown_timeout_s = shutdown_timeout_s
         self._deadline: float | None = None  # a time.monotonic() instant, once stopping
 
@@ -64,8 +65,8 @@ class RelayServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._deadline is None:  # should_exit without a signal (uvicorn's --limit-*)
             self._deadline = self._deadline_from_now()
-        await self._app.drain(self._deadline)
-        self._app.close_sessions()
+        await self._relay.drain(self._deadline)
+        self._relay.close_sessions()
         # uvicorn waits this long for open requests (an upload still arriving, a long poll
         # whose client missed the close) and connections, then cancels them. It only hands the
         # value to asyncio.wait_for, which takes fractions of a second.
@@ -83,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     except AssetError as exc:
         logger.warning("The demo page will not connect: %s (run: python -m server.assets)", exc)
     try:
-        app = create_app(settings)
+        relay = Relay(settings)
     except SettingsError as exc:
         print(f"server: {exc}", file=sys.stderr)
         return 2
     config = uvicorn.Config(
-        app,
+        create_app(relay),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
-    server = RelayServer(config, app=app, shutdown_timeout_s=settings.shutdown_timeout_s)
+    server = RelayServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
     # uvicorn re-raises the stop signal once its graceful shutdown is done, so the process
     # would end "killed by SIGTERM" (honcho: rc=-15). It re-raises into the handlers it found
     # at start; with these no-op ones a finished graceful shutdown exits 0.

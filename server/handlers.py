@@ -30,8 +30,8 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from server.auth import Authenticator, AuthError, Identity
+from server.emitter import BROADCAST_ROOM
 from server.replay import RecoveryFailed, ReplayBuffer
-from server.subscriber import BROADCAST_ROOM
 from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import RESERVED_EVENTS, RESERVED_PREFIX

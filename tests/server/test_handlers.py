@@ -9,10 +9,10 @@ from typing import Any
 import socketio
 
 from server.auth import Authenticator
+from server.emitter import BROADCAST_ROOM
 from server.handlers import RelayNamespace
 from server.payload import ClientJSON
 from server.replay import ReplayBuffer
-from server.subscriber import BROADCAST_ROOM
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import load_settings

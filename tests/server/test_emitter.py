@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from server.emitter import Emitter
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
 from server.replay import ReplayBuffer
-from server.subscriber import Subscriber
 from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import Envelope
@@ -37,15 +37,25 @@ def replay() -> ReplayBuffer:
     return ReplayBuffer(window_s=60, max_events=100, max_bytes=100_000)
 
 
-def subscriber(sio: FakeSio, **settings: str) -> Subscriber:
-    counters = Counters()
-    return Subscriber(
-        sio=sio,  # type: ignore[arg-type]
-        settings=load_settings(settings),
-        replay=replay(),
-        counters=counters,
-        metrics=ServerMetrics(counters),
-    )
+class Subject:
+    """An emitter and the counters it counts into."""
+
+    def __init__(self, sio: FakeSio, **settings: str) -> None:
+        self.counters = Counters()
+        self.emitter = Emitter(
+            sio=sio,  # type: ignore[arg-type]
+            settings=load_settings(settings),
+            replay=replay(),
+            counters=self.counters,
+            metrics=ServerMetrics(self.counters),
+        )
+
+    async def emit(self, deliveries: list[Delivery]) -> list[str]:
+        return await self.emitter.emit(deliveries)
+
+
+def emitter(sio: FakeSio, **settings: str) -> Subject:
+    return Subject(sio, **settings)
 
 
 def delivery(
@@ -56,7 +66,7 @@ def delivery(
 
 async def test_emits_each_delivery_with_its_id_and_confirms_it() -> None:
     sio = FakeSio()
-    confirmed = await subscriber(sio).emit([delivery("a", room="r"), delivery("b")])
+    confirmed = await emitter(sio).emit([delivery("a", room="r"), delivery("b")])
     assert confirmed == ["a", "b"]
     assert [(e, p["id"], p["data"], p["offset"], to) for e, p, to, _ns in sio.emitted] == [
         ("e", "a", {"id": "a"}, 1, "r"),
@@ -67,7 +77,7 @@ async def test_emits_each_delivery_with_its_id_and_confirms_it() -> None:
 
 async def test_a_redelivery_is_dropped_but_still_confirmed() -> None:
     sio = FakeSio()
-    relay = subscriber(sio)
+    relay = emitter(sio)
     await relay.emit([delivery("a")])
     confirmed = await relay.emit([delivery("a"), delivery("b")])
     assert confirmed == ["a", "b"]
@@ -77,7 +87,7 @@ async def test_a_redelivery_is_dropped_but_still_confirmed() -> None:
 
 async def test_a_failed_emit_is_not_confirmed_and_not_remembered() -> None:
     sio = FakeSio()
-    relay = subscriber(sio)
+    relay = emitter(sio)
     confirmed = await relay.emit([delivery("a", event="boom"), delivery("b")])
     assert confirmed == ["b"]
     assert relay.counters.get(c.EMIT_FAILED) == 1
@@ -88,7 +98,7 @@ async def test_a_failed_emit_is_not_confirmed_and_not_remembered() -> None:
 async def test_a_partly_emitted_message_redelivered_goes_only_to_the_rooms_that_missed_it() -> None:
     # Given a message for three rooms whose emit fails at the third
     sio = FakeSio()
-    relay = subscriber(sio)
+    relay = emitter(sio)
     sio.failing = {"c"}
     assert await relay.emit([delivery("m", room=("a", "b", "c"))]) == []
     # When SQS redelivers it and the third room works now
@@ -101,7 +111,7 @@ async def test_a_partly_emitted_message_redelivered_goes_only_to_the_rooms_that_
 async def test_a_message_for_many_rooms_encodes_its_data_once() -> None:
     sio = FakeSio()
     rooms = tuple(f"room{n}" for n in range(50))
-    await subscriber(sio).emit([delivery("m", room=rooms, data={"big": "x" * 10_000})])
+    await emitter(sio).emit([delivery("m", room=rooms, data={"big": "x" * 10_000})])
     assert len(sio.raw) == 50
     assert len({id(payload["data"]) for payload in sio.raw}) == 1  # one encoded fragment
     assert all(p["data"] == {"big": "x" * 10_000} for _e, p, _to, _ns in sio.emitted)
@@ -109,7 +119,7 @@ async def test_a_message_for_many_rooms_encodes_its_data_once() -> None:
 
 async def test_non_finite_data_from_a_worker_is_never_sent_to_clients() -> None:
     sio = FakeSio()
-    relay = subscriber(sio)
+    relay = emitter(sio)
     confirmed = await relay.emit([delivery("nan", data={"x": float("nan")}), delivery("ok")])
     assert confirmed == ["ok"]
     assert [p["id"] for _e, p, _to, _ns in sio.emitted] == ["ok"]
@@ -118,7 +128,7 @@ async def test_non_finite_data_from_a_worker_is_never_sent_to_clients() -> None:
 
 async def test_the_memory_of_ids_is_bounded_by_the_setting_and_counts_what_it_forgot() -> None:
     sio = FakeSio()
-    relay = subscriber(sio, DEDUP_MAX_IDS="2")
+    relay = emitter(sio, DEDUP_MAX_IDS="2")
     await relay.emit([delivery("a"), delivery("b"), delivery("c")])
     await relay.emit([delivery("a")])  # forgotten early: emitted again
     assert [p["id"] for _e, p, _to, _ns in sio.emitted] == ["a", "b", "c", "a"]
@@ -126,9 +136,9 @@ async def test_the_memory_of_ids_is_bounded_by_the_setting_and_counts_what_it_fo
 
 
 def test_a_reported_visibility_timeout_widens_the_window() -> None:
-    relay = subscriber(FakeSio(), DEDUP_WINDOW_S="60", ACK_TIMEOUT_S="5")
-    relay._cover_visibility_timeout(600)
-    assert relay._seen.window_s == 605
-    relay._cover_visibility_timeout(None)
-    relay._cover_visibility_timeout(30)  # never narrows
-    assert relay._seen.window_s == 605
+    relay = emitter(FakeSio(), DEDUP_WINDOW_S="60", ACK_TIMEOUT_S="5")
+    relay.emitter.cover_visibility_timeout(600)
+    assert relay.emitter.dedup_window_s == 605
+    relay.emitter.cover_visibility_timeout(None)
+    relay.emitter.cover_visibility_timeout(30)  # never narrows
+    assert relay.emitter.dedup_window_s == 605

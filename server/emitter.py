@@ -1,0 +1,151 @@
+"""Turning deliveries into Socket.IO events: de-duplication, offsets, replay history, emit.
+
+The ZeroMQ side (server/handoff.py) hands each batch here and sends back what this returns:
+the MessageIds safe to delete from SQS. Nothing here knows about sockets or the wire format.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import socketio
+
+from server.dedup import RecentIds
+from server.metrics import ServerMetrics
+from server.payload import ENTRY_OVERHEAD_BYTES, client_payload, encode_data
+from server.replay import ReplayBuffer, Shared
+from shared import counters as c
+from shared.counters import Counters
+from shared.settings import Settings
+from shared.wire import Delivery
+
+logger = logging.getLogger(__name__)
+
+#: Every client of a namespace is in this room; events without a room go to it. It stands in
+#: for a namespace-wide broadcast so that a resuming client joins it only after its replay.
+BROADCAST_ROOM = "relay:all"
+
+
+def target_room(room: str | None) -> str:
+    return room if room is not None else BROADCAST_ROOM
+
+
+class Emitter:
+    """Emits each delivery once per room, numbered in its stream and kept for replay.
+
+    Usage (the hand-off calls it for every batch)::
+
+        emitter = Emitter(sio=sio, settings=settings, replay=replay, counters=counters,
+                          metrics=metrics)
+        confirmed = await emitter.emit(deliveries)   # MessageIds safe to delete
+    """
+
+    def __init__(
+        self,
+        *,
+        sio: socketio.AsyncServer,
+        settings: Settings,
+        replay: ReplayBuffer,
+        counters: Counters,
+        metrics: ServerMetrics,
+    ) -> None:
+        self._sio = sio
+        self._settings = settings
+        self._replay = replay
+        self._counters = counters
+        self._metrics = metrics
+        self._seen = RecentIds(window_s=settings.dedup_window_s, max_ids=settings.dedup_max_ids)
+        self._forgotten_counted = 0
+
+    @property
+    def dedup_window_s(self) -> float:
+        return self._seen.window_s
+
+    def cover_visibility_timeout(self, visibility_timeout_s: float | None) -> None:
+        """A redelivery comes up to one visibility timeout (plus the ack wait) after the
+        receive that failed: remember emitted ids at least that long."""
+        if visibility_timeout_s is None:
+            return
+        if self._seen.cover(visibility_timeout_s + self._settings.ack_timeout_s):
+            logger.info(
+                "De-duplication window raised to %.0f s (a worker reports a visibility timeout "
+                "of %.0f s)",
+                self._seen.window_s,
+                visibility_timeout_s,
+            )
+
+    async def emit(self, deliveries: list[Delivery]) -> list[str]:
+        """Emit each delivery to the rooms it has not reached yet; return the ids that are
+        safe to delete: emitted to every room, now or before (a redelivery)."""
+        self._metrics.batch_size.observe(len(deliveries))
+        confirmed = []
+        for delivery in deliveries:
+            outcome = await self._emit_one(delivery)
+            if outcome is None:
+                continue
+            if outcome == 0:
+                self._counters.inc(c.DUPLICATE_DROPPED)
+                logger.debug("Dropped duplicate %s", delivery.message_id)
+            else:
+                self._counters.inc(c.EMITTED)
+            confirmed.append(delivery.message_id)
+        forgotten = self._seen.forgotten_early - self._forgotten_counted
+        if forgotten:
+            self._counters.inc(c.DEDUP_FORGOTTEN_EARLY, forgotten)
+            self._forgotten_counted += forgotten
+        return confirmed
+
+    async def _emit_one(self, delivery: Delivery) -> int | None:
+        """Emit to each target room not reached before (a stream each, with its own offset).
+
+        Returns how many rooms it went to now (0: a duplicate), or None if it failed.
+        The data is encoded once for all rooms; a room nobody is in costs no encode at all.
+        """
+        envelope = delivery.envelope
+        rooms = [r for r in envelope.rooms if (delivery.message_id, r) not in self._seen]
+        if not rooms:
+            return 0
+        try:
+            data, size = encode_data(envelope.data)
+        except ValueError as exc:
+            self._counters.inc(c.EMIT_FAILED)
+            logger.error("Message %s cannot be sent to clients: %s", delivery.message_id, exc)
+            return None
+        shared = Shared(size)
+        for room in rooms:
+            stream = (envelope.namespace, room)
+            offset = self._replay.next_offset(stream)
+            payload = client_payload(delivery, room, offset, self._replay.epoch, data)
+            # Into the history before it goes out, with no await in between: a client that
+            # resumes meanwhile finds it there or gets it live, never neither.
+            self._replay.append(
+                stream, offset, envelope.event, payload, ENTRY_OVERHEAD_BYTES, shared
+            )
+            started = time.perf_counter()
+            try:
+                if self._has_members(envelope.namespace, target_room(room)):
+                    await self._sio.emit(
+                        envelope.event, payload, to=target_room(room), namespace=envelope.namespace
+                    )
+            except Exception:
+                self._counters.inc(c.EMIT_FAILED)
+                logger.exception(
+                    "Emit of %s failed; not confirmed, SQS will redeliver it", delivery.message_id
+                )
+                return None
+            self._seen.add((delivery.message_id, room))
+            self._metrics.emit_seconds.observe(time.perf_counter() - started)
+            if delivery.sent_ms is not None:
+                self._metrics.end_to_end_seconds.observe(
+                    max(0.0, payload["emitted_ms"] - delivery.sent_ms) / 1000
+                )
+        return len(rooms)
+
+    def _has_members(self, namespace: str, room: str) -> bool:
+        # The manager's own room table (python-socketio has no public "is anyone in it"; its
+        # get_participants copies the whole room): skip the packet for an empty room.
+        rooms = getattr(self._sio, "manager", None)
+        if rooms is None:
+            return True  # a test double without a manager
+        return bool(rooms.rooms.get(namespace, {}).get(room))

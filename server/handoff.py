@@ -1,0 +1,183 @@
+"""The server's side of the ZeroMQ hand-off: the ROUTER socket workers deliver batches to.
+
+python-socketio's own `ZmqManager` needs eventlet and does not run under uvicorn, so this is
+our own asyncio loop on a `zmq.asyncio` ROUTER socket. The ROUTER lets the server answer the
+very worker that sent a batch: the answer (`ack`) lists the MessageIds the handler says are
+safe to delete. This module owns the socket, its security (CURVE with ZAP) and its monitor,
+and speaks the wire format (shared/wire.py); what a batch becomes is the handler's job
+(server/emitter.py). The worker's side is worker/handoff.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+import zmq
+import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
+from zmq.utils.monitor import parse_monitor_message
+
+from shared import wire
+from shared.curve import AllowedKeys, configure_server
+from shared.settings import Settings
+from shared.wire import Delivery, WireError
+
+logger = logging.getLogger(__name__)
+
+_POLL_MS = 100  # how often the loop looks at the closing flag while idle
+#: Worker identities remembered, only to log each one's first ping.
+_KNOWN_WORKERS = 1024
+
+
+class DeliveryHandler(Protocol):
+    async def emit(self, deliveries: list[Delivery]) -> list[str]:
+        """Handle one batch; return the MessageIds that are safe to delete from SQS."""
+        ...
+
+    def cover_visibility_timeout(self, visibility_timeout_s: float | None) -> None:
+        """A worker reported its queue's visibility timeout."""
+        ...
+
+
+class HandoffServer:
+    """Owns the ROUTER socket; hands each batch to `handler` and acks what it returns.
+
+    Usage, in the running event loop::
+
+        handoff = HandoffServer(settings=settings, handler=emitter)
+        handoff.bind()                  # zmq.ZMQError naming ZMQ_BIND if it is taken
+        handoff.start()                 # the receive loop and the connection monitor
+        await handoff.close(timeout_s)  # stop taking batches, finish the one in hand, close
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        handler: DeliveryHandler,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._context = context or zmq.asyncio.Context.instance()
+        self._socket: zmq.asyncio.Socket | None = None
+        self._authenticator: AsyncioAuthenticator | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._known: dict[bytes, None] = {}
+        self.workers_connected = 0
+        self.running = False
+
+    def bind(self) -> None:
+        sock = self._context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if configure_server(sock, self._settings):
+            # ZAP: only the listed worker keys get in. The authenticator lives as long as
+            # the socket.
+            self._authenticator = AsyncioAuthenticator(self._context)
+            self._authenticator.start()
+            self._authenticator.configure_curve_callback(
+                domain="*", credentials_provider=AllowedKeys(self._settings.zmq_curve_client_keys)
+            )
+            logger.info(
+                "ZeroMQ CURVE on: %d worker key(s) allowed",
+                len(self._settings.zmq_curve_client_keys),
+            )
+        try:
+            sock.bind(self._settings.zmq_bind)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise zmq.ZMQError(
+                exc.errno, f"cannot bind ZMQ_BIND={self._settings.zmq_bind}: {exc}"
+            ) from None
+        self._socket = sock
+        logger.info("ZeroMQ subscriber bound to %s", self._settings.zmq_bind)
+
+    def start(self) -> None:
+        assert self._socket is not None, "call bind() first"
+        self._task = asyncio.create_task(self.run(), name="zmq-handoff")
+        monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._monitor_task = asyncio.create_task(self._monitor(monitor), name="zmq-monitor")
+
+    async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
+        """Count worker connections from the socket's own events (for /readyz and /metrics)."""
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())
+                if event["event"] == zmq.EVENT_ACCEPTED:
+                    self.workers_connected += 1
+                elif event["event"] == zmq.EVENT_DISCONNECTED:
+                    self.workers_connected = max(0, self.workers_connected - 1)
+                    logger.info("A worker disconnected (%d connected)", self.workers_connected)
+        except asyncio.CancelledError:
+            raise
+        except zmq.ZMQError:
+            pass  # the socket closed under the monitor: shutting down
+        finally:
+            monitor.close(linger=0)
+
+    async def run(self) -> None:
+        """Serve until :meth:`close`. A bad message is logged and skipped, never fatal."""
+        assert self._socket is not None, "call bind() first"
+        self.running = True
+        try:
+            while not self._closing.is_set():
+                try:
+                    if not await self._socket.poll(_POLL_MS):
+                        continue
+                    frames = await self._socket.recv_multipart()
+                    await self._handle(frames)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("ZeroMQ hand-off error; continuing")
+        finally:
+            self.running = False
+
+    async def close(self, timeout_s: float) -> None:
+        """Stop taking batches; the batch in hand is handled and confirmed first, within
+        `timeout_s`. Idempotent."""
+        if self._socket is None:
+            return
+        self._closing.set()
+        logger.info("Draining: no new batches; finishing the one in hand")
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, max(0.0, timeout_s))
+            except TimeoutError:
+                logger.warning("The batch in hand was not finished in %.1f s", timeout_s)
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+        self._socket.close(linger=0)
+        self._socket = None
+        if self._authenticator is not None:
+            self._authenticator.stop()
+
+    async def _handle(self, frames: list[bytes]) -> None:
+        assert self._socket is not None
+        identity, rest = frames[0], frames[1:]
+        try:
+            kind, body = wire.decode(rest)
+            if kind == wire.PING:
+                self._greet(identity)
+                self._handler.cover_visibility_timeout(wire.parse_ping(body))
+                await self._socket.send_multipart([identity, *wire.encode(wire.PONG)])
+            elif kind == wire.DELIVER:
+                batch, deliveries = wire.parse_deliver(body)
+                confirmed = await self._handler.emit(deliveries)
+                await self._socket.send_multipart([identity, *wire.ack(batch, confirmed)])
+            else:
+                raise WireError(f"unexpected {kind.decode()} from a worker")
+        except WireError as exc:
+            logger.warning("Ignoring a malformed message from worker %s: %s", identity.hex(), exc)
+
+    def _greet(self, identity: bytes) -> None:
+        if identity in self._known:
+            return
+        self._known[identity] = None
+        if len(self._known) > _KNOWN_WORKERS:
+            del self._known[next(iter(self._known))]
+        logger.info("Worker %s connected", identity.hex())

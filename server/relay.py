@@ -1,0 +1,150 @@
+"""One server process's parts, and the one object that owns their lifecycle.
+
+As uvicorn's `Server` owns `startup -> main_loop -> shutdown`, :class:`Relay` owns
+`start -> drain -> close`: it builds every part from the settings, and the ASGI lifespan
+(server/app.py) and the uvicorn server (server/__main__.py) are handed this object and call
+it; nobody searches a framework's internals for it or fills its fields from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import socketio
+
+from server.auth import Authenticator
+from server.emitter import Emitter
+from server.handlers import RelayNamespace
+from server.handoff import HandoffServer
+from server.inprocess import InProcessWorkers
+from server.metrics import ServerMetrics
+from server.payload import ClientJSON
+from server.replay import ReplayBuffer
+from shared import counters as c
+from shared.counters import SERVER_NAMES, WORKER_NAMES, Counters
+from shared.curve import check_exposure
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_SUMMARY = (
+    c.EMITTED,
+    c.DUPLICATE_DROPPED,
+    c.EMIT_FAILED,
+    c.REPLAYED,
+    c.RECOVERY_FAILED,
+    c.RESUME_REFUSED,
+    c.DEDUP_FORGOTTEN_EARLY,
+)
+
+
+class Relay:
+    """Every part of one server process, started and stopped in order.
+
+    Usage::
+
+        relay = Relay(settings)        # SettingsError for a security setting that cannot work
+        app = create_app(relay)        # the ASGI app; its lifespan calls start() and close()
+        await relay.drain(deadline)    # stop consuming by a time.monotonic() instant
+        relay.close_sessions()         # tell every client to go (they reconnect)
+
+    The stop has one deadline, shared by every step: in-process worker threads first (their
+    last batches still get confirmed), then the ZeroMQ hand-off (the batch in hand), then the
+    client connections (uvicorn's graceful shutdown, with what is left).
+    """
+
+    #: Of the stop budget, what the worker threads leave the hand-off: it looks at its closing
+    #: flag every 0.1 s, then finishes the batch in hand.
+    HANDOFF_CLOSE_S = 0.3
+
+    def __init__(self, settings: Settings) -> None:
+        check_exposure(settings)
+        self.settings = settings
+        self.auth = Authenticator.from_settings(settings)
+        self.counters = Counters()
+        thread_mode = settings.consumer == "thread"
+        # In thread mode the worker threads count into the server's counters: show theirs too.
+        self.metrics = ServerMetrics(
+            self.counters, SERVER_NAMES + WORKER_NAMES if thread_mode else SERVER_NAMES
+        )
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            namespaces="*",
+            json=ClientJSON,  # strict, and each message's data encoded once (server/payload.py)
+            # None is python-socketio's "same origin only"
+            cors_allowed_origins=settings.cors_allowed_origins or None,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.replay = ReplayBuffer(
+            window_s=settings.replay_window_s,
+            max_events=settings.replay_max_events,
+            max_bytes=settings.replay_max_bytes,
+        )
+        self.handlers = RelayNamespace(
+            settings=settings, auth=self.auth, replay=self.replay, counters=self.counters
+        )
+        self.sio.register_namespace(self.handlers)
+        self.emitter = Emitter(
+            sio=self.sio,
+            settings=settings,
+            replay=self.replay,
+            counters=self.counters,
+            metrics=self.metrics,
+        )
+        self.handoff = HandoffServer(settings=settings, handler=self.emitter)
+        self.workers = InProcessWorkers(settings, counters=self.counters) if thread_mode else None
+        self.metrics.track(self.metrics.connected_clients, lambda: len(self.handlers.connections))
+        self.metrics.track(self.metrics.workers_connected, lambda: self.handoff.workers_connected)
+        self._probe: asyncio.Task[None] | None = None
+        self._draining: asyncio.Task[None] | None = None
+        self._closing_sessions: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Bind ZMQ_BIND (zmq.ZMQError naming it if taken), start the hand-off, the worker
+        threads (thread mode) and the event-loop lag probe. In the running loop."""
+        self.handoff.bind()
+        self.handoff.start()
+        if self.workers is not None:
+            self.workers.start()
+        self._probe = asyncio.create_task(self.metrics.probe_loop_lag(), name="loop-lag-probe")
+        logger.info("Replay epoch %s", self.replay.epoch)
+
+    async def drain(self, deadline: float) -> None:
+        """Stop consuming by `deadline` (a `time.monotonic()` instant). Idempotent: the first
+        call's deadline holds for every later one (the server process drains before uvicorn
+        closes client connections, and the lifespan's close() would again)."""
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(deadline), name="drain")
+        await self._draining
+
+    async def _drain(self, deadline: float) -> None:
+        if self.workers is not None:
+            await self.workers.stop(deadline - self.HANDOFF_CLOSE_S)
+        await self.handoff.close(deadline - time.monotonic())
+
+    def close_sessions(self) -> None:
+        """Start closing every Engine.IO session, after :meth:`drain`. Each client gets
+        Engine.IO's close packet, which socket.io clients answer by reconnecting (here once
+        the server is back, or elsewhere), and a long-polling client's open request returns
+        with it instead of holding uvicorn's graceful shutdown until the stop's deadline.
+
+        Not awaited: Engine.IO then waits for each close packet to be fetched, which a
+        long-polling client that went away never does. uvicorn's graceful shutdown, next, is
+        what waits, within the deadline."""
+        sessions = len(self.sio.eio.sockets)
+        if sessions and self._closing_sessions is None:  # disconnect() of none raises
+            logger.info("Closing %d client session(s)", sessions)
+            self._closing_sessions = asyncio.create_task(
+                self.sio.eio.disconnect(), name="close-sessions"
+            )
+
+    async def close(self) -> None:
+        """The last step: drain (if the stop did not already) and stop the probe. Under an
+        ASGI server other than ours this is where the stop starts."""
+        await self.drain(time.monotonic() + self.settings.shutdown_timeout_s)
+        if self._probe is not None:
+            self._probe.cancel()
+        logger.info("Relay stopped: %s", self.counters.summary(_SUMMARY))
