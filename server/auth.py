@@ -89,9 +89,11 @@ room_matches = pattern_matches  # the older name
 class Authenticator:
     """Verifies tokens, or lets everyone in with `AUTH=none`.
 
-    >>> auth = Authenticator.from_settings(settings)          # SettingsError if misconfigured
-    >>> identity = auth.verify({"token": token}, namespace="/admin")  # AuthError: why not
-    >>> identity.may_join("orders:42"), identity.expired()
+    Usage::
+
+        auth = Authenticator.from_settings(settings)          # SettingsError if misconfigured
+        identity = auth.verify({"token": token}, namespace="/admin")  # AuthError: why not
+        identity.may_join("orders:42"), identity.expired()
     """
 
     def __init__(

@@ -13,7 +13,7 @@ import socketio
 
 from server.dedup import RecentIds
 from server.metrics import ServerMetrics
-from server.payload import ENTRY_OVERHEAD_BYTES, client_payload, encode_data
+from server.payload import ENTRY_OVERHEAD_BYTES, client_payload, encode_data, target_room
 from server.replay import ReplayBuffer, Shared
 from shared import counters as c
 from shared.counters import Counters
@@ -21,14 +21,6 @@ from shared.settings import Settings
 from shared.wire import Delivery
 
 logger = logging.getLogger(__name__)
-
-#: Every client of a namespace is in this room; events without a room go to it. It stands in
-#: for a namespace-wide broadcast so that a resuming client joins it only after its replay.
-BROADCAST_ROOM = "relay:all"
-
-
-def target_room(room: str | None) -> str:
-    return room if room is not None else BROADCAST_ROOM
 
 
 class Emitter:

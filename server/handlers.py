@@ -30,7 +30,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from server.auth import Authenticator, AuthError, Identity
-from server.emitter import BROADCAST_ROOM
+from server.payload import BROADCAST_ROOM
 from server.replay import RecoveryFailed, ReplayBuffer
 from shared import counters as c
 from shared.counters import Counters
@@ -85,8 +85,10 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """The handlers of every namespace (registered as ``*``; the server accepts any and the
     token says which a client may use).
 
-    >>> sio.register_namespace(RelayNamespace(settings=settings, auth=auth, replay=replay,
-    ...                                       counters=counters))
+    Usage::
+
+        sio.register_namespace(RelayNamespace(settings=settings, auth=auth, replay=replay,
+                                              counters=counters))
     """
 
     def __init__(

@@ -27,9 +27,11 @@ logger = logging.getLogger(__name__)
 class InProcessWorkers:
     """K worker threads with one stop flag.
 
-    >>> workers = InProcessWorkers(settings, counters=counters)
-    >>> workers.start()
-    >>> await workers.stop(deadline)   # finishes or returns each thread's batch, by deadline
+    Usage::
+
+        workers = InProcessWorkers(settings, counters=counters)
+        workers.start()
+        await workers.stop(deadline)   # finishes or returns each thread's batch, by deadline
     """
 
     def __init__(self, settings: Settings, *, counters: Counters) -> None:

@@ -22,6 +22,15 @@ import orjson
 
 from shared.wire import Delivery
 
+#: Every client of a namespace is in this room; events without a room go to it. It stands in
+#: for a namespace-wide broadcast so that a resuming client joins it only after its replay.
+BROADCAST_ROOM = "relay:all"
+
+
+def target_room(room: str | None) -> str:
+    return room if room is not None else BROADCAST_ROOM
+
+
 #: What a replay entry costs beyond its data: the payload dict, its keys, the entry itself.
 ENTRY_OVERHEAD_BYTES = 600
 

@@ -204,7 +204,7 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _split_endpoints(cls, value: object) -> object:
+    def _split_comma_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import counters as c
-from shared.counters import Counters
+from shared.counters import WORKER_NAMES, Counters
 from shared.envelope import DecodeError, Envelope, parse_body, sqs_attributes
 from shared.settings import Settings
 from shared.wire import Delivery
@@ -76,7 +76,7 @@ class Worker:
         sqs: SQSClient,
         handoff: Handoff,
         stop: threading.Event,
-        counters: Counters | None = None,
+        counters: Counters,
         name: str = "worker",
         parse: Callable[[dict[str, Any], Settings], Envelope] = parse_message,
     ) -> None:
@@ -86,7 +86,7 @@ class Worker:
         self._stop = stop
         self._name = name
         self._parse = parse
-        self.counters = counters or Counters()
+        self.counters = counters
         self.in_flight = 0  # messages handed off and not yet confirmed (the hand-off's depth)
         self.stop_deadline = StopDeadline(stop, settings.shutdown_timeout_s)
         #: The visibility timeout receives get (the queue's unless SQS_VISIBILITY_TIMEOUT_S).
@@ -134,7 +134,7 @@ class Worker:
         return self._stopped(0)
 
     def _stopped(self, code: int) -> int:
-        logger.info("Stopped %s: %s", self._name, self.counters.summary(_SUMMARY))
+        logger.info("Stopped %s: %s", self._name, self.counters.summary(WORKER_NAMES))
         return code
 
     def _end_poll_on_stop(self) -> None:
@@ -354,14 +354,3 @@ class Worker:
                 "Could not return %d message(s); they reappear after the visibility timeout",
                 len(messages),
             )
-
-
-_SUMMARY = (
-    c.RECEIVED,
-    c.DELIVERED,
-    c.DEAD_LETTERED,
-    c.RETURNED,
-    c.RETURNED_ON_SHUTDOWN,
-    c.ABANDONED_POLLS,
-    c.SERVER_UNAVAILABLE,
-)

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: SQS allows 10 message attributes; the relay adds these three.
-REASON_ATTRIBUTES = ("relay_error_code", "relay_error_reason", "relay_source_message_id")
+#: SQS allows 10 message attributes per message.
 _MAX_ATTRIBUTES = 10
 _MAX_REASON_CHARS = 1000
 
@@ -68,15 +67,16 @@ class DeadLetters:
         (then the message stays where it is, and the redrive policy is the backstop)."""
         if not self.url:
             return False
-        attributes = dict(list(message.get("MessageAttributes", {}).items())[: _MAX_ATTRIBUTES - 3])
-        attributes.update(
-            relay_error_code={"DataType": "String", "StringValue": error.code},
-            relay_error_reason={
-                "DataType": "String",
-                "StringValue": error.reason[:_MAX_REASON_CHARS],
-            },
-            relay_source_message_id={"DataType": "String", "StringValue": message["MessageId"]},
-        )
+        reason = {
+            "relay_error_code": error.code,
+            "relay_error_reason": error.reason[:_MAX_REASON_CHARS],
+            "relay_source_message_id": message["MessageId"],
+        }
+        # The original's own attributes too, as many as fit beside the reason.
+        kept = list(message.get("MessageAttributes", {}).items())[: _MAX_ATTRIBUTES - len(reason)]
+        attributes = dict(kept) | {
+            name: {"DataType": "String", "StringValue": value} for name, value in reason.items()
+        }
         try:
             self._sqs.send_message(
                 QueueUrl=self.url, MessageBody=message["Body"], MessageAttributes=attributes

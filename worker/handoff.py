@@ -60,11 +60,11 @@ class Handoff:
         ack_timeout_s: float,
         context: zmq.Context[_Socket] | None = None,
         configure: Callable[[_Socket], object] | None = None,
-        counters: Counters | None = None,
+        counters: Counters,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._ack_timeout_s = ack_timeout_s
-        self.counters = counters or Counters()
+        self.counters = counters
         self._sockets: dict[_Socket, str] = {}
         self._poller = zmq.Poller()
         for endpoint in endpoints:
@@ -84,10 +84,6 @@ class Handoff:
         self._next_ping = 0.0
         self._started = False
         self._visibility_timeout_s: float | None = None
-
-    @property
-    def endpoints(self) -> list[str]:
-        return list(self._sockets.values())
 
     @property
     def available(self) -> list[str]:

@@ -9,9 +9,8 @@ from typing import Any
 import socketio
 
 from server.auth import Authenticator
-from server.emitter import BROADCAST_ROOM
 from server.handlers import RelayNamespace
-from server.payload import ClientJSON
+from server.payload import BROADCAST_ROOM, ClientJSON
 from server.replay import ReplayBuffer
 from shared import counters as c
 from shared.counters import Counters

@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import EndpointConnectionError
 
 from shared import counters as c
+from shared.counters import Counters
 from shared.settings import load_settings
 from shared.sqs import make_sqs_client
 from shared.wire import Delivery
@@ -120,7 +121,9 @@ def run(
 ) -> tuple[Worker, FakeSqs]:
     stop = threading.Event()
     sqs = FakeSqs(batches, stop, **fake)
-    worker = Worker(settings=load_settings(env or {}), sqs=sqs, handoff=handoff, stop=stop)  # type: ignore[arg-type]
+    worker = Worker(
+        counters=Counters(), settings=load_settings(env or {}), sqs=sqs, handoff=handoff, stop=stop
+    )  # type: ignore[arg-type]
     worker.run()
     return worker, sqs
 
@@ -187,7 +190,9 @@ def test_stopping_before_anything_is_received_receives_nothing() -> None:
     stop = threading.Event()
     stop.set()
     sqs = FakeSqs([[message(0)]], stop)
-    Worker(settings=load_settings({}), sqs=sqs, handoff=FakeHandoff(), stop=stop).run()  # type: ignore[arg-type]
+    Worker(
+        counters=Counters(), settings=load_settings({}), sqs=sqs, handoff=FakeHandoff(), stop=stop
+    ).run()  # type: ignore[arg-type]
     assert sqs.receives == 0
 
 
@@ -218,6 +223,7 @@ def test_any_exception_while_decoding_dead_letters_that_message_alone(caplog: An
     sqs = FakeSqs([batch], stop)
     handoff = FakeHandoff()
     worker = Worker(
+        counters=Counters(),
         settings=load_settings({}),
         sqs=sqs,
         handoff=handoff,
@@ -301,6 +307,7 @@ def test_refuses_to_run_when_the_ack_timeout_is_not_below_the_visibility_timeout
     stop = threading.Event()
     sqs = FakeSqs([[message(0)]], stop, visibility_timeout_s=5)
     worker = Worker(
+        counters=Counters(),
         settings=load_settings({"ACK_TIMEOUT_S": "5"}),
         sqs=sqs,  # type: ignore[arg-type]
         handoff=FakeHandoff(),  # type: ignore[arg-type]
@@ -381,7 +388,9 @@ def test_stop_ends_an_open_long_poll_at_once_without_a_retry(caplog: Any) -> Non
     settings = load_settings({"SQS_QUEUE_URL": sqs_server.queue_url})
     sqs = make_sqs_client(settings)
     stop = threading.Event()
-    worker = Worker(settings=settings, sqs=sqs, handoff=FakeHandoff(), stop=stop)  # type: ignore[arg-type]
+    worker = Worker(
+        counters=Counters(), settings=settings, sqs=sqs, handoff=FakeHandoff(), stop=stop
+    )  # type: ignore[arg-type]
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:

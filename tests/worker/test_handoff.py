@@ -11,6 +11,7 @@ import zmq
 
 from shared import counters as c
 from shared import wire
+from shared.counters import Counters
 from shared.envelope import Envelope
 from shared.wire import Delivery
 from tests.processes import free_port, wait_until
@@ -72,7 +73,7 @@ def stop() -> threading.Event:
 @pytest.fixture
 def handoff(endpoint: str) -> Iterator[Handoff]:
     context = zmq.Context()
-    h = Handoff(endpoints=[endpoint], ack_timeout_s=0.5, context=context)
+    h = Handoff(counters=Counters(), endpoints=[endpoint], ack_timeout_s=0.5, context=context)
     yield h
     h.close()
     context.term()
@@ -130,7 +131,7 @@ def test_every_server_must_confirm(endpoint: str, stop: threading.Event) -> None
     second = f"tcp://127.0.0.1:{free_port()}"
     one, two = Router(endpoint), Router(second, refuse=frozenset({"a"}))
     context = zmq.Context()
-    h = Handoff(endpoints=[endpoint, second], ack_timeout_s=2, context=context)
+    h = Handoff(counters=Counters(), endpoints=[endpoint, second], ack_timeout_s=2, context=context)
     try:
         assert h.wait_ready(stop)
         assert h.deliver(batch("a", "b"), stop) == {"b"}
@@ -150,7 +151,9 @@ def two(endpoint: str) -> Iterator[tuple[Handoff, Router, Router]]:
     second = f"tcp://127.0.0.1:{free_port()}"
     one, two = Router(endpoint), Router(second)
     context = zmq.Context()
-    h = Handoff(endpoints=[endpoint, second], ack_timeout_s=0.5, context=context)
+    h = Handoff(
+        counters=Counters(), endpoints=[endpoint, second], ack_timeout_s=0.5, context=context
+    )
     try:
         stop = threading.Event()
         wait_until(
@@ -241,7 +244,9 @@ def test_the_first_wait_goes_on_without_a_server_that_never_answers(
     absent = f"tcp://127.0.0.1:{free_port()}"
     router = Router(endpoint)
     context = zmq.Context()
-    h = Handoff(endpoints=[endpoint, absent], ack_timeout_s=0.5, context=context)
+    h = Handoff(
+        counters=Counters(), endpoints=[endpoint, absent], ack_timeout_s=0.5, context=context
+    )
     try:
         # When the worker waits for them
         result: list[bool] = []
@@ -278,7 +283,9 @@ def test_a_stop_cuts_the_wait_short_without_dropping_the_server(
 ) -> None:
     # Given a server that takes its time (here: forever) to confirm
     router = Router(endpoint)
-    h = Handoff(endpoints=[endpoint], ack_timeout_s=30, context=zmq.Context.instance())
+    h = Handoff(
+        counters=Counters(), endpoints=[endpoint], ack_timeout_s=30, context=zmq.Context.instance()
+    )
     try:
         assert h.wait_ready(stop)
         router.mute = True
