@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Generator
 from types import FrameType
 
 import uvicorn
@@ -51,6 +53,14 @@ class RelayServer(uvicorn.Server):
         self._relay = relay
         self._shutdown_timeout_s = shutdown_timeout_s
         self._deadline: float | None = None  # a time.monotonic() instant, once stopping
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """uvicorn's own, except that the stop signal is not raised again once the graceful
+        stop is done: the process then exits 0 (honcho: rc=0), not "killed by SIGTERM"."""
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # As uvicorn's own: note it and return (the main loop looks at should_exit every
@@ -99,11 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
     server = RelayServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
-    # uvicorn re-raises the stop signal once its graceful shutdown is done, so the process
-    # would end "killed by SIGTERM" (honcho: rc=-15). It re-raises into the handlers it found
-    # at start; with these no-op ones a finished graceful shutdown exits 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
     server.run()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit
     # uvicorn returns normally even when start-up failed; say so with its exit code.
