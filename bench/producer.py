@@ -17,6 +17,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from producer import PublishError, publish_batch
+from shared.envelope import Envelope
+
 
 def make_client(endpoint: str) -> Any:
     return boto3.session.Session(region_name="us-east-1").client(
@@ -53,18 +56,14 @@ def produce(
                 time.sleep(delay)  # pacing to the offered rate
             else:
                 late[k] = max(late[k], -delay)
-            entries = [
-                {
-                    "Id": str(seq),
-                    "MessageBody": json.dumps(
-                        {"event": "bench", "data": {"seq": seq_start + seq, "t": time.time()}}
-                    ),
-                }
-                for seq in batches[i]
+            envelopes = [
+                Envelope("bench", {"seq": seq_start + seq, "t": time.time()}) for seq in batches[i]
             ]
             try:
-                response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-                sent[k] += len(response.get("Successful", []))
+                sent[k] += len(publish_batch(sqs, queue_url, envelopes))
+            except PublishError as exc:
+                sent[k] += sum(message_id is not None for message_id in exc.message_ids)
+                errors.append(repr(exc))
             except Exception as exc:
                 errors.append(repr(exc))
 

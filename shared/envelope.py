@@ -107,6 +107,40 @@ class Envelope:
             return (self.room,)
         return self.room
 
+    def to_body(self) -> str:
+        """The SQS message body of this envelope, which :func:`parse_body` turns back into it.
+
+        Strict JSON, checked by the worker's own rules, so that a producer learns at once what
+        the worker would dead-letter: :class:`DecodeError` with the code the worker would give
+        (``not_finite`` for NaN or Infinity, ``too_deep``, ``bad_number``, ``not_utf8``),
+        ``not_json`` for data JSON cannot write (a set, a cycle, an int too long to print),
+        ``too_large`` over SQS's ceiling. Defaults (no room, namespace ``/``) are left out.
+
+        >>> Envelope("order", {"id": 7}, room="shop").to_body()
+        '{"event":"order","data":{"id":7},"room":"shop"}'
+        """
+        fields: dict[str, Any] = {"event": self.event, "data": self.data}
+        if self.room is not None:
+            fields["room"] = self.room  # a tuple of rooms is written as a JSON list
+        if self.namespace != "/":
+            fields["namespace"] = self.namespace
+        try:
+            # ASCII only: SQS refuses some characters written as they are (U+FFFF), never
+            # their escapes; and a lone surrogate's escape is what loads() below refuses.
+            body = json.dumps(fields, separators=(",", ":"))
+        except RecursionError:
+            raise DecodeError("too_deep", "envelope data is nested too deeply to write") from None
+        except (TypeError, ValueError) as exc:
+            raise DecodeError("not_json", f"envelope data is not JSON: {exc}") from None
+        # json.dumps writes NaN, Infinity and 101 levels of nesting: the decoder's own rules
+        # refuse them here, with its codes, instead of the worker dead-lettering them later.
+        loads(body, "envelope")
+        if len(body) > SQS_MAX_BYTES:  # all ASCII, so characters are bytes
+            raise DecodeError(
+                "too_large", f"envelope is {len(body)} bytes, over SQS's {SQS_MAX_BYTES}"
+            )
+        return body
+
 
 def parse_body(
     body: str,

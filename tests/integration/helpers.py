@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from producer import send_bodies
+from shared.envelope import ENVELOPE_KEYS, Envelope
 from tests.clients import RecordingClient
 from tests.processes import Process, Stack, healthz, wait_until
 
@@ -39,20 +41,18 @@ def queue_depth(sqs: Any, queue_url: str) -> int:
 
 
 def send(sqs: Any, queue_url: str, bodies: list[Any], *, raw: bool = False) -> list[str]:
-    """Send bodies (JSON-encoded unless `raw`) in batches of 10; return their MessageIds."""
-    ids = []
-    for start in range(0, len(bodies), 10):
-        chunk = bodies[start : start + 10]
-        response = sqs.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(n), "MessageBody": b if raw else json.dumps(b)}
-                for n, b in enumerate(chunk)
-            ],
-        )
-        assert not response.get("Failed"), response["Failed"]
-        ids += [e["MessageId"] for e in sorted(response["Successful"], key=lambda e: int(e["Id"]))]
-    return ids
+    """Send bodies in batches of 10, as the producer does; return their MessageIds in order.
+
+    An envelope (a dict with an "event" key and no key beyond the envelope's) is encoded by
+    `Envelope.to_body`, any other value is JSON-encoded as it is, and `raw` bodies (strings)
+    go as they are."""
+    return send_bodies(sqs, queue_url, bodies if raw else [_body(b) for b in bodies])
+
+
+def _body(value: Any) -> str:
+    if isinstance(value, dict) and "event" in value and value.keys() <= ENVELOPE_KEYS:
+        return Envelope(**({"data": None} | value)).to_body()
+    return json.dumps(value)
 
 
 async def send_async(sqs: Any, queue_url: str, bodies: list[Any]) -> list[str]:

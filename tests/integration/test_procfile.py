@@ -37,7 +37,7 @@ async def test_honcho_runs_the_procfile_delivers_and_stops_cleanly(
     # When the README's send command puts an event on the queue
     sent = await asyncio.to_thread(
         subprocess.run,
-        [PYTHON, "-m", "worker.send", "--event", "hello", "--data", '{"hi": 1}'],
+        [PYTHON, "-m", "producer", "--event", "hello", "--data", '{"hi": 1}'],
         env=env,
         cwd=honcho.log_path.parent,
         capture_output=True,

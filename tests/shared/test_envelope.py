@@ -1,10 +1,22 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.envelope import DecodeError, Envelope, parse_body, sqs_attributes
+from shared.envelope import (
+    MAX_DEPTH,
+    RESERVED_EVENTS,
+    RESERVED_PREFIX,
+    SQS_MAX_BYTES,
+    DecodeError,
+    Envelope,
+    parse_body,
+    sqs_attributes,
+)
 
 
 def parse(body: str, max_bytes: int = 1000) -> Envelope:
@@ -127,3 +139,86 @@ def test_a_message_for_more_rooms_than_allowed_is_refused() -> None:
         parse_body(body, default_event="m", max_rooms=10)
     assert caught.value.code == "too_many_rooms"
     assert "11 rooms, over MAX_MESSAGE_ROOMS=10" in caught.value.reason
+
+
+# --- Envelope.to_body: the one envelope encoder, for every producer ---------------------------
+
+json_data = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+names = st.text(min_size=1, max_size=12).filter(
+    lambda name: name not in RESERVED_EVENTS and not name.startswith(RESERVED_PREFIX)
+)
+envelopes = st.builds(
+    Envelope,
+    event=names,
+    data=json_data,
+    room=st.none() | names | st.lists(names, min_size=1, max_size=3).map(tuple),
+    namespace=st.text(max_size=8).map(lambda rest: "/" + rest),
+)
+
+
+@given(envelopes)
+def test_what_to_body_writes_parse_body_reads_back_as_the_same_envelope(
+    envelope: Envelope,
+) -> None:
+    assert parse_body(envelope.to_body(), default_event="message") == envelope
+
+
+def test_to_body_leaves_out_the_defaults_and_writes_rooms_as_a_list() -> None:
+    assert Envelope("ping", None).to_body() == '{"event":"ping","data":null}'
+    assert json.loads(Envelope("e", 1, room=["a", "b"], namespace="/x").to_body()) == {
+        "event": "e",
+        "data": 1,
+        "room": ["a", "b"],
+        "namespace": "/x",
+    }
+
+
+def test_to_body_writes_ascii_so_that_sqs_takes_every_character() -> None:
+    # SQS refuses U+FFFF written as it is; its escape is plain ASCII
+    body = Envelope("e", "\uffff é").to_body()
+    assert body.isascii()
+    assert parse_body(body, default_event="m").data == "\uffff é"
+
+
+def deep(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (math.nan, "not_finite"),
+        ({"price": math.inf}, "not_finite"),
+        ([-math.inf], "not_finite"),
+        (deep(MAX_DEPTH), "too_deep"),  # the envelope object itself is one more level
+        (deep(5000), "too_deep"),  # deeper than json.dumps can recurse
+        ("\ud800", "not_utf8"),
+        ({1, 2}, "not_json"),
+        ("x" * SQS_MAX_BYTES, "too_large"),
+    ],
+)
+def test_to_body_refuses_what_the_worker_would_dead_letter_with_its_code(
+    data: object, code: str
+) -> None:
+    with pytest.raises(DecodeError) as caught:
+        Envelope("e", data).to_body()
+    assert caught.value.code == code
+    assert caught.value.reason
+
+
+def test_to_body_takes_the_deepest_data_the_worker_takes() -> None:
+    body = Envelope("e", deep(MAX_DEPTH - 1)).to_body()
+    assert parse_body(body, default_event="m").data == deep(MAX_DEPTH - 1)

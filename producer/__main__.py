@@ -1,0 +1,123 @@
+"""`python -m producer`: put events on the relay's queue from a shell (trying it out, tests).
+
+`python -m producer --help` explains the options; :mod:`producer.publish` is the same from
+Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from producer.publish import PublishError, send_bodies
+from shared.envelope import DecodeError, Envelope
+from shared.settings import SettingsError, load_settings
+from shared.sqs import make_sqs_client
+
+PROG = "python -m producer"
+
+EXAMPLES = """\
+examples:
+  python -m producer --event order --data '{"id": 7}'         # every client of namespace /
+  python -m producer --event order --room shop --data '"hi"'  # only clients in room shop
+  python -m producer --event order --room a --room b          # rooms a and b, once each
+  python -m producer --raw '{"any": "json"}'                  # default event, body as data
+  python -m producer --event tick --count 100                 # 100 events, data = {"n": i}
+
+Prints the MessageId of a single message, then a summary line. Exits with 0 when SQS took
+every message, 1 when it refused any or could not be reached, 2 for a bad argument or setting.
+"""
+
+DESCRIPTION = """\
+Send events to the SQS queue the relay consumes: SQS_QUEUE_URL, read as the worker reads
+its settings (environment, .env); by default the embedded emulator's queue.
+
+Each message is an envelope {"event", "data", "room", "namespace"}, checked as the worker
+will check it, so that an event it could never deliver (a reserved event name, NaN in the
+data) is refused here instead of being dead-lettered there. --raw sends a body as it is.
+"""
+
+
+def parse_args(argv: list[str] | None) -> list[str]:
+    """The SQS bodies the command line asks for (exits with 2 on a bad argument)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--event", default="message", help="event name (default: message)")
+    parser.add_argument(
+        "--data", help='JSON data of the event (default: {"n": index}, counted from 0)'
+    )
+    parser.add_argument(
+        "--room",
+        action="append",
+        help="deliver only to clients in this room; repeat for several rooms "
+        "(default: every client of the namespace)",
+    )
+    parser.add_argument("--namespace", default="/", help="Socket.IO namespace (default: /)")
+    parser.add_argument(
+        "--raw", help="send this body as it is instead of an envelope (ignores the options above)"
+    )
+    parser.add_argument("--count", type=int, default=1, help="how many messages (default: 1)")
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+    if args.raw is not None:
+        return [args.raw] * args.count
+    try:
+        data: Any = json.loads(args.data) if args.data is not None else None
+    except json.JSONDecodeError as exc:
+        parser.error(f"--data is not JSON: {exc}")
+    room = None if not args.room else args.room[0] if len(args.room) == 1 else tuple(args.room)
+    try:
+        bodies = [
+            Envelope(
+                event=args.event,
+                data=data if args.data is not None else {"n": n},
+                room=room,
+                namespace=args.namespace,
+            ).to_body()
+            for n in range(args.count)
+        ]
+    except DecodeError as exc:
+        parser.error(f"the worker would refuse this event ({exc.code}): {exc.reason}")
+    return bodies
+
+
+def main(argv: list[str] | None = None) -> int:
+    bodies = parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    sqs = make_sqs_client(settings)
+    started = time.perf_counter()
+    try:
+        message_ids: list[str | None] = list(send_bodies(sqs, settings.sqs_queue_url, bodies))
+    except PublishError as exc:
+        for index, reason in sorted(exc.failures.items()):
+            print(f"{PROG}: message {index} failed: {reason}", file=sys.stderr)
+        message_ids = exc.message_ids
+    except (BotoCoreError, ClientError) as exc:
+        hint = " (is `honcho start` running?)" if settings.queue_is_local else ""
+        print(f"{PROG}: cannot send to {settings.sqs_queue_url}{hint}: {exc}", file=sys.stderr)
+        return 1
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if len(message_ids) == 1 and message_ids[0] is not None:
+        print(f"MessageId {message_ids[0]}")
+    sent = sum(message_id is not None for message_id in message_ids)
+    summary = f"sent {sent} of {len(bodies)} message(s) in {elapsed_ms:.0f} ms"
+    print(f"{summary} to {settings.sqs_queue_url}")
+    return 0 if sent == len(bodies) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
