@@ -34,20 +34,20 @@ Writes results.json, report.md and PNG plots to --out, and prints a summary tabl
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from bench.results import BenchResults, CaseResult, RunMeta, StepResult
 from bench.runner import run_case
 from bench.stack import Case
+from bench.summary import print_summary
 
 MODES = ("process", "thread", "thread-direct", "naive", "aiobotocore", "redis-manager")
 RATES = {
@@ -76,6 +76,39 @@ def plan(args: argparse.Namespace) -> list[Case]:
                 continue  # it never deletes: its fan-out figures would measure redelivery
             cases += [Case(regime, mode, k, clients, args.backend, list(rates)) for k in counts]
     return cases
+
+
+def run_all(
+    cases: list[Case], args: argparse.Namespace, duration_s: float, logs: Path, console: Console
+) -> list[CaseResult]:
+    """Every case in turn, with a progress bar and a line per step on ``console``."""
+    results: list[CaseResult] = []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        overall = progress.add_task("cases", total=len(cases))
+        for case in cases:
+            task = progress.add_task(f"{case.regime} {case.label}", total=len(case.rates))
+
+            def on_step(step: StepResult, task: TaskID = task, case: Case = case) -> None:
+                p99 = step.latency_ms.p99
+                progress.console.print(
+                    f"  {case.regime:8} {case.label:14} {step.offered_rate:>6.0f}/s offered  "
+                    f"{step.delivered_rate or 0:>7.1f}/s delivered  p99 "
+                    + (f"{p99:8.1f} ms" if p99 is not None else "       —")
+                    + ("  [red]saturated[/]" if step.saturated else "")
+                )
+                progress.advance(task)
+
+            result = run_case(
+                case, duration_s=duration_s, log_dir=logs, delay_ms=args.delay_ms,
+                keep_going=args.keep_going, on_step=on_step,
+            )  # fmt: skip
+            results.append(result)
+            progress.update(task, completed=len(case.rates))
+            progress.advance(overall)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,49 +153,23 @@ def main(argv: list[str] | None = None) -> int:
     cases = plan(args)
     console = Console(stderr=True)
     console.print(f"[bold]{len(cases)} cases[/] on the {args.backend} back end; output in {out}")
-    results: dict[str, Any] = {
-        "meta": {
-            "started": started.isoformat(timespec="seconds"),
-            "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "cpus": psutil.cpu_count(),
-            "machine": f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-            "python": platform.python_version(),
-            "quick": args.quick,
-            "backend": args.backend,
-            "backend_delay_ms": args.delay_ms,
-        },
-        "cases": [],
-    }
+    meta = RunMeta(
+        started=started.isoformat(timespec="seconds"),
+        command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        cpus=psutil.cpu_count(),
+        machine=f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        python=platform.python_version(),
+        quick=args.quick,
+        backend=args.backend,
+        backend_delay_ms=args.delay_ms,
+    )
     t0 = time.monotonic()
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
-        overall = progress.add_task("cases", total=len(cases))
-        for case in cases:
-            task = progress.add_task(f"{case.regime} {case.label}", total=len(case.rates))
-
-            def on_step(step: dict[str, Any], task: Any = task, case: Case = case) -> None:
-                p99 = (step["latency_ms"] or {}).get("p99")
-                progress.console.print(
-                    f"  {case.regime:8} {case.label:14} {step['offered_rate']:>6.0f}/s offered  "
-                    f"{step['delivered_rate']:>7.1f}/s delivered  p99 "
-                    + (f"{p99:8.1f} ms" if p99 is not None else "       —")
-                    + ("  [red]saturated[/]" if step["saturated"] else "")
-                )
-                progress.advance(task)
-
-            result = run_case(
-                case, duration_s=duration, log_dir=logs, delay_ms=args.delay_ms,
-                keep_going=args.keep_going, on_step=on_step,
-            )  # fmt: skip
-            results["cases"].append(result)
-            progress.update(task, completed=len(case.rates))
-            progress.advance(overall)
-    results["meta"]["duration_s"] = round(time.monotonic() - t0, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    from bench.report import print_summary, write_report
+    case_results = run_all(cases, args, duration, logs, console)
+    meta = meta.model_copy(update={"duration_s": round(time.monotonic() - t0, 1)})
+    results = BenchResults(meta=meta, cases=case_results)
+    results.save(out / "results.json")
+    from bench.report import write_report  # matplotlib: slow to import, not needed for --help
 
     written = write_report(results, out)
     print_summary(results, Console())

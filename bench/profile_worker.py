@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stack.stop()
     total = sum(counts.values()) or 1
-    cpu_ms = step["cpu_s_per_1000"].get("workers") or 0  # s per 1000 msgs = ms per msg
+    cpu_ms = step.cpu_s_per_1000.get("workers") or 0  # s per 1000 msgs = ms per msg
     shares = {name: count / total for name, count in counts.most_common()}
-    summary = {"rate": args.rate, "delivered": step["delivered"], "worker_cpu_ms_per_msg": cpu_ms}
+    summary = {"rate": args.rate, "delivered": step.delivered, "worker_cpu_ms_per_msg": cpu_ms}
     print(json.dumps(summary | {"shares": shares}, indent=2))
     for name, share in shares.items():
         print(f"{name:42} {share:6.1%}  ~{share * cpu_ms * 1000:5.0f} µs/msg")

@@ -1,42 +1,47 @@
 """One benchmark case's processes: SQS back end, server (and workers, and Redis), on free
-loopback ports; started fresh for each case and stopped after it."""
+loopback ports; started fresh for each case through `devtools.supervisor` and stopped after it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from devtools.supervisor import PYTHON, ROOT, Process, Supervisor, free_port
+
+__all__ = ["PYTHON", "QUEUE", "Case", "Proc", "Stack", "free_port"]
+
 QUEUE = "bench"
+READY_TIMEOUT_S = 60.0
+#: SHUTDOWN_TIMEOUT_S below is 2 s; past this the stop SIGKILLs what is left.
+STOP_TIMEOUT_S = 6.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
+@dataclass(frozen=True)
 class Proc:
+    """A benchmark process: the role its CPU and RSS are counted under, and the process."""
+
     role: str  # server, workers, sqs, broker
-    popen: subprocess.Popen[bytes]
-    log: Path
+    process: Process
+
+    @property
+    def popen(self) -> subprocess.Popen[bytes]:
+        return self.process.popen
+
+    @property
+    def log(self) -> Path:
+        return self.process.log_path
 
     @property
     def ps(self) -> psutil.Process:
-        return psutil.Process(self.popen.pid)
+        return psutil.Process(self.process.pid)
 
 
 @dataclass
@@ -63,6 +68,10 @@ class Stack:
     zmq_port: int = field(default_factory=free_port)
     redis_port: int = field(default_factory=free_port)
     procs: list[Proc] = field(default_factory=list)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.log_dir)
 
     @property
     def endpoint(self) -> str:
@@ -97,17 +106,8 @@ class Stack:
         return env
 
     def spawn(self, role: str, name: str, args: list[str], **env: str) -> Proc:
-        log = self.log_dir / f"{self.case.regime}-{self.case.label.replace(' ', '')}-{name}.log"
-        popen = subprocess.Popen(
-            args,
-            env=self.env(**env),
-            cwd=self.log_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        proc = Proc(role, popen, log)
+        label = f"{self.case.regime}-{self.case.label.replace(' ', '')}-{name}"
+        proc = Proc(role, self.supervisor.spawn(label, args, self.env(**env)))
         self.procs.append(proc)
         return proc
 
@@ -119,10 +119,13 @@ class Stack:
                 [PYTHON, "-m", "bench.fakesqs", "--port", str(self.sqs_port), "--queue", QUEUE,
                  "--delay-ms", str(self.delay_ms)],
             )  # fmt: skip
-            self._wait(lambda: "ready" in sqs.log.read_text(), sqs, "the fast SQS back end")
         else:
             sqs = self.spawn("sqs", "moto", [PYTHON, "-m", "sqs_emulator"], LOG_LEVEL="INFO")
-            self._wait(lambda: "ready" in sqs.log.read_text(), sqs, "moto's server")
+        sqs.process.wait_ready(
+            lambda: "ready" in sqs.log.read_text(),
+            what=f"the SQS back end ({case.backend})",
+            timeout_s=READY_TIMEOUT_S,
+        )
         if case.mode == "redis-manager":
             redis = shutil.which("redis-server")
             if redis is None:
@@ -132,14 +135,18 @@ class Stack:
                 [redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no"],
             )  # fmt: skip
-            self._wait(lambda: _redis_up(self.redis_port), broker, "redis-server")
+            broker.process.wait_ready(
+                lambda: _redis_up(self.redis_port), what="redis-server", timeout_s=READY_TIMEOUT_S
+            )
         if case.mode in ("process", "thread"):
             extra = {"CONSUMER": case.mode, "WORKER_THREADS": str(case.consumers)}
             server = self.spawn("server", "server", [PYTHON, "-m", "server"], **extra)
         else:
             server_mode = "redis-server" if case.mode == "redis-manager" else case.mode
             server = self.spawn("server", "server", [PYTHON, "-m", "bench.variants", server_mode])
-        self._wait(lambda: _http_ok(f"{self.url}/healthz"), server, "the server")
+        server.process.wait_ready(
+            lambda: _http_ok(f"{self.url}/healthz"), what="the server", timeout_s=READY_TIMEOUT_S
+        )
         if case.mode == "process":
             for n in range(case.consumers):
                 self.spawn("workers", f"worker{n}", [PYTHON, "-m", "worker"])
@@ -149,43 +156,25 @@ class Stack:
                     "workers", f"redis-worker{n}", [PYTHON, "-m", "bench.variants", "redis-worker"]
                 )
         if case.mode == "process":
-            self._wait(
-                lambda: _workers_connected(self.url) >= case.consumers, server, "the workers"
+            server.process.wait_ready(
+                lambda: _workers_connected(self.url) >= case.consumers,
+                what="the workers",
+                timeout_s=READY_TIMEOUT_S,
             )
-
-    def _wait(self, ready: Any, proc: Proc, what: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise RuntimeError(f"{what} exited: {proc.log.read_text()[-2000:]}")
-            try:
-                if ready():
-                    return
-            except Exception:
-                pass  # not up yet
-            time.sleep(0.1)  # polling interval for a readiness signal
-        raise RuntimeError(f"timed out waiting for {what}")
 
     def by_role(self) -> dict[str, list[psutil.Process]]:
         roles: dict[str, list[psutil.Process]] = {}
         for proc in self.procs:
-            if proc.popen.poll() is None:
+            if proc.process.alive():
                 roles.setdefault(proc.role, []).append(proc.ps)
         return roles
 
-    def alive(self) -> list[str]:
-        return [p.log.name for p in self.procs if p.popen.poll() is not None]
+    def exited(self) -> list[str]:
+        """The log names of the processes that have exited."""
+        return [p.log.name for p in self.procs if not p.process.alive()]
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.popen.wait(6)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait(5)
+        self.supervisor.stop_all(timeout_s=STOP_TIMEOUT_S)
 
 
 def _http_ok(url: str) -> bool:
@@ -194,8 +183,6 @@ def _http_ok(url: str) -> bool:
 
 
 def _workers_connected(url: str) -> int:
-    import json
-
     with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
         return int(json.loads(response.read()).get("workers_connected", 0))
 

@@ -34,14 +34,13 @@ from typing import Any
 
 import socketio
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.metrics import ServerMetrics
-from shared.counters import Counters
+from server.metrics import loop_lag_histogram, probe_loop_lag
 from shared.envelope import DecodeError, parse_body
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
@@ -173,7 +172,9 @@ def make_app(mode: str, settings: Settings, redis_url: str | None) -> socketio.A
     sio = socketio.AsyncServer(
         async_mode="asgi", client_manager=manager, logger=False, engineio_logger=False
     )
-    metrics = ServerMetrics(Counters())
+    # Only the real server's loop-lag probe: the runner reads the same one from every design.
+    registry = CollectorRegistry()
+    loop_lag = loop_lag_histogram(registry)
     stats = Stats()
 
     @sio.on("ping")
@@ -184,7 +185,7 @@ def make_app(mode: str, settings: Settings, redis_url: str | None) -> socketio.A
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         stop = threading.Event()
-        tasks = [asyncio.create_task(metrics.probe_loop_lag())]
+        tasks = [asyncio.create_task(probe_loop_lag(loop_lag))]
         if mode == "thread-direct":
             threading.Thread(
                 target=thread_direct, args=(sio, settings, loop, stop, stats), daemon=True
@@ -209,7 +210,7 @@ def make_app(mode: str, settings: Settings, redis_url: str | None) -> socketio.A
         )
 
     async def metrics_endpoint(_request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     web = Starlette(
         routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint)], lifespan=lifespan

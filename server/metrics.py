@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from shared.counters import SERVER_NAMES, Counters
 from shared.metrics import registry_for
@@ -23,6 +23,25 @@ _LAG_BUCKETS = (
 )  # fmt: skip
 #: 20 wake-ups a second: enough samples for a p99 over a few seconds, negligible CPU.
 LAG_PROBE_INTERVAL_S = 0.05
+
+
+def loop_lag_histogram(registry: CollectorRegistry) -> Histogram:
+    """``relay_event_loop_lag_seconds`` in ``registry``, for :func:`probe_loop_lag` to feed."""
+    return Histogram(
+        "relay_event_loop_lag_seconds",
+        "How late the event loop woke a timer: time it could not serve clients.",
+        buckets=_LAG_BUCKETS,
+        registry=registry,
+    )
+
+
+async def probe_loop_lag(histogram: Histogram) -> None:
+    """Runs for the server's life: sleep a fixed interval, record how late it woke."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(LAG_PROBE_INTERVAL_S)
+        histogram.observe(max(0.0, loop.time() - started - LAG_PROBE_INTERVAL_S))
 
 
 class ServerMetrics:
@@ -42,12 +61,7 @@ class ServerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.loop_lag_seconds = Histogram(
-            "relay_event_loop_lag_seconds",
-            "How late the event loop woke a timer: time it could not serve clients.",
-            buckets=_LAG_BUCKETS,
-            registry=self.registry,
-        )
+        self.loop_lag_seconds = loop_lag_histogram(self.registry)
         self.connected_clients = Gauge(
             "relay_connected_clients",
             "Socket.IO connections (per namespace joined).",
@@ -69,9 +83,4 @@ class ServerMetrics:
         gauge.set_function(read)
 
     async def probe_loop_lag(self) -> None:
-        """Runs for the server's life: sleep a fixed interval, record how late it woke."""
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(LAG_PROBE_INTERVAL_S)
-            self.loop_lag_seconds.observe(max(0.0, loop.time() - started - LAG_PROBE_INTERVAL_S))
+        await probe_loop_lag(self.loop_lag_seconds)

@@ -20,7 +20,8 @@ def token(rooms: list[str] | None = None, *, secret: str = TEST_SECRET, **claims
         "sub": "test",
         "aud": TEST_AUDIENCE,
         "iat": now,
-        "exp": now + 600,
+        # long enough for a whole suite run: tokens are made when tests are collected
+        "exp": now + 6 * 3600,
         "rooms": rooms or ["*"],
         "namespaces": ["*"],
     }

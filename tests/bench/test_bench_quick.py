@@ -3,12 +3,12 @@ asserted: speed is measured in bench/, never in a test)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from bench.results import BenchResults
 from tests.processes import PYTHON, ROOT
 
 MODES = {"process", "thread", "thread-direct", "naive", "aiobotocore", "redis-manager"}
@@ -35,20 +35,20 @@ def test_quick_run_gives_every_mode_figures(tmp_path: Path) -> None:
         timeout=280,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
-    cases = results["cases"]
-    assert {c["mode"] for c in cases} == MODES
-    assert {c["regime"] for c in cases} == {"handoff", "fanout"}
+    results = BenchResults.load(tmp_path / "results.json")  # the file fits the models
+    cases = results.cases
+    assert {c.mode for c in cases} == MODES
+    assert {c.regime for c in cases} == {"handoff", "fanout"}
     for case in cases:
-        assert case["steps"], f"{case['label']}: no step ran: {case['notes']}"
-        step = case["steps"][0]
-        assert step["sent"] > 0, case["label"]
-        if case["mode"] == "naive":
+        assert case.steps, f"{case.label}: no step ran: {case.notes}"
+        step = case.steps[0]
+        assert step.sent, case.label
+        if case.mode == "naive":
             continue  # the recipe as written may deliver nothing; what it does is reported
-        assert step["delivered"] > 0, f"{case['label']}: {step['errors']} {case['notes']}"
-        assert step["latency_ms"]["p99"] > 0
-        assert step["cpu_s_per_1000"]["server"] is not None
+        assert step.delivered, f"{case.label}: {step.errors} {case.notes}"
+        assert step.latency_ms.p99 is not None and step.latency_ms.p99 > 0
+        assert step.cpu_s_per_1000["server"] is not None
     report = (tmp_path / "report.md").read_text()
     for case in cases:
-        assert case["label"] in report
+        assert case.label is not None and case.label in report
     assert list(tmp_path.glob("*.png"))

@@ -1,4 +1,4 @@
-"""The benchmark report: Markdown, PNG plots and the terminal summary from a results dict."""
+"""The benchmark report: Markdown, PNG plots and the terminal summary from typed results."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from rich.console import Console
 
-from bench import report
-from bench.report import comparison_rate, print_summary, ratio, summary_table, write_report
+from bench import plots, report
+from bench.analysis import comparison_rate, ratio
+from bench.formatting import fmt
+from bench.report import write_report
+from bench.results import BenchResults, StepResult
+from bench.summary import print_summary, summary_table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMMAND = "python -m bench --quick"
+COMMITTED = Path(__file__).resolve().parents[2] / "bench" / "results" / "2-core"
 
 
 def step(
@@ -76,7 +82,11 @@ def case(
     return result
 
 
-def make_results() -> dict[str, Any]:
+def ramp(*steps: dict[str, Any]) -> list[StepResult]:
+    return [StepResult.model_validate(s) for s in steps]
+
+
+def make_results() -> BenchResults:
     """Two regimes; in handoff every case sustains 1000 msg/s, in fanout none sustains any."""
     handoff = [
         case(
@@ -173,20 +183,22 @@ def make_results() -> dict[str, Any]:
             max_rate=0,
         ),
     ]
-    return {
-        "meta": {
-            "started": "2026-11-25T03:40:00Z",
-            "command": COMMAND,
-            "cpus": 2,
-            "machine": "Linux x86_64, 2 cores, 24 GiB",
-            "python": "3.11.7",
-            "quick": True,
-            "backend": "fast",
-            "backend_delay_ms": 0,
-            "duration_s": 612.3,
-        },
-        "cases": handoff + fanout,
-    }
+    return BenchResults.model_validate(
+        {
+            "meta": {
+                "started": "2026-11-25T03:40:00Z",
+                "command": COMMAND,
+                "cpus": 2,
+                "machine": "Linux x86_64, 2 cores, 24 GiB",
+                "python": "3.11.7",
+                "quick": True,
+                "backend": "fast",
+                "backend_delay_ms": 0,
+                "duration_s": 612.3,
+            },
+            "cases": handoff + fanout,
+        }
+    )
 
 
 def section(markdown: str, heading: str) -> str:
@@ -329,7 +341,7 @@ def test_plot_titles_name_regime_backend_and_clients(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     titles: dict[str, str] = {}
-    save = report._save
+    save = plots.save
 
     def record(fig: Any, path: Path) -> Path:
         axes = fig.axes[0]
@@ -337,7 +349,7 @@ def test_plot_titles_name_regime_backend_and_clients(
         assert axes.get_xlabel() and "(" in axes.get_ylabel()  # labelled, with units
         return save(fig, path)
 
-    monkeypatch.setattr(report, "_save", record)
+    monkeypatch.setattr(plots, "save", record)
     write_report(make_results(), tmp_path)
     assert len(titles) == 10
     for name, title in titles.items():
@@ -348,7 +360,7 @@ def test_plot_titles_name_regime_backend_and_clients(
 
 
 def test_empty_results(tmp_path: Path) -> None:
-    paths = write_report({}, tmp_path / "new")
+    paths = write_report(BenchResults(), tmp_path / "new")
     assert paths == [tmp_path / "new" / "report.md"]
     text = paths[0].read_text(encoding="utf-8")
     assert "No cases were run." in text
@@ -356,22 +368,22 @@ def test_empty_results(tmp_path: Path) -> None:
 
 
 def test_comparison_rate() -> None:
-    sustained = [step(500, 1.0), step(1000, 1.0), step(2000, 1.0)]
-    top_saturated = [step(500, 1.0), step(1000, 1.0), step(2000, 1.0, saturated=True)]
+    sustained = ramp(step(500, 1.0), step(1000, 1.0), step(2000, 1.0))
+    top_saturated = ramp(step(500, 1.0), step(1000, 1.0), step(2000, 1.0, saturated=True))
     assert comparison_rate([]) is None
     assert comparison_rate([[], []]) is None
     assert comparison_rate([sustained]) == 2000
     assert comparison_rate([sustained, top_saturated]) == 1000
     assert comparison_rate([sustained, sustained[:2]]) == 1000  # a case that stopped early
     assert comparison_rate([sustained, []]) == 2000  # a case with no steps is ignored
-    assert comparison_rate([[{"offered_rate": 300}], [{"offered_rate": 300}]]) == 300
+    assert comparison_rate([ramp({"offered_rate": 300}), ramp({"offered_rate": 300})]) == 300
 
 
 def test_comparison_rate_falls_back_to_the_lowest_rate() -> None:
-    all_saturated = [step(500, 1.0, saturated=True), step(1000, 1.0, saturated=True)]
-    sustained = [step(250, 1.0), step(500, 1.0), step(1000, 1.0)]
+    all_saturated = ramp(step(500, 1.0, saturated=True), step(1000, 1.0, saturated=True))
+    sustained = ramp(step(250, 1.0), step(500, 1.0), step(1000, 1.0))
     assert comparison_rate([sustained, all_saturated]) == 500  # lowest rate both offered
-    assert comparison_rate([[step(100, 1.0)], [step(200, 1.0, saturated=True)]]) == 100
+    assert comparison_rate([ramp(step(100, 1.0)), ramp(step(200, 1.0, saturated=True))]) == 100
 
 
 def test_ratio() -> None:
@@ -386,11 +398,11 @@ def test_ratio() -> None:
 
 
 def test_fmt() -> None:
-    assert report.fmt(None) == "—"
-    assert report.fmt(7.06) == "7.1"
-    assert report.fmt(1234.5, 0, thousands=True) == "1,234"
-    assert report.fmt(0.456, 2) == "0.46"
-    assert report.fmt(math.inf) == "—"
+    assert fmt(None) == "—"
+    assert fmt(7.06) == "7.1"
+    assert fmt(1234.5, 0, thousands=True) == "1,234"
+    assert fmt(0.456, 2) == "0.46"
+    assert fmt(math.inf) == "—"
 
 
 def test_print_summary() -> None:
@@ -406,37 +418,37 @@ def test_print_summary() -> None:
 
 def test_summary_table_rows() -> None:
     assert summary_table(make_results()).row_count == 10
-    assert summary_table({"cases": []}).row_count == 0
+    assert summary_table(BenchResults()).row_count == 0
 
 
 def test_main_rebuilds_from_saved_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "results.json"
-    source.write_text(json.dumps(make_results()), encoding="utf-8")
+    source.write_text(make_results().model_dump_json(), encoding="utf-8")
     assert report.main([str(source)]) == 0
     assert (tmp_path / "report.md").is_file()
     assert "process x2" in capsys.readouterr().out
 
 
-def test_sparse_and_odd_input(tmp_path: Path) -> None:
+def test_sparse_input(tmp_path: Path) -> None:
     """Missing keys, None, zeros and an empty case degrade to "—" without errors or warnings."""
-    results: dict[str, Any] = {
-        "meta": {"command": None, "duration_s": None},
-        "cases": [
-            {"mode": "process", "consumers": 1, "steps": [{"offered_rate": 100}]},
-            {
-                "mode": "thread",
-                "consumers": 2,
-                "steps": [
-                    {"offered_rate": 100, "latency_ms": {"p99": 0.0}, "loop_lag_ms": None},
-                    {"offered_rate": None},
-                    "not a step",
-                ],
-            },
-            {"mode": "naive", "label": "naive | broken", "steps": []},
-        ],
-    }
+    results = BenchResults.model_validate(
+        {
+            "meta": {"command": None, "duration_s": None},
+            "cases": [
+                {"mode": "process", "consumers": 1, "steps": [{"offered_rate": 100}]},
+                {
+                    "mode": "thread",
+                    "consumers": 2,
+                    "steps": [
+                        {"offered_rate": 100, "latency_ms": {"p99": 0.0}, "loop_lag_ms": None}
+                    ],
+                },
+                {"mode": "naive", "label": "naive | broken", "steps": []},
+            ],
+        }
+    )
     paths = write_report(results, tmp_path)
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "## Regime: default" in text
@@ -452,3 +464,61 @@ def test_sparse_and_odd_input(tmp_path: Path) -> None:
     buffer = io.StringIO()
     print_summary(results, Console(file=buffer, width=80))
     assert "thread x2" in buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"mode": "thread", "steps": ["not a step"]},
+        {"mode": "thread", "steps": [{"offered_rate": None}]},  # a step is its offered rate
+        {"steps": []},  # a case is its mode
+        {"mode": "thread", "steps": [{"offered_rate": 1, "latency": {"p99": 2.0}}]},  # misspelt
+    ],
+)
+def test_results_that_do_not_fit_the_models_are_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        BenchResults.model_validate({"cases": [case]})
+
+
+def test_unmeasured_distributions_are_written_as_null() -> None:
+    step = StepResult.model_validate({"offered_rate": 100, "latency_ms": None})
+    assert step.latency_ms.p99 is None  # read as "not measured", no None check needed
+    written = json.loads(step.model_dump_json())
+    assert written["latency_ms"] is None
+    assert written["loop_lag_ms"] is None
+    loop_lag = {"p50": 0.1, "p99": 2.0, "max": 3.0}  # no p95: the probe's buckets have none
+    assert StepResult(offered_rate=1, loop_lag_ms=loop_lag).model_dump()["loop_lag_ms"] == loop_lag
+
+
+def test_two_case_regime_names_its_comparison_rate_in_the_summary() -> None:
+    results = BenchResults.model_validate(
+        {
+            "cases": [
+                case("solo", "process", 1, "process x1", [step(300, 10.0)]),
+                case("pair", "process", 1, "process x1", [step(300, 10.0)]),
+                case("pair", "thread", 1, "thread x1", [step(300, 20.0)]),
+            ]
+        }
+    )
+    buffer = io.StringIO()
+    print_summary(results, Console(file=buffer, width=120))
+    assert buffer.getvalue().count("@ 300/s") == 2
+
+
+def test_committed_run_reads_and_renders_as_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved run in bench/results/2-core still loads, writes back the same values and
+    gives the committed report.md."""
+    source = COMMITTED / "results.json"
+    results = BenchResults.load(source)
+    assert json.loads(results.model_dump_json()) == json.loads(source.read_text("utf-8"))
+
+    def unsaved(fig: Any, path: Path) -> Path:  # the Markdown is under test, not the PNGs
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "save", unsaved)
+    write_report(results, tmp_path)
+    committed = (COMMITTED / "report.md").read_text(encoding="utf-8")
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == committed

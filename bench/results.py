@@ -1,0 +1,140 @@
+"""What a benchmark run records, as pydantic models: the shape of ``results.json``.
+
+The runner builds a :class:`StepResult` per offered rate and a :class:`CaseResult` per case;
+``python -m bench`` wraps them with :class:`RunMeta` in :class:`BenchResults` and saves it; the
+report reads it back::
+
+    results = BenchResults.load(Path("bench/results/2-core/results.json"))
+    results.cases[0].steps[0].latency_ms.p99
+
+A measurement that was not taken is None (an empty :class:`Percentiles` for a distribution,
+written as ``null`` in the file, as before the models existed) and shows as "—" in the report.
+Only what identifies a step or a case is required: its offered rate, its mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+__all__ = ["BenchResults", "CaseResult", "Percentiles", "RunMeta", "StepResult"]
+
+#: Unknown keys are an error: a misspelt key would otherwise read as "not measured".
+_MODEL = ConfigDict(extra="forbid", frozen=True)
+_DISTRIBUTIONS = ("latency_ms", "worker_latency_ms", "loop_lag_ms", "ping_rtt_ms")
+
+
+class Percentiles(BaseModel):
+    """A distribution in milliseconds; every field None when it was not measured."""
+
+    model_config = _MODEL
+
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    count: int | None = None
+
+    @property
+    def measured(self) -> bool:
+        return any(value is not None for value in self.model_dump().values())
+
+
+class StepResult(BaseModel):
+    """One offered rate on one case: what was sent, delivered and measured."""
+
+    model_config = _MODEL
+
+    offered_rate: float
+    duration_s: float | None = None
+    sent: int | None = None
+    achieved_send_rate: float | None = None
+    #: Distinct messages per client (a mean over the clients, so not a whole number).
+    delivered: float | None = None
+    #: Delivered messages per second per client.
+    delivered_rate: float | None = None
+    #: From the producer's SQS send to a client's receive.
+    latency_ms: Percentiles = Field(default_factory=Percentiles)
+    #: From a worker's SQS receive to a client's receive.
+    worker_latency_ms: Percentiles = Field(default_factory=Percentiles)
+    #: How late the server's event loop ran a timer (its in-process probe).
+    loop_lag_ms: Percentiles = Field(default_factory=Percentiles)
+    #: One client's ping round trip through the server while the load runs.
+    ping_rtt_ms: Percentiles = Field(default_factory=Percentiles)
+    #: Process role ("server", "workers", "sqs", ...) -> CPU seconds per 1000 delivered
+    #: messages; None when nothing was delivered.
+    cpu_s_per_1000: dict[str, float | None] = Field(default_factory=dict)
+    #: Process role -> peak resident memory of all its processes together.
+    peak_rss_mb: dict[str, float] = Field(default_factory=dict)
+    queue_depth_max: int | None = None
+    #: Messages a client received more than once.
+    duplicates: int | None = None
+    #: Events from earlier steps that reached clients (a consumer that never deletes).
+    stale_redeliveries: int | None = None
+    errors: list[str] | None = None
+    saturated: bool | None = None
+
+    @field_validator(*_DISTRIBUTIONS, mode="before")
+    @classmethod
+    def _read_null_as_not_measured(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_serializer(*_DISTRIBUTIONS)
+    def _write_not_measured_as_null(self, value: Percentiles) -> dict[str, Any] | None:
+        return value.model_dump(exclude_none=True) if value.measured else None
+
+    @property
+    def is_saturated(self) -> bool:
+        return bool(self.saturated)
+
+
+class CaseResult(BaseModel):
+    """One design (``mode``) under one load regime: the steps of its offered-rate ramp."""
+
+    model_config = _MODEL
+
+    regime: str = "default"
+    mode: str
+    consumers: int | None = None
+    clients: int | None = None
+    backend: str | None = None
+    label: str | None = None
+    steps: list[StepResult] = Field(default_factory=list)
+    #: The highest offered rate of a non-saturated step (0 if none); when absent the report
+    #: works it out from the steps.
+    max_sustained_rate: float | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class RunMeta(BaseModel):
+    """Where, when and how the run was made."""
+
+    model_config = _MODEL
+
+    started: str | None = None
+    command: str | None = None
+    cpus: int | None = None
+    machine: str | None = None
+    python: str | None = None
+    quick: bool | None = None
+    backend: str | None = None
+    backend_delay_ms: float | None = None
+    duration_s: float | None = None
+
+
+class BenchResults(BaseModel):
+    """A whole run: its :class:`RunMeta` and every case, in the order they ran."""
+
+    model_config = _MODEL
+
+    meta: RunMeta = Field(default_factory=RunMeta)
+    cases: list[CaseResult] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> BenchResults:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2), encoding="utf-8")
