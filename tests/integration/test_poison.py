@@ -35,6 +35,11 @@ CORPUS = [
     ("over MAX_MESSAGE_BYTES", json.dumps({"event": "e", "data": "x" * 300_000}), "too_large"),
     ("SNS wrapper without Message", json.dumps(SNS), "bad_sns"),
     ("SNS wrapper with a non-JSON Message", json.dumps(SNS | {"Message": "{oops"}), "not_json"),
+    (
+        "more rooms than MAX_MESSAGE_ROOMS (100)",
+        json.dumps({"event": "e", "room": [f"r{n}" for n in range(101)]}),
+        "too_many_rooms",
+    ),
     # Bodies that once raised something other than DecodeError (ValueError, RecursionError)
     # and so stranded their whole batch
     ("a 4,301-digit integer", '{"event":"e","data":' + "1" * 4301 + "}", "bad_number"),
