@@ -1,1 +1,1 @@
-"""The ASGI server: python-socketio on uvicorn, fed by an async ZeroMQ subscriber task."""
+"""The ASGI server: python-socketio on uvicorn, fed by workers over a ZeroMQ hand-off task."""
