@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import websockets
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import send, send_async
+from tests.integration.helpers import rss_kib, send, send_async
 from tests.processes import Process, Processes, Stack, healthz, wait_until
 from tests.tokens import token
 
@@ -22,10 +21,7 @@ BIG = "x" * 240_000  # just under MAX_MESSAGE_BYTES (256 KiB) once wrapped in an
 
 
 def rss_mib(process: Process) -> float:
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    return rss_kib(process) / 1024
 
 
 def counter(stack: Stack, name: str) -> int:
