@@ -2,12 +2,15 @@
 resume), and the allow-listed client events relayed to other clients.
 
 Resume protocol (README, "Replay on reconnect"): every event carries ``offset`` and
-``epoch``. A client that reconnects sends the last ``{"epoch", "offset"}`` it saw:
+``epoch``, and every answer carries the stream's position, ``{"epoch", "offset"}`` of its last
+event, taken as the client entered it (so a client that has received nothing yet still knows
+where to resume from). A client that reconnects sends the last position it knew:
 
-- for events without a room, in the connect ``auth`` payload: ``{"since": {...}}``; the
-  server replays what was missed, then sends ``relay:recovery``;
-- for a room, in the join request: ``{"room": "shop", "since": {...}}``; the answer says
-  ``recovered`` and how many events were ``replayed``.
+- for events without a room, in the connect ``auth`` payload: ``{"since": {...}}`` (``null``:
+  none yet, just tell me); the server replays what was missed, then sends the connect answer
+  ``relay:recovery`` with the position, and with ``recovered``/``replayed`` for a resume;
+- for a room, in the join request: ``{"room": "shop", "since": {...}}``; the answer has the
+  position, and says ``recovered`` and how many events were ``replayed``.
 
 What one client may cost everyone is bounded: every request (join, leave, client event) is
 charged to the connection's token bucket; a connection's room operations run one at a time;
@@ -34,15 +37,12 @@ from server.payload import BROADCAST_ROOM
 from server.replay import RecoveryFailed, ReplayBuffer
 from shared import counters as c
 from shared.counters import Counters
-from shared.envelope import RESERVED_EVENTS, RESERVED_PREFIX
+from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_EVENTS, RESERVED_PREFIX
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 MAX_ROOM_LENGTH = 200
-RECOVERY_EVENT = "relay:recovery"
-#: Sent just before the server disconnects a client whose token expired.
-EXPIRED_EVENT = "relay:expired"
 _OWN_EVENTS = frozenset({"connect", "disconnect", "join", "leave"})
 
 
@@ -135,15 +135,14 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         )
         self.connections[(namespace, sid)] = connection
         self._schedule_expiry(connection, namespace, sid)
-        since = data.get("since") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or "since" not in data:
+            await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
+            return None  # a client that does not track the stream gets no connect answer
 
         async def enter() -> None:
             await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
 
-        if since is None:
-            await enter()
-            return None
-        result = await self._resume(connection, sid, namespace, None, since, enter)
+        result = await self._resume(connection, sid, namespace, None, data["since"], enter)
         if not self._is_open(sid, namespace):
             # The transport closed while we replayed: python-socketio skips the disconnect
             # handler of a connection still connecting, so clean up here (a ghost otherwise).
@@ -198,10 +197,7 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
         async with connection.room_ops:
             result: dict[str, Any] = {"ok": True, "room": room}
-            if since is None:
-                await enter()
-            else:
-                result |= await self._resume(connection, sid, namespace, room, since, enter)
+            result |= await self._resume(connection, sid, namespace, room, since, enter)
         if not self._is_open(sid, namespace):
             return {"ok": False, "error": "disconnected"}
         return result
@@ -238,17 +234,22 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         since: Any,
         enter: Callable[[], Any],
     ) -> dict[str, Any]:
-        """Send what the client missed on (namespace, room), then `enter` the room.
+        """Send what the client missed on (namespace, room) after `since` (None: nothing to
+        resume), then `enter` the room; return the answer: the stream's position as the client
+        entered it, and for a resume, whether it ``recovered`` and how many were ``replayed``.
 
         No lock is held while sending: events are in the replay buffer before they are emitted
         live, so after sending what it had, this looks again, and enters the room in the same
-        step (no await between) as it finds nothing new. Live events then follow in order.
+        step (no await between) as it finds nothing new. Live events then follow in order,
+        each above the position the answer gives.
         """
         stream = (namespace, room)
         replay = self._replay
         failure: str | None = None
         offset: object = None
-        if not isinstance(since, dict):
+        if since is None:
+            pass
+        elif not isinstance(since, dict):
             failure = "'since' must be an object with 'epoch' and 'offset'"
         elif since.get("epoch") != replay.epoch:
             # Another run's offsets mean nothing here; what this run emitted on the stream
@@ -289,14 +290,17 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             replayed += len(missed)
             if not self._is_open(sid, namespace):
                 break
+        result: dict[str, Any] = {"epoch": replay.epoch, "offset": replay.last_offset(stream)}
         if self._is_open(sid, namespace):
-            await enter()  # no await since the last look at the buffer
+            await enter()  # no await since the last look at the buffer and the position
+        if since is None:
+            return result
         self._counters.inc(c.REPLAYED, replayed)
-        result: dict[str, Any] = {"recovered": failure is None, "replayed": replayed}
+        result |= {"recovered": failure is None, "replayed": replayed}
         if failure is not None:
             self._counters.inc(c.RECOVERY_FAILED)
             logger.info("Client %s could not resume %s %s: %s", sid, namespace, room, failure)
-            result |= {"reason": failure, "epoch": replay.epoch}
+            result["reason"] = failure
         return result
 
     def _is_connected(self, sid: str, namespace: str) -> bool:

@@ -28,8 +28,13 @@ ENVELOPE_KEYS = frozenset({"event", "data", "room", "namespace"})
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
-#: Events the relay itself sends to clients (e.g. ``relay:recovery``) start with this.
+#: Events the relay itself sends to clients start with this.
 RESERVED_PREFIX = "relay:"
+#: The connect answer, to a client that connects with ``since`` in its auth (README, "Replay
+#: on reconnect"): the position of its room-less stream, and what came of its resume.
+RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
+#: Sent just before the server disconnects a client whose token expired.
+EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
 
 #: Deeper JSON is refused: python-socketio and json.dumps recurse once per level, and a body
 #: that decodes here must not blow the stack later, in the server, where it could not be

@@ -8,7 +8,9 @@ import json
 import signal
 import subprocess
 import time
+import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,23 @@ async def replay_of_this_epoch(stack: Stack) -> RecordingClient:
     )
     await asyncio.wait_for(wait_recovery(client), 10)
     return client
+
+
+async def eventually(
+    predicate: Callable[[], bool], *, timeout_s: float = 30, what: str = "a condition"
+) -> None:
+    """Poll `predicate` on the event loop (so clients on it keep receiving) until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.02)  # a polling interval, not a synchronisation
+
+
+def metric(base_url: str, name: str) -> float:
+    """One sample of the server's /metrics (a metric without labels)."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=2) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")

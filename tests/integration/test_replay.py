@@ -41,9 +41,10 @@ async def test_a_client_that_reconnects_gets_what_it_missed_in_order_then_live_e
     answer = await again.call("join", {"room": "shop", "since": {"epoch": epoch, "offset": 3}})
 
     # Then it gets the missed broadcasts (before its connect completed) and a recovery note,
-    assert answer == {"ok": True, "room": "shop", "recovered": True, "replayed": 4}
+    position = {"epoch": epoch, "offset": 7}  # the stream's last event as it entered
+    assert answer == {"ok": True, "room": "shop", "recovered": True, "replayed": 4} | position
     [recovery] = again.of("relay:recovery")
-    assert recovery == {"room": None, "recovered": True, "replayed": 2}
+    assert recovery == {"room": None, "recovered": True, "replayed": 2, "epoch": epoch, "offset": 4}
     # the missed shop events in order, and then live events continue the offsets
     send(sqs, stack.queue_url, [{"event": "e", "data": "live", "room": "shop"}])
     send(sqs, stack.queue_url, [{"event": "e", "data": "live"}])
@@ -77,9 +78,11 @@ async def test_recovery_fails_clearly_out_of_the_window_or_from_another_epoch(
         # within the window: fine
         await client.call("join", {"room": "shop", "since": {"epoch": epoch, "offset": 3}}),
     ]
-    assert answers[0]["recovered"] is False
+    assert answers[0]["recovered"] is False and answers[0]["offset"] == 5
     assert "out of the replay window (oldest kept is 4)" in answers[0]["reason"]
     assert answers[1]["recovered"] is False and "restarted" in answers[1]["reason"]
-    assert answers[2] == {"ok": True, "room": "shop", "recovered": True, "replayed": 2}
+    assert answers[2] == {
+        "ok": True, "room": "shop", "recovered": True, "replayed": 2, "epoch": epoch, "offset": 5
+    }  # fmt: skip
     assert healthz(stack.base_url)["counters"]["recovery_failed"] == 2
     await client.close()

@@ -68,6 +68,11 @@ class Relay:
         return self.sio.manager.get_rooms(sid, "/")
 
 
+async def settled() -> None:
+    """Let the emit tasks python-socketio started finish (it sends each packet in a task)."""
+    await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not asyncio.current_task()))
+
+
 async def test_a_transport_gone_while_connecting_leaves_no_ghost() -> None:
     # Given 50 events to replay, and a client whose transport goes after the 5th packet
     relay = Relay()
@@ -127,7 +132,8 @@ async def test_one_resume_replays_at_most_resume_max_bytes() -> None:
         "join", "/", sid, {"room": "shop", "since": {"epoch": epoch, "offset": 90}}
     )
     assert big["ok"] and big["recovered"] is False and "RESUME_MAX_BYTES" in big["reason"]
-    assert small == {"ok": True, "room": "shop", "recovered": True, "replayed": 10}
+    position = {"epoch": epoch, "offset": 100}
+    assert small == {"ok": True, "room": "shop", "recovered": True, "replayed": 10} | position
     assert relay.counters.get(c.RESUME_REFUSED) == 1
 
 
@@ -171,3 +177,30 @@ async def test_a_client_event_named_connect_does_not_reconnect_it() -> None:
     answer = await relay.handlers.trigger_event("disconnect", "/", sid, "x")
     assert answer["ok"] is False
     assert ("/", sid) in relay.handlers.connections
+
+
+async def test_every_answer_gives_the_streams_position_so_nothing_is_needed_to_resume() -> None:
+    # Given a room and the room-less stream with history, and a client that saw nothing
+    relay = Relay()
+    relay.history("shop", 4)
+    relay.history(None, 2)
+    transport = Transport()
+    # When it connects asking for the position (since: null) and joins without one
+    sid, _ = await relay.connect("eio1", transport, {"since": None})
+    answer = await relay.handlers.trigger_event("join", "/", sid, "shop")
+    # Then each answer says where its stream stands, and nothing is replayed
+    epoch = relay.replay.epoch
+    assert answer == {"ok": True, "room": "shop", "epoch": epoch, "offset": 4}
+    await settled()
+    [connect_answer] = [p.data for p in transport.sent if "relay:recovery" in str(p.data)]
+    assert connect_answer == f'2["relay:recovery",{{"room":null,"epoch":"{epoch}","offset":2}}]'
+    assert relay.counters.get(c.REPLAYED) == 0
+
+
+async def test_a_connect_without_since_gets_no_connect_answer() -> None:
+    relay = Relay()
+    transport = Transport()
+    sid, result = await relay.connect("eio1", transport, {})
+    await settled()
+    assert result is None and transport.sent == []
+    assert BROADCAST_ROOM in relay.rooms(sid)

@@ -1,0 +1,17 @@
+"""Client helpers: listen to the relay and get every event once, in order per stream, across
+reconnects, without writing the resume protocol by hand.
+
+- :class:`RelayClient` (python-socketio's `AsyncClient`), for services and scripts;
+- ``/static/relay.js`` (served by the server), the same for browsers over socket.io-client.
+
+Usage::
+
+    async with RelayClient(url, token=token, rooms=["shop"]) as relay:
+        async for event in relay:
+            print(event.name, event.data)
+"""
+
+from client.relay_client import Event, RelayClient
+from client.streams import Position, Recovery, Streams
+
+__all__ = ["Event", "Position", "Recovery", "RelayClient", "Streams"]

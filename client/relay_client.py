@@ -1,0 +1,270 @@
+"""A listening client that resumes by itself: python-socketio's `AsyncClient` plus the
+relay's resume protocol (README, "Replay on reconnect"), so that an app gets every event once,
+in order per stream, across reconnects, and is told when a stream must be resynced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+
+from client.streams import MAX_IDS, Recovery, Room, Streams
+from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_PREFIX
+
+logger = logging.getLogger(__name__)
+
+Token = str | Callable[[], str | Awaitable[str]] | None
+OnRecovery = Callable[[Recovery], Any]
+
+#: A join refused for the connection's rate (CLIENT_EVENT_RATE) is tried again this often.
+_JOIN_ATTEMPTS = 20
+_JOIN_RETRY_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One relayed event: ``name`` and the fields of the payload (README, "What a client
+    receives"); ``payload`` is the whole object as it came."""
+
+    name: str
+    data: Any
+    room: Room
+    id: str | None
+    offset: int | None
+    epoch: str | None
+    payload: Any
+
+    @classmethod
+    def of(cls, name: str, payload: Any) -> Event:
+        fields = payload if isinstance(payload, dict) else {}
+        return cls(
+            name,
+            fields.get("data", payload),
+            fields.get("room"),
+            fields.get("id"),
+            fields.get("offset"),
+            fields.get("epoch"),
+            payload,
+        )
+
+
+class RelayClient:
+    """Connects, joins `rooms`, and after every reconnect resumes the namespace's room-less
+    stream and each joined room from the last position it knew (also when it received nothing
+    yet: every answer carries the position). Repeats are dropped; what could not be recovered
+    is reported to `on_recovery` (default: logged) so the app can resync that stream.
+
+    Usage::
+
+        async with RelayClient("http://127.0.0.1:5000", token=token, rooms=["shop"]) as relay:
+            async for event in relay:
+                print(event.name, event.room, event.data)
+
+    `token` is a string, or a function (sync or async) called before every connect, so an
+    expiring token is replaced: the server disconnects a client whose token expired, and
+    this client then connects again with a new one. Other keyword arguments go to
+    `socketio.AsyncClient` (``reconnection_delay``, ...).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: Token = None,
+        rooms: Iterable[str] = (),
+        namespace: str = "/",
+        on_recovery: OnRecovery | None = None,
+        transports: list[str] | None = None,
+        max_ids: int = MAX_IDS,
+        call_timeout_s: float = 10.0,
+        **client_options: Any,
+    ) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.sio = socketio.AsyncClient(**({"reconnection": True} | client_options))
+        self.streams = Streams(max_ids=max_ids)
+        self.rooms: list[str] = list(dict.fromkeys(rooms))  # joined, or to join on connect
+        self._token = token
+        self._on_recovery = on_recovery or _log_recovery
+        self._transports = transports
+        self._call_timeout_s = call_timeout_s
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._resumed: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self.sio.on("connect", self._on_connect, namespace=namespace)
+        self.sio.on("disconnect", self._on_disconnect, namespace=namespace)
+        self.sio.on("*", self._on_event, namespace=namespace)
+
+    # --- life ----------------------------------------------------------------------------------
+    async def connect(self) -> RelayClient:
+        """Connect and join `rooms`; raises socketio's ConnectionError if refused (the reason,
+        such as ``token expired``, is in its message)."""
+        await self.sio.connect(
+            self.url,
+            auth=self._auth,
+            namespaces=[self.namespace],
+            transports=self._transports,
+            wait_timeout=self._call_timeout_s,
+        )
+        if self._resumed is not None:
+            await self._resumed
+        return self
+
+    async def close(self) -> None:
+        """Disconnect for good; iteration ends once the events already received are taken."""
+        self._closing = True
+        for task in (self._reconnecting, self._resumed, *self._tasks):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        await self.sio.disconnect()
+        self._events.put_nowait(None)
+
+    async def __aenter__(self) -> RelayClient:
+        return await self.connect()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    def __aiter__(self) -> RelayClient:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self._events.get()
+        if event is None:
+            self._events.put_nowait(None)  # every later iteration ends too
+            raise StopAsyncIteration
+        return event
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.sio.connected) and self.namespace in self.sio.namespaces
+
+    # --- rooms and client events -----------------------------------------------------------------
+    async def join(self, room: str) -> dict[str, Any] | None:
+        """Join `room` now and after every reconnect. Returns the server's answer, or None
+        while disconnected (the room is joined on the next connect)."""
+        if room not in self.rooms:
+            self.rooms.append(room)
+        if not self.connected:
+            return None
+        return await self._join(room)
+
+    async def leave(self, room: str) -> dict[str, Any] | None:
+        """Leave `room` and forget its position: a later join starts from then."""
+        if room in self.rooms:
+            self.rooms.remove(room)
+        self.streams.forget(room)
+        if not self.connected:
+            return None
+        answer: dict[str, Any] = await self.sio.call(
+            "leave", room, namespace=self.namespace, timeout=self._call_timeout_s
+        )
+        return answer
+
+    async def emit(self, event: str, data: Any = None) -> Any:
+        """Send a client event (relayed only if the server's CLIENT_EVENTS allows it); returns
+        the server's answer."""
+        return await self.sio.call(
+            event, data, namespace=self.namespace, timeout=self._call_timeout_s
+        )
+
+    # --- the resume protocol -------------------------------------------------------------------
+    async def _auth(self) -> dict[str, Any]:
+        """The connect auth, made again for every (re)connect: a fresh token, and the
+        room-less stream's position (``null`` before the first answer gives one)."""
+        token = self._token() if callable(self._token) else self._token
+        if inspect.isawaitable(token):
+            token = await token
+        auth: dict[str, Any] = {"since": self.streams.since(None)}
+        if token is not None:
+            auth["token"] = token
+        return auth
+
+    async def _on_connect(self) -> None:
+        # Joining here would hold up python-socketio's connect wait: resume in a task.
+        self._resumed = asyncio.get_running_loop().create_task(self._resume_rooms())
+
+    async def _resume_rooms(self) -> None:
+        for room in list(self.rooms):
+            try:
+                await self._join(room)
+            except (TimeoutError, socketio.exceptions.SocketIOError) as exc:
+                logger.info(
+                    "Resuming room %r stopped (%s); the next connect tries again", room, exc
+                )
+                return
+
+    async def _join(self, room: str) -> dict[str, Any]:
+        answer: Any = None
+        for _ in range(_JOIN_ATTEMPTS):
+            request = {"room": room, "since": self.streams.since(room)}
+            answer = await self.sio.call(
+                "join", request, namespace=self.namespace, timeout=self._call_timeout_s
+            )
+            error = answer.get("error", "") if isinstance(answer, dict) else ""
+            if "rate limit" not in str(error):
+                break
+            await asyncio.sleep(_JOIN_RETRY_S)
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            logger.warning("Join of room %r refused: %s", room, answer)
+            return answer if isinstance(answer, dict) else {"ok": False, "error": repr(answer)}
+        self._report(self.streams.answered(room, answer))
+        return answer
+
+    def _on_event(self, event: str, *args: Any) -> None:
+        # Synchronous on purpose: python-socketio runs each message's handler as a task, and
+        # one with no await runs to its end in arrival order, so order per stream is kept.
+        payload = args[0] if args else None
+        if event == RECOVERY_EVENT:
+            self._report(self.streams.answered(None, payload))
+        elif event == EXPIRED_EVENT:
+            logger.info("Token expired; the server disconnects, and this reconnects: %s", payload)
+        elif event.startswith(RESERVED_PREFIX):
+            logger.debug("Ignored relay event %s", event)
+        elif self.streams.accept(payload):
+            self._events.put_nowait(Event.of(event, payload))
+
+    async def _on_disconnect(self, reason: Any = None) -> None:
+        if self._closing or reason != self.sio.reason.SERVER_DISCONNECT:
+            return  # python-socketio reconnects by itself after a transport close
+        # python-socketio never reconnects after the server disconnected it: for the relay
+        # that is an expired token, so connect again (with a new one) once it is torn down.
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = float(self.sio.reconnection_delay)
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self.connect()
+            except (socketio.exceptions.ConnectionError, ValueError) as exc:
+                logger.info("Reconnect failed (%s); trying again in %.1f s", exc, delay)
+                delay = min(delay * 2, float(self.sio.reconnection_delay_max))
+            else:
+                return
+
+    def _report(self, recovery: Recovery | None) -> None:
+        if recovery is None:
+            return
+        result = self._on_recovery(recovery)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+def _log_recovery(recovery: Recovery) -> None:
+    stream = "room-less events" if recovery.room is None else f"room {recovery.room!r}"
+    if recovery.recovered:
+        logger.info("Recovered %s: %d missed event(s) replayed", stream, recovery.replayed)
+    else:
+        logger.warning("Could not recover %s, resync it: %s", stream, recovery.reason)
