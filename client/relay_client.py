@@ -149,13 +149,16 @@ class RelayClient:
 
     # --- rooms and client events -----------------------------------------------------------------
     async def join(self, room: str) -> dict[str, Any] | None:
-        """Join `room` now and after every reconnect. Returns the server's answer, or None
-        while disconnected (the room is joined on the next connect)."""
+        """Join `room` now and after every reconnect. Returns the server's answer (a refused
+        room is not kept), or None while disconnected (it is joined on the next connect)."""
         if room not in self.rooms:
             self.rooms.append(room)
         if not self.connected:
             return None
-        return await self._join(room)
+        answer = await self._join(room)
+        if not answer.get("ok") and room in self.rooms:
+            self.rooms.remove(room)  # refused: not joined again on reconnect
+        return answer
 
     async def leave(self, room: str) -> dict[str, Any] | None:
         """Leave `room` and forget its position: a later join starts from then."""

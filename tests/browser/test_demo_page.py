@@ -7,11 +7,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import REPORTS
+from tests.integration.helpers import send
 from tests.processes import ROOT, Processes, Stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -138,3 +140,57 @@ async def test_a_page_in_a_room_sees_its_rooms_events_only(
     await expect(page.locator("#events tr")).to_have_count(2)
     texts = await page.locator("#events td.data").all_inner_texts()
     assert sorted(texts) == ['"for all"', '"for red"']
+
+
+async def test_a_page_that_was_offline_shows_what_it_missed_once_in_order_and_says_so(
+    processes: Processes, stack: Stack, open_page: Callable[[str], Awaitable[Page]]
+) -> None:
+    # Given the page (relay.js) in room shop, on a server that keeps 5 events per stream
+    processes.sqs(stack)
+    processes.server(stack, DEMO="1", REPLAY_MAX_EVENTS="5")
+    processes.worker(stack)
+    sqs = stack.sqs_client()
+    page = await open_page(stack.base_url)
+    await connected(page)
+    await page.fill("#room", "shop")
+    await page.click("#join-button")
+    await expect(page.locator("#rooms")).to_have_text("shop")
+
+    # When the browser goes offline, 2 shop events and 2 for everyone go through SQS,
+    await page.context.set_offline(True)
+    await expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+    bodies: list[Any] = [{"event": "e", "data": f"shop {n}", "room": "shop"} for n in (1, 2)]
+    bodies += [{"event": "e", "data": f"all {n}"} for n in (1, 2)]
+    ids = send(sqs, stack.queue_url, bodies)
+    await stack.wait_counter("emitted", 4)
+    # and it comes back online
+    await page.context.set_offline(False)
+
+    # Then it shows each of them once, in order per stream, and says both streams recovered
+    recovery = page.locator("#recovery")
+    await expect(recovery).to_have_attribute("data-state", "recovered", timeout=30_000)
+    await expect(recovery).to_contain_text("everyone: recovered 2 missed event(s)")
+    await expect(recovery).to_contain_text("shop: recovered 2 missed event(s)")
+    await expect(page.locator("#events tr")).to_have_count(4)
+    rows = list(reversed(await page.locator("#events td.data").all_inner_texts()))
+    assert [r for r in rows if "shop" in r] == ['"shop 1"', '"shop 2"']
+    assert [r for r in rows if "all" in r] == ['"all 1"', '"all 2"']
+    shown = await page.locator("#events tr td:nth-child(3)").all_inner_texts()
+    assert sorted(shown) == sorted(ids)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "demo-page-recovered.png"), full_page=True)
+
+    # When it goes offline again and misses more shop events than the server keeps
+    await page.context.set_offline(True)
+    await expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+    send(sqs, stack.queue_url, [{"event": "e", "data": n, "room": "shop"} for n in range(7)])
+    await stack.wait_counter("emitted", 11)
+    await page.context.set_offline(False)
+
+    # Then it says the shop stream must be resynced, and why
+    await expect(recovery).to_have_attribute("data-state", "resync", timeout=30_000)
+    await expect(recovery).to_contain_text(
+        "shop: must resync (offset 2 is out of the replay window"
+    )
+    await expect(recovery).to_contain_text("everyone: recovered 0 missed event(s)")
+    await expect(page.locator("#events tr")).to_have_count(4)

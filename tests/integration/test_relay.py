@@ -78,8 +78,10 @@ async def test_a_room_message_reaches_only_that_room(processes: Processes, stack
     in_a = await RecordingClient().connect(stack.base_url)
     in_b = await RecordingClient().connect(stack.base_url)
     nowhere = await RecordingClient().connect(stack.base_url)
-    assert await in_a.call("join", "a") == {"ok": True, "room": "a"}
-    assert await in_b.call("join", "b") == {"ok": True, "room": "b"}
+    epoch = healthz(stack.base_url)["epoch"]
+    # (each answer gives its stream's position: nothing was sent to either room yet)
+    assert await in_a.call("join", "a") == {"ok": True, "room": "a", "epoch": epoch, "offset": 0}
+    assert await in_b.call("join", "b") == {"ok": True, "room": "b", "epoch": epoch, "offset": 0}
     sqs = make_sqs_client(stack.settings())
 
     # When three messages go to room a, two to room b and one to everybody

@@ -1,0 +1,219 @@
+// relay.js: a browser client of the relay that resumes by itself.
+//
+// socket.io-client plus the relay's resume protocol (README, "Replay on reconnect"): it keeps
+// each stream's position (epoch and highest offset seen), resumes the room-less stream and
+// every joined room after each reconnect, drops repeats (bounded memory), and tells the app
+// whether each stream was recovered or must be resynced. An ES module, served by the relay
+// next to the socket.io-client it imports: no bundler, no CDN.
+//
+//   import { connect } from "/static/relay.js";
+//   const relay = connect("", { token: () => fetchMyToken(), rooms: ["shop"] });
+//   relay.on("event", (event, msg) => console.log(event, msg.data));
+//   relay.on("recovery", ({ room, recovered, replayed, reason }) => { if (!recovered) resync(room); });
+//
+// The Python helper (client/ in the repository) keeps the same state the same way.
+
+import { io } from "./vendor/socket.io-4.8.1.esm.min.js";
+
+const RECOVERY_EVENT = "relay:recovery";
+const EXPIRED_EVENT = "relay:expired";
+const RESERVED_PREFIX = "relay:";
+/** Ids remembered per client by default: a bound on memory. */
+export const MAX_IDS = 10000;
+const JOIN_ATTEMPTS = 20; // a join refused for the connection's rate is tried again
+const JOIN_RETRY_MS = 250;
+const CALL_TIMEOUT_MS = 10000;
+
+function positionOf(message) {
+  if (!message || typeof message !== "object") return null;
+  const { epoch, offset } = message;
+  return typeof epoch === "string" && Number.isInteger(offset) ? { epoch, offset } : null;
+}
+
+/** Positions per stream (room, or null for the room-less events) and recently seen ids. */
+export class Streams {
+  constructor({ maxIds = MAX_IDS } = {}) {
+    if (!(maxIds >= 1)) throw new RangeError("maxIds must be at least 1");
+    this.maxIds = maxIds;
+    this.positions = new Map();
+    this.ids = new Set(); // insertion order: the oldest is forgotten first
+  }
+
+  /** The `since` to send on a resume, or null when none is known. */
+  since(room = null) {
+    const p = this.positions.get(room);
+    return p ? { epoch: p.epoch, offset: p.offset } : null;
+  }
+
+  /** Record an event; true if the app should get it, false if it is a repeat. */
+  accept(payload) {
+    if (!payload || typeof payload !== "object") return true;
+    const room = payload.room ?? null;
+    const position = positionOf(payload);
+    const known = this.positions.get(room);
+    if (position && known && position.epoch === known.epoch && position.offset <= known.offset) {
+      return false; // offsets rise by one per event within an epoch: an exact test
+    }
+    if (typeof payload.id === "string") {
+      const key = JSON.stringify([room, payload.id]); // a redelivery under a new epoch
+      if (this.ids.has(key)) return false;
+      this.ids.add(key);
+      while (this.ids.size > this.maxIds) this.ids.delete(this.ids.values().next().value);
+    }
+    if (position) this.positions.set(room, position);
+    return true;
+  }
+
+  /** Take the position from a connect or join answer; for a resume, what came of it. */
+  answered(room, answer) {
+    room = room ?? null;
+    const position = positionOf(answer);
+    const known = this.positions.get(room);
+    const failed = answer?.recovered === false;
+    if (position && (failed || !known || known.epoch !== position.epoch || known.offset < position.offset)) {
+      this.positions.set(room, position);
+    }
+    if (!answer || typeof answer !== "object" || !("recovered" in answer)) return null;
+    return {
+      room,
+      recovered: answer.recovered === true,
+      replayed: Number.isInteger(answer.replayed) ? answer.replayed : 0,
+      reason: typeof answer.reason === "string" ? answer.reason : null,
+    };
+  }
+
+  forget(room) {
+    this.positions.delete(room ?? null);
+  }
+}
+
+/**
+ * A socket.io-client connection that resumes by itself.
+ *
+ * Listeners (`on(kind, fn)`):
+ * - "event": (event, msg): every relayed event once, in order per stream;
+ * - "recovery": ({room, recovered, replayed, reason}) after each resume; recovered false
+ *   means events were missed for good: resync that stream from your own source of truth;
+ * - "status": ({state, detail}): "connected", "disconnected" (with the reason), "refused".
+ */
+export class RelayClient {
+  constructor(url, { token = null, rooms = [], namespace = "/", maxIds = MAX_IDS, ...ioOptions } = {}) {
+    this.streams = new Streams({ maxIds });
+    this.rooms = [...new Set(rooms)];
+    this.listeners = { event: [], recovery: [], status: [] };
+    this.closed = false;
+    this.token = token;
+    const target = namespace === "/" ? url || undefined : `${url || ""}${namespace}`;
+    this.socket = io(target, {
+      ...ioOptions,
+      // called before every (re)connect: a fresh token, and where the room-less stream stands
+      auth: (cb) => {
+        this._token().then(
+          (t) => cb({ ...(t ? { token: t } : {}), since: this.streams.since(null) }),
+          () => cb({ since: this.streams.since(null) }),
+        );
+      },
+    });
+    // socket.io-client hands on events that came before the connect completed (the replay
+    // and the connect answer) before "connect" fires: the positions are current here.
+    this.socket.on("connect", () => {
+      this._emit("status", { state: "connected", detail: this.socket.id });
+      this._resumeRooms();
+    });
+    this.socket.on("disconnect", (reason) => {
+      this._emit("status", { state: "disconnected", detail: reason });
+      // socket.io-client does not reconnect after the server disconnected it: for the relay
+      // that is an expired token, so connect again (the auth callback brings a new one).
+      if (reason === "io server disconnect" && !this.closed) setTimeout(() => this.socket.connect(), 250);
+    });
+    this.socket.on("connect_error", (err) => this._emit("status", { state: "refused", detail: err.message }));
+    this.socket.onAny((event, payload) => this._onEvent(event, payload));
+  }
+
+  on(kind, fn) {
+    if (!(kind in this.listeners)) throw new TypeError(`unknown listener kind ${kind}`);
+    this.listeners[kind].push(fn);
+    return this;
+  }
+
+  /** Join `room` now and after every reconnect; resolves to the server's answer (null while
+   * disconnected: it is joined on the next connect). */
+  async join(room) {
+    if (!this.rooms.includes(room)) this.rooms.push(room);
+    if (!this.socket.connected) return null;
+    const answer = await this._join(room);
+    if (!answer?.ok) this.rooms = this.rooms.filter((r) => r !== room); // refused: not kept
+    return answer;
+  }
+
+  /** Leave `room` and forget its position: a later join starts from then. */
+  async leave(room) {
+    this.rooms = this.rooms.filter((r) => r !== room);
+    this.streams.forget(room);
+    return this.socket.connected ? this._call("leave", room) : null;
+  }
+
+  /** Send a client event (relayed only if the server allows it); resolves to the answer. */
+  emit(event, data) {
+    return this._call(event, data);
+  }
+
+  close() {
+    this.closed = true;
+    this.socket.disconnect();
+  }
+
+  async _token() {
+    return typeof this.token === "function" ? await this.token() : this.token;
+  }
+
+  _call(event, data) {
+    return this.socket.timeout(CALL_TIMEOUT_MS).emitWithAck(event, data);
+  }
+
+  async _resumeRooms() {
+    for (const room of [...this.rooms]) {
+      try {
+        await this._join(room);
+      } catch (err) {
+        return; // disconnected meanwhile: the next connect resumes again
+      }
+    }
+  }
+
+  async _join(room) {
+    let answer;
+    for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
+      answer = await this._call("join", { room, since: this.streams.since(room) });
+      if (!String(answer?.error ?? "").includes("rate limit")) break;
+      await new Promise((resolve) => setTimeout(resolve, JOIN_RETRY_MS));
+    }
+    if (answer?.ok) this._report(this.streams.answered(room, answer));
+    return answer;
+  }
+
+  _onEvent(event, payload) {
+    if (event === RECOVERY_EVENT) this._report(this.streams.answered(null, payload));
+    else if (event === EXPIRED_EVENT || event.startsWith(RESERVED_PREFIX)) return;
+    else if (this.streams.accept(payload)) this._emit("event", event, payload);
+  }
+
+  _report(recovery) {
+    if (recovery) this._emit("recovery", recovery);
+  }
+
+  _emit(kind, ...args) {
+    for (const fn of this.listeners[kind]) {
+      try {
+        fn(...args);
+      } catch (err) {
+        console.error(`relay.js: a ${kind} listener failed`, err);
+      }
+    }
+  }
+}
+
+/** `new RelayClient(url, options)`: url "" (or undefined) is the page's own origin. */
+export function connect(url, options = {}) {
+  return new RelayClient(url, options);
+}
