@@ -117,6 +117,7 @@ export class RelayClient {
     // socket.io-client hands on events that came before the connect completed (the replay
     // and the connect answer) before "connect" fires: the positions are current here.
     this.socket.on("connect", () => {
+      this.refusals = 0;
       this._emit("status", { state: "connected", detail: this.socket.id });
       this._resumeRooms();
     });
@@ -126,7 +127,17 @@ export class RelayClient {
       // that is an expired token, so connect again (the auth callback brings a new one).
       if (reason === "io server disconnect" && !this.closed) setTimeout(() => this.socket.connect(), 250);
     });
-    this.socket.on("connect_error", (err) => this._emit("status", { state: "refused", detail: err.message }));
+    this.refusals = 0;
+    this.socket.on("connect_error", (err) => {
+      if (this.socket.active) return; // a transport failure: socket.io-client retries itself
+      // The server refused the connect (a token expired or could not be fetched):
+      // socket.io-client gives up here; with a token function, try again, backing off.
+      this._emit("status", { state: "refused", detail: err.message });
+      if (typeof this.token === "function" && !this.closed) {
+        const delay = Math.min(30000, 500 * 2 ** this.refusals++);
+        setTimeout(() => { if (!this.closed && !this.socket.connected) this.socket.connect(); }, delay);
+      }
+    });
     this.socket.onAny((event, payload) => this._onEvent(event, payload));
   }
 

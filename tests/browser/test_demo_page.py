@@ -13,7 +13,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import REPORTS
-from tests.integration.helpers import send
+from tests.integration.helpers import metric, send
+from tests.integration.netcut import NetCut
 from tests.processes import ROOT, Processes, Stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -194,3 +195,51 @@ async def test_a_page_that_was_offline_shows_what_it_missed_once_in_order_and_sa
     )
     await expect(recovery).to_contain_text("everyone: recovered 0 missed event(s)")
     await expect(page.locator("#events tr")).to_have_count(4)
+
+
+async def test_five_network_cuts_the_server_never_noticed_lose_and_repeat_nothing_on_the_page(
+    relay: Stack, open_page: Callable[[str], Awaitable[Page]]
+) -> None:
+    # Given the page, reached through a network that can be cut, in room shop
+    sqs = relay.sqs_client()
+    async with NetCut(relay.http_port) as net:
+        page = await open_page(net.url)
+        await connected(page)
+        await page.fill("#room", "shop")
+        await page.click("#join-button")
+        await expect(page.locator("#rooms")).to_have_text("shop")
+        ids = send(sqs, relay.queue_url, [{"event": "e", "data": "first", "room": "shop"}])
+        ids += send(sqs, relay.queue_url, [{"event": "e", "data": "first"}])
+        await expect(page.locator("#events tr")).to_have_count(2)
+        clients_before = metric(relay.base_url, "relay_connected_clients")
+
+        # When the network is cut 5 times (the server sees no close, only silence), with
+        # 2 shop events and 2 for everyone sent each time
+        for cycle in range(5):
+            net.cut()
+            await expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+            bodies: list[Any] = [{"event": "e", "data": f"shop {cycle}.{n}", "room": "shop"}
+                                 for n in (1, 2)]  # fmt: skip
+            bodies += [{"event": "e", "data": f"all {cycle}.{n}"} for n in (1, 2)]
+            ids += send(sqs, relay.queue_url, bodies)
+            await relay.wait_counter("emitted", len(ids))
+            net.restore()
+            await expect(page.locator("#events tr")).to_have_count(len(ids), timeout=30_000)
+
+        # Then the page shows every event once, in order per stream
+        rooms = await page.locator("#events tr td:nth-child(2)").all_inner_texts()
+        data = await page.locator("#events td.data").all_inner_texts()
+        streams: dict[str, list[str]] = {}
+        for room, text in reversed(list(zip(rooms, data, strict=True))):
+            streams.setdefault(room, []).append(text.strip('"'))
+        assert streams == {
+            room: ["first"] + [f"{name} {c}.{n}" for c in range(5) for n in (1, 2)]
+            for room, name in (("shop", "shop"), ("", "all"))
+        }
+        shown_ids = await page.locator("#events tr td:nth-child(3)").all_inner_texts()
+        assert sorted(shown_ids) == sorted(ids)
+        await expect(page.locator("#recovery")).to_have_text(
+            "everyone: recovered 2 missed event(s); shop: recovered 2 missed event(s)"
+        )
+        # while the server still held all 5 cut connections: it had noticed none of them
+        assert metric(relay.base_url, "relay_connected_clients") == clients_before + 5
