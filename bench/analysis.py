@@ -1,8 +1,9 @@
-"""What the report compares: cases grouped by regime, at one rate, against process mode.
+"""What the report compares: cases grouped by regime, at one rate, against a baseline.
 
 Cases in a regime are compared at one *comparison rate*: the highest offered rate that every
-case sustained without saturation (or, if there is none, the lowest rate offered), and against
-the ``process`` case with the same number of consumers (its *baseline*)::
+case sustained (or, if there is none, the lowest rate offered), and against the ``minimal``
+relay's case with the same number of consumers (its *baseline*; ``process`` in runs without
+a minimal relay)::
 
     for regime in analyse(results):
         for row in regime.rows:
@@ -19,7 +20,7 @@ from bench.formatting import finite
 from bench.results import BenchResults, CaseResult, StepResult
 
 __all__ = [
-    "BASELINE_MODE",
+    "BASELINE_MODES",
     "LOAD_ROLES",
     "ROLE_ORDER",
     "Metric",
@@ -30,6 +31,7 @@ __all__ = [
     "comparison_rate",
     "cpu_by_role",
     "cpu_total",
+    "half_rate_step",
     "latency_p99",
     "loop_lag_p99",
     "max_sustained_rate",
@@ -43,7 +45,9 @@ __all__ = [
 LOAD_ROLES = frozenset({"sqs", "clients", "producer"})
 #: Order of the roles in tables and stacked bars; other roles follow in the order met.
 ROLE_ORDER = ("server", "workers", "sqs", "clients", "producer")
-BASELINE_MODE = "process"
+#: What a regime's ratios are against: its minimal relay (the floor) when it ran one, else
+#: this project's process mode (older runs).
+BASELINE_MODES = ("minimal", "process")
 
 #: Reads one figure from a step, such as ``lambda step: step.ping_rtt_ms.p99``.
 Metric = Callable[[StepResult], float | None]
@@ -112,11 +116,19 @@ def step_at(steps: Iterable[StepResult], rate: float | None) -> StepResult | Non
 
 
 def max_sustained_rate(case: CaseResult) -> float:
-    """The case's ``max_sustained_rate``, or else its highest non-saturated offered rate (or 0)."""
+    """The highest offered rate the case sustained (p99 and delivery within the definition,
+    `bench.results.SUSTAINED_P99_MS`), or 0; never above what the runner recorded."""
+    judged = max((s.offered_rate for s in case.steps if not s.is_saturated), default=0.0)
     given = finite(case.max_sustained_rate)
-    if given is not None:
-        return given
-    return max((s.offered_rate for s in case.steps if not s.is_saturated), default=0.0)
+    return judged if given is None else min(given, judged)
+
+
+def half_rate_step(case: CaseResult) -> StepResult | None:
+    """The sustained step at the highest offered rate up to half the case's max sustained
+    rate: where the pipeline's own latency (worker receive to client) is judged."""
+    half = max_sustained_rate(case) / 2
+    steps = [s for s in steps_by_rate(case) if not s.is_saturated and s.offered_rate <= half]
+    return steps[-1] if steps else None
 
 
 def reference_step(case: CaseResult) -> StepResult | None:
@@ -163,6 +175,12 @@ class Row:
     def max_rate(self) -> float:
         return max_sustained_rate(self.case)
 
+    @property
+    def pipeline_p99(self) -> float | None:
+        """Worker receive to client, p99, at half the max sustained rate."""
+        step = half_rate_step(self.case)
+        return None if step is None else finite(step.worker_latency_ms.p99)
+
     def metric(self, read: Metric) -> float | None:
         return None if self.step is None else finite(read(self.step))
 
@@ -197,6 +215,8 @@ class Regime:
     rate: float | None
     all_sustained: bool
     rows: list[Row]
+    #: The mode the ratio columns divide by (BASELINE_MODES).
+    baseline_mode: str = BASELINE_MODES[-1]
 
     @property
     def backends(self) -> str:
@@ -208,7 +228,7 @@ class Regime:
 
 
 def _baseline_for(case: CaseResult, candidates: list[Row]) -> Row | None:
-    """The process row with the same consumers (and backend if possible), else the first one."""
+    """The baseline row with the same consumers (and backend if possible), else the first."""
     if not candidates:
         return None
 
@@ -233,11 +253,13 @@ def _regime(name: str, members: list[CaseResult]) -> Regime:
         text = case_label(case)
         return f"{text} [{case.backend}]" if multi_backend else text
 
+    modes = {c.mode for c in members}
+    baseline_mode = next((m for m in BASELINE_MODES if m in modes), BASELINE_MODES[-1])
     baselines = [
-        Row(c, label(c), step_at(c.steps, rate), None) for c in members if c.mode == BASELINE_MODE
+        Row(c, label(c), step_at(c.steps, rate), None) for c in members if c.mode == baseline_mode
     ]
     rows = [Row(c, label(c), step_at(c.steps, rate), _baseline_for(c, baselines)) for c in members]
-    return Regime(name, members, rate, all_sustained, rows)
+    return Regime(name, members, rate, all_sustained, rows, baseline_mode)
 
 
 def analyse(results: BenchResults) -> list[Regime]:

@@ -19,7 +19,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-__all__ = ["BenchResults", "CaseResult", "Percentiles", "RunMeta", "StepResult"]
+__all__ = [
+    "SUSTAINED_DELIVERED",
+    "SUSTAINED_P99_MS",
+    "BenchResults",
+    "CaseResult",
+    "Percentiles",
+    "RunMeta",
+    "StepResult",
+]
+
+#: A rate is *sustained* only while the p99 latency stays at or under this and ...
+SUSTAINED_P99_MS = 100.0
+#: ... at least this share of what was sent is delivered: a user calls a second of delay
+#: broken, whatever the throughput. One definition, for the runner, the report and the README.
+SUSTAINED_DELIVERED = 0.99
 
 #: Unknown keys are an error: a misspelt key would otherwise read as "not measured".
 _MODEL = ConfigDict(extra="forbid", frozen=True)
@@ -87,7 +101,24 @@ class StepResult(BaseModel):
 
     @property
     def is_saturated(self) -> bool:
-        return bool(self.saturated)
+        """Not sustained: marked so when it ran, or its figures are out of the definition
+        (`SUSTAINED_P99_MS`, `SUSTAINED_DELIVERED`), so an older run is judged the same way."""
+        return bool(self.saturated) or self.out_of_bounds
+
+    @property
+    def out_of_bounds(self) -> bool:
+        """Measured, and past the definition: p99 over `SUSTAINED_P99_MS`, or less than
+        `SUSTAINED_DELIVERED` of the sent delivered (per client)."""
+        p99, sent, delivered = self.latency_ms.p99, self.sent, self.delivered
+        if p99 is not None and p99 > SUSTAINED_P99_MS:
+            return True
+        return bool(sent) and delivered is not None and delivered < SUSTAINED_DELIVERED * sent
+
+    @property
+    def meets_definition(self) -> bool:
+        """Sustained, as the runner judges a step it just ran: something was sent, the
+        latency was measured, and neither figure is out of bounds."""
+        return bool(self.sent) and self.latency_ms.p99 is not None and not self.out_of_bounds
 
 
 class CaseResult(BaseModel):
@@ -101,9 +132,11 @@ class CaseResult(BaseModel):
     clients: int | None = None
     backend: str | None = None
     label: str | None = None
+    #: Run with `--pin`: the server process on its own core, everything else on the rest.
+    pinned: bool | None = None
     steps: list[StepResult] = Field(default_factory=list)
-    #: The highest offered rate of a non-saturated step (0 if none); when absent the report
-    #: works it out from the steps.
+    #: The highest offered rate of a sustained step (0 if none), as the runner judged it;
+    #: the report works it out from the steps (so an older run is judged by today's rule).
     max_sustained_rate: float | None = None
     notes: list[str] = Field(default_factory=list)
 

@@ -30,13 +30,12 @@ from bench.measure import (
     queue_depth,
 )
 from bench.results import CaseResult, StepResult
-from bench.stack import PYTHON, Case, Stack
+from bench.stack import PYTHON, Case, Stack, harness_pinned
 
 CLIENTS_PER_LOADGEN = 25
 DRAIN_TIMEOUT_S = 5.0
 #: After the drain, for the last emits in flight to reach the clients (a bound, not a signal).
 SETTLE_S = 0.3
-SATURATED_P99_MS = 1000.0
 MAX_STEP_ERRORS = 10
 #: Each step's sequence numbers start here times the step's index, so that a redelivery from
 #: an earlier step (the naive recipe never deletes) is told apart from this step's events.
@@ -193,13 +192,7 @@ def _step_result(
     cpu_s = {role: after.cpu_s[role] - before.cpu_s.get(role, 0) for role in after.cpu_s}
     cpu_s["producer"] = produced.cpu_s
     latency = merge_histograms(r.latency_hdr for r in reports)
-    saturated = (
-        produced.sent == 0
-        or delivered < 0.9 * produced.sent
-        or latency.p99 is None
-        or latency.p99 > SATURATED_P99_MS
-    )
-    return StepResult(
+    step = StepResult(
         offered_rate=rate,
         duration_s=duration_s,
         sent=produced.sent,
@@ -219,8 +212,8 @@ def _step_result(
         duplicates=sum(r.duplicates for r in reports),
         stale_redeliveries=sum(r.stale for r in reports),
         errors=errors[:MAX_STEP_ERRORS],
-        saturated=saturated,
     )
+    return step.model_copy(update={"saturated": not step.meets_definition})
 
 
 def _naive_notes(stack: Stack, steps: list[StepResult]) -> list[str]:
@@ -256,22 +249,24 @@ def run_case(
     stack = Stack(case, log_dir, delay_ms)
     steps: list[StepResult] = []
     notes: list[str] = []
-    try:
-        stack.start()
-        for index, rate in enumerate(case.rates):
-            step = run_step(stack, case, rate, duration_s, index)
-            steps.append(step)
-            on_step(step)
-            if step.saturated and not keep_going:
-                break
-    except Exception as exc:
-        notes.append(f"case failed: {exc}")
-    finally:
-        stack.stop()
+    with harness_pinned(case.pinned):
+        try:
+            stack.start()
+            for index, rate in enumerate(case.rates):
+                step = run_step(stack, case, rate, duration_s, index)
+                steps.append(step)
+                on_step(step)
+                if step.saturated and not keep_going:
+                    break
+        except Exception as exc:
+            notes.append(f"case failed: {exc}")
+        finally:
+            stack.stop()
     if case.mode == "naive":
         notes += _naive_notes(stack, steps)
     return CaseResult(
-        regime=case.regime,
+        regime=case.group,
+        pinned=case.pinned or None,
         mode=case.mode,
         consumers=case.consumers,
         clients=case.clients,

@@ -3,12 +3,14 @@ loopback ports; started fresh for each case through `devtools.supervisor` and st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,10 +54,18 @@ class Case:
     clients: int
     backend: str
     rates: list[float]
+    #: The server process on its own core(s), everything else on the rest (`--pin`).
+    pinned: bool = False
+
+    @property
+    def group(self) -> str:
+        """The regime as the report groups it: pinned cases are compared among themselves."""
+        return f"{self.regime}-pinned" if self.pinned else self.regime
 
     @property
     def label(self) -> str:
-        return f"{self.mode} x{self.consumers}" if self.mode in ("process", "thread") else self.mode
+        multi = ("process", "thread", "minimal")
+        return f"{self.mode} x{self.consumers}" if self.mode in multi else self.mode
 
 
 @dataclass
@@ -106,7 +116,7 @@ class Stack:
         return env
 
     def spawn(self, role: str, name: str, args: list[str], **env: str) -> Proc:
-        label = f"{self.case.regime}-{self.case.label.replace(' ', '')}-{name}"
+        label = f"{self.case.group}-{self.case.label.replace(' ', '')}-{name}"
         proc = Proc(role, self.supervisor.spawn(label, args, self.env(**env)))
         self.procs.append(proc)
         return proc
@@ -147,15 +157,18 @@ class Stack:
         server.process.wait_ready(
             lambda: _http_ok(f"{self.url}/healthz"), what="the server", timeout_s=READY_TIMEOUT_S
         )
+        if case.pinned:
+            pin(server.process.pid, cpu_split()[0])
         if case.mode == "process":
             for n in range(case.consumers):
                 self.spawn("workers", f"worker{n}", [PYTHON, "-m", "worker"])
-        elif case.mode == "redis-manager":
+        elif case.mode in ("redis-manager", "minimal"):
+            worker_mode = "redis-worker" if case.mode == "redis-manager" else "minimal-worker"
             for n in range(case.consumers):
                 self.spawn(
-                    "workers", f"redis-worker{n}", [PYTHON, "-m", "bench.variants", "redis-worker"]
+                    "workers", f"{worker_mode}{n}", [PYTHON, "-m", "bench.variants", worker_mode]
                 )
-        if case.mode == "process":
+        if case.mode in ("process", "minimal"):
             server.process.wait_ready(
                 lambda: _workers_connected(self.url) >= case.consumers,
                 what="the workers",
@@ -175,6 +188,36 @@ class Stack:
 
     def stop(self) -> None:
         self.supervisor.stop_all(timeout_s=STOP_TIMEOUT_S)
+
+
+def cpu_split() -> tuple[set[int], set[int]]:
+    """`--pin`: (the server process's cores, everyone else's): the machine's first core for
+    the server's one event loop (and, in thread mode, its consumer threads), the rest for the
+    workers, the load source, the producer, the clients and the harness."""
+    cpus = list(range(os.cpu_count() or 1))
+    return {cpus[0]}, set(cpus[1:]) or {cpus[0]}
+
+
+@contextlib.contextmanager
+def harness_pinned(pinned: bool) -> Iterator[None]:
+    """While it lasts, the harness (and so every process it starts) runs on the others' cores."""
+    if not pinned:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpu_split()[1])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` onto `cpus` (sched_setaffinity is per thread; threads
+    started later inherit it from the thread that starts them)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def _http_ok(url: str) -> bool:

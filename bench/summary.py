@@ -1,8 +1,8 @@
 """The terminal summary: one compact table of every case, printed at the end of a run.
 
 Per case: its max sustained rate, its p99 latency and event-loop lag at the regime's
-comparison rate, and those three as ratios to process mode, green when better and red when
-worse (by more than 5%).
+comparison rate, and those three as ratios to the regime's baseline (the minimal relay, or
+process mode in runs without one), green when better and red when worse (by more than 5%).
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ def _case_cells(row: Row) -> list[str]:
 
 
 def summary_table(results: BenchResults) -> Table:
-    """A compact table of every case: max rate, p99s at the comparison rate, ratios vs process."""
+    """A compact table of every case: max rate, p99s at the comparison rate, ratios vs the
+    baseline."""
     regimes = analyse(results)
     table = Table(
         title="Benchmark summary: p99 latency (lat) and event-loop lag at the compared "
-        "rate (@); max rate; ÷ proc = case / process mode",
+        "rate (@); max rate; ÷ base = case / the regime's baseline (minimal, else process)",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -58,9 +59,9 @@ def summary_table(results: BenchResults) -> Table:
     table.add_column("Max\nmsg/s", justify="right")
     table.add_column("p99 lat\nms", justify="right")
     table.add_column("p99 lag\nms", justify="right")
-    table.add_column("Lat\n÷ proc", justify="right")
-    table.add_column("Lag\n÷ proc", justify="right")
-    table.add_column("Rate\n÷ proc", justify="right")
+    table.add_column("Lat\n÷ base", justify="right")
+    table.add_column("Lag\n÷ base", justify="right")
+    table.add_column("Rate\n÷ base", justify="right")
     for regime in regimes:
         at = f"@ {fmt_rate(regime.rate)}/s" + ("" if regime.all_sustained else "*")
         names = [regime.name, f"[dim]{at}[/]"] if regime.rate is not None else [regime.name]

@@ -11,6 +11,12 @@
 - ``redis-server`` / ``redis-worker``: python-socketio's documented way for external
   emitters: a worker process emits through ``socketio.RedisManager(write_only=True)`` to a
   server using ``AsyncRedisManager``.
+- ``minimal`` / ``minimal-worker``: the smallest correct relay this project's design could be
+  replaced by, the floor every other mode is compared with: a stock ``AsyncServer`` with an
+  asyncio ZeroMQ ROUTER that emits each message to everyone and acks each batch; worker
+  processes in one stop-and-wait boto3 loop each (receive, hand off, wait for the ack,
+  delete; unacked messages made visible again), and de-duplication by MessageId. No replay,
+  rooms, metrics or auth, nothing else.
 
 Every server variant serves the same page-less ASGI app: Socket.IO, ``ping`` (answered),
 ``/healthz``, and ``/metrics`` with the same event-loop lag probe as the real server. All
@@ -29,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -47,7 +54,12 @@ from shared.settings import Settings, load_settings
 from shared.sqs import make_sqs_client
 
 logger = logging.getLogger("bench.variants")
-SERVER_MODES = ("thread-direct", "naive", "aiobotocore", "redis-server")
+SERVER_MODES = ("thread-direct", "naive", "aiobotocore", "redis-server", "minimal")
+WORKER_MODES = ("redis-worker", "minimal-worker")
+#: The minimal relay's worker waits this long for a batch's ack before returning the batch.
+MINIMAL_ACK_TIMEOUT_S = 5.0
+#: MessageIds the minimal relay's server remembers for de-duplication.
+MINIMAL_SEEN_IDS = 100_000
 
 
 def payload(message: dict[str, Any], data: Any, received_ms: int) -> dict[str, Any]:
@@ -81,6 +93,7 @@ class Stats:
     def __init__(self) -> None:
         self.emitted = 0
         self.errors: dict[str, int] = {}
+        self.workers: set[bytes] = set()  # minimal: the ZeroMQ identities that pinged
 
     def error(self, exc: BaseException) -> None:
         key = f"{type(exc).__name__}: {exc}"[:200]
@@ -167,6 +180,38 @@ async def aiobotocore_consume(sio: socketio.AsyncServer, settings: Settings, sta
                 await asyncio.sleep(0.5)
 
 
+async def minimal_router(sio: socketio.AsyncServer, settings: Settings, stats: Stats) -> None:
+    """The minimal relay's server side: ROUTER, emit each new message to everyone, ack."""
+    import zmq
+    import zmq.asyncio
+
+    context = zmq.asyncio.Context()
+    router = context.socket(zmq.ROUTER)
+    router.bind(settings.zmq_bind)
+    seen: OrderedDict[str, None] = OrderedDict()
+    try:
+        while True:
+            identity, frame = await router.recv_multipart()
+            request = json.loads(frame)
+            if request.get("ping"):
+                stats.workers.add(identity)
+                await router.send_multipart([identity, b'{"pong": true}'])
+                continue
+            for m in request["messages"]:
+                if m["id"] in seen:
+                    continue
+                seen[m["id"]] = None
+                if len(seen) > MINIMAL_SEEN_IDS:
+                    seen.popitem(last=False)
+                await sio.emit(m["event"], {k: m[k] for k in ("id", "data", "received_ms")})
+                stats.emitted += 1
+            ack = {"ids": [m["id"] for m in request["messages"]]}
+            await router.send_multipart([identity, json.dumps(ack).encode()])
+    finally:
+        router.close(linger=0)
+        context.term()
+
+
 def make_app(mode: str, settings: Settings, redis_url: str | None) -> socketio.ASGIApp:
     manager = socketio.AsyncRedisManager(redis_url) if mode == "redis-server" else None
     sio = socketio.AsyncServer(
@@ -196,6 +241,8 @@ def make_app(mode: str, settings: Settings, redis_url: str | None) -> socketio.A
             ).start()
         elif mode == "aiobotocore":
             tasks.append(asyncio.create_task(aiobotocore_consume(sio, settings, stats)))
+        elif mode == "minimal":
+            tasks.append(asyncio.create_task(minimal_router(sio, settings, stats)))
         try:
             yield
         finally:
@@ -206,7 +253,13 @@ def make_app(mode: str, settings: Settings, redis_url: str | None) -> socketio.A
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse(
-            {"status": "ok", "mode": mode, "emitted": stats.emitted, "errors": stats.errors}
+            {
+                "status": "ok",
+                "mode": mode,
+                "emitted": stats.emitted,
+                "errors": stats.errors,
+                "workers_connected": len(stats.workers),
+            }
         )
 
     async def metrics_endpoint(_request: Request) -> Response:
@@ -242,13 +295,70 @@ def redis_worker(settings: Settings, redis_url: str) -> None:
     logger.info("emitted %d; errors %s", stats.emitted, json.dumps(stats.errors))
 
 
+def minimal_worker(settings: Settings) -> None:
+    """The minimal relay's worker: one stop-and-wait loop over blocking boto3 and a DEALER."""
+    import zmq
+
+    sqs = make_sqs_client(settings)
+    context = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    dealer.connect(settings.worker_endpoints[0])
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _f: stopping.append(signum))
+    stats = Stats()
+    poller = zmq.Poller()
+    poller.register(dealer, zmq.POLLIN)
+
+    def request(body: dict[str, Any]) -> dict[str, Any] | None:
+        dealer.send(json.dumps(body).encode())
+        if not poller.poll(MINIMAL_ACK_TIMEOUT_S * 1000):
+            return None
+        answer: dict[str, Any] = json.loads(dealer.recv())
+        return answer
+
+    while not stopping and request({"ping": True}) is None:
+        pass  # a slow joiner loses nothing: no receive before the server answers
+    while not stopping:
+        try:
+            messages = sqs.receive_message(**receive_args(settings)).get("Messages", [])
+            if not messages:
+                continue
+            received_ms = int(time.time() * 1000)
+            batch = []
+            for m in messages:
+                envelope = parse(m, settings)
+                batch.append(
+                    {"id": m["MessageId"], "event": envelope.event, "data": envelope.data,
+                     "received_ms": received_ms}
+                )  # fmt: skip
+            ack = request({"messages": batch})
+            acked = set(ack["ids"]) if ack else set()
+            delete_all(sqs, settings, [m for m in messages if m["MessageId"] in acked])
+            unacked = [m for m in messages if m["MessageId"] not in acked]
+            if unacked:
+                sqs.change_message_visibility_batch(
+                    QueueUrl=settings.sqs_queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for n, m in enumerate(unacked)
+                    ],
+                )
+            stats.emitted += len(acked)
+        except Exception as exc:
+            stats.error(exc)
+            time.sleep(0.5)
+    dealer.close(linger=0)
+    context.term()
+    logger.info("delivered %d; errors %s", stats.emitted, json.dumps(stats.errors))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.variants",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("mode", choices=[*SERVER_MODES, "redis-worker"])
+    parser.add_argument("mode", choices=[*SERVER_MODES, *WORKER_MODES])
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
@@ -257,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.mode == "redis-worker":
         redis_worker(settings, args.redis_url)
+        return 0
+    if args.mode == "minimal-worker":
+        minimal_worker(settings)
         return 0
     app = make_app(args.mode, settings, args.redis_url)
     uvicorn.Server(

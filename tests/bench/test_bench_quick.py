@@ -11,7 +11,7 @@ import pytest
 from bench.results import BenchResults
 from tests.processes import PYTHON, ROOT
 
-MODES = {"process", "thread", "thread-direct", "naive", "aiobotocore", "redis-manager"}
+MODES = {"minimal", "process", "thread", "thread-direct", "naive", "aiobotocore", "redis-manager"}
 
 
 @pytest.mark.timeout(300)
