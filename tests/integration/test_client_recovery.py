@@ -18,12 +18,16 @@ from tests.processes import Processes, Stack
 from tests.tokens import token
 
 
-@pytest.fixture
-async def relay(processes: Processes, stack: Stack) -> Stack:
+def start_relay(processes: Processes, stack: Stack, **server_env: str) -> Stack:
     processes.sqs(stack)
-    processes.server(stack)
+    processes.server(stack, **server_env)
     processes.worker(stack)
     return stack
+
+
+@pytest.fixture
+async def relay(processes: Processes, stack: Stack) -> Stack:
+    return start_relay(processes, stack)
 
 
 @pytest.fixture
@@ -122,10 +126,7 @@ async def test_a_client_past_the_replay_window_is_told_to_resync(
     processes: Processes, stack: Stack
 ) -> None:
     # Given a server that keeps 2 events per stream, and a client in room shop
-    processes.sqs(stack)
-    processes.server(stack, REPLAY_MAX_EVENTS="2")
-    processes.worker(stack)
-    sqs = stack.sqs_client()
+    sqs = start_relay(processes, stack, REPLAY_MAX_EVENTS="2").sqs_client()
     recoveries: list[Recovery] = []
     async with NetCut(stack.http_port) as net, listener(net, recoveries) as client:
         # When 4 shop events go out while it is away
@@ -146,10 +147,7 @@ async def test_an_expired_token_is_replaced_and_the_stream_resumed(
     processes: Processes, stack: Stack
 ) -> None:
     # Given a server without clock-skew leeway, and a client whose tokens last 2 seconds
-    processes.sqs(stack)
-    processes.server(stack, JWT_LEEWAY_S="0")
-    processes.worker(stack)
-    sqs = stack.sqs_client()
+    sqs = start_relay(processes, stack, JWT_LEEWAY_S="0").sqs_client()
     issued: list[str] = []
 
     def short_token() -> str:
