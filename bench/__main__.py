@@ -57,7 +57,7 @@ from bench.summary import print_summary
 
 MODES = ("minimal", "process", "thread", "thread-direct", "naive", "aiobotocore", "redis-manager")
 RATES = {
-    ("handoff", "fast"): [250, 500, 1000, 1500, 2000, 3000],
+    ("handoff", "fast"): [250, 500, 750, 1000, 1500, 2000, 3000],
     ("fanout", "fast"): [50, 100, 200, 400, 800],
     ("handoff", "moto"): [20, 40, 60, 80, 100],
     ("fanout", "moto"): [20, 40, 60],
