@@ -15,7 +15,7 @@ from typing import Any
 import socketio
 
 from client.streams import MAX_IDS, Recovery, Room, Streams
-from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_PREFIX
+from shared.envelope import EXPIRED_EVENT, OVERFLOW_EVENT, RECOVERY_EVENT, RESERVED_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +230,8 @@ class RelayClient:
             self._report(self.streams.answered(None, payload))
         elif event == EXPIRED_EVENT:
             logger.info("Token expired; the server disconnects, and this reconnects: %s", payload)
+        elif event == OVERFLOW_EVENT:
+            logger.warning("The server cut this client as too slow; it reconnects: %s", payload)
         elif event.startswith(RESERVED_PREFIX):
             logger.debug("Ignored relay event %s", event)
         elif self.streams.accept(payload):

@@ -12,14 +12,13 @@ import asyncio
 import logging
 import time
 
-import socketio
-
 from server.auth import Authenticator
 from server.emitter import Emitter
 from server.handlers import RelayNamespace
 from server.handoff import HandoffServer
 from server.inprocess import InProcessWorkers
 from server.metrics import ServerMetrics
+from server.outgoing import RelaySocketServer
 from server.payload import ClientJSON
 from server.replay import ReplayBuffer
 from shared import counters as c
@@ -69,7 +68,11 @@ class Relay:
         self.metrics = ServerMetrics(
             self.counters, SERVER_NAMES + WORKER_NAMES if thread_mode else SERVER_NAMES
         )
-        self.sio = socketio.AsyncServer(
+        self.sio = RelaySocketServer(
+            # every client's outgoing queue bounded (server/outgoing.py)
+            max_queue_bytes=settings.client_queue_max_bytes,
+            max_queue_packets=settings.client_queue_max_packets,
+            counters=self.counters,
             async_mode="asgi",
             namespaces="*",
             json=ClientJSON,  # strict, and each message's data encoded once (server/payload.py)

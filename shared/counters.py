@@ -27,6 +27,7 @@ CLIENT_EVENT_RELAYED = "client_event_relayed"
 CLIENT_EVENT_REFUSED = "client_event_refused"
 DEDUP_FORGOTTEN_EARLY = "dedup_forgotten_early"
 RESUME_REFUSED = "resume_refused"
+SLOW_CLIENT_DISCONNECTED = "slow_client_disconnected"
 
 #: Every counter and what it counts (also the help text of its Prometheus metric).
 DOCS = {
@@ -55,6 +56,10 @@ DOCS = {
         "MessageIds forgotten before DEDUP_WINDOW_S because DEDUP_MAX_IDS was reached."
     ),
     RESUME_REFUSED: "Resume requests refused (rate, one at a time, replay byte budgets).",
+    SLOW_CLIENT_DISCONNECTED: (
+        "Clients disconnected because their outgoing queue passed CLIENT_QUEUE_MAX_BYTES or "
+        "CLIENT_QUEUE_MAX_PACKETS (they stopped reading, or read slower than events came)."
+    ),
 }
 NAMES = tuple(DOCS)
 #: Counters that carry a reason label.

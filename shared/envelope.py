@@ -35,6 +35,8 @@ RESERVED_PREFIX = "relay:"
 RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
 #: Sent just before the server disconnects a client whose token expired.
 EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
+#: Sent just before the server disconnects a client too slow to read what it is sent.
+OVERFLOW_EVENT = f"{RESERVED_PREFIX}overflow"
 
 #: Deeper JSON is refused: python-socketio and json.dumps recurse once per level, and a body
 #: that decodes here must not blow the stack later, in the server, where it could not be

@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     resume_max_bytes_per_connection: int = Field(
         4 * 1024 * 1024, ge=0, le=4 * 1024**3, description="bytes replayed to one connection"
     )
+    client_queue_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="a client's outgoing queue: past this it is disconnected as too slow",
+    )
+    client_queue_max_packets: int = Field(
+        10_000,
+        ge=10,
+        le=10_000_000,
+        description="a client's outgoing queue, in packets: past this it is disconnected",
+    )
 
     # --- Security -----------------------------------------------------------------------------
     auth: Literal["jwt", "none"] = Field("jwt", description="client authentication on connect")
@@ -251,6 +263,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"is a reserved event name (Socket.IO's own, or the relay's {RESERVED_PREFIX}*);"
                 " clients would take every such message for a Socket.IO or relay event"
+            )
+        return value
+
+    @field_validator("client_queue_max_bytes")
+    @classmethod
+    def _queue_holds_a_resume(cls, value: int, info: ValidationInfo) -> int:
+        # resume_max_bytes is declared (so validated) before client_queue_max_bytes
+        resume = info.data.get("resume_max_bytes")
+        if resume is not None and value <= resume:
+            raise ValueError(
+                f"must be above RESUME_MAX_BYTES ({resume}): a resume lands in the client's "
+                "outgoing queue at once, and would disconnect every client that resumes"
             )
         return value
 

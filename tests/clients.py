@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import socketio
@@ -18,10 +19,12 @@ class RecordingClient:
             reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1
         )
         self.events: list[tuple[str, Any]] = []
+        self.received_at: list[float] = []  # time.time() as each event arrived
         self._changed = asyncio.Event()
 
         async def record(event: str, namespace: str, payload: Any = None) -> None:
             self.events.append((event, payload))
+            self.received_at.append(time.time())
             self._changed.set()
 
         # every event of every namespace: the handler gets (event, namespace, payload)

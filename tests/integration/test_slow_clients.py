@@ -1,0 +1,113 @@
+"""A client that stops reading cannot grow the server's memory or slow the others down
+(server/outgoing.py): past its outgoing queue's bound it is told why and disconnected."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import websockets
+
+from tests.clients import RecordingClient
+from tests.integration.helpers import metric, report, rss_kib, send_async
+from tests.integration.test_hardening import RawClient
+from tests.processes import Processes, Stack, healthz
+from tests.tokens import token
+
+BIG = "x" * 200_000  # an event of about 200 KB
+EVENTS = 300  # about 60 MB for a client that never reads
+
+
+async def reason_seen(raw: RawClient, timeout_s: float = 60) -> str | None:
+    """Read what the stuck client was sent, as it finally reads, until the server's notice."""
+
+    async def read() -> str | None:
+        try:
+            async for frame in raw.ws:
+                text = str(frame)
+                if text.startswith("42") and '"relay:overflow"' in text:
+                    _event, body = json.loads(text[2:])
+                    return str(body["reason"])
+        except websockets.ConnectionClosed:
+            return None
+        return None
+
+    return await asyncio.wait_for(read(), timeout_s)
+
+
+def latencies_s(reader: RecordingClient, numbers: range) -> list[float]:
+    """SQS send to this client's receive, for the events numbered `numbers`, sorted."""
+    return sorted(
+        reader.received_at[i] - p["sent_ms"] / 1000
+        for i, (_, p) in enumerate(reader.events)
+        if p["data"]["n"] in numbers
+    )
+
+
+def p(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def send_events(stack: Stack, sqs: Any, numbers: range) -> None:
+    for first in range(numbers.start, numbers.stop, 10):
+        bodies = [{"event": "e", "data": {"n": n, "big": BIG}} for n in range(first, first + 10)]
+        await send_async(sqs, stack.queue_url, bodies)
+
+
+async def test_a_client_that_stops_reading_is_cut_and_the_others_keep_up(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a server whose clients may queue 512 KB each (and keep 1 MB of replay), and two
+    # clients that read, which get 50 events of 200 KB while all is well
+    processes.sqs(stack)
+    server = processes.server(
+        stack,
+        CLIENT_QUEUE_MAX_BYTES=str(512 * 1024),
+        RESUME_MAX_BYTES=str(256 * 1024),
+        REPLAY_MAX_BYTES=str(1024 * 1024),
+    )
+    processes.worker(stack)
+    sqs = stack.sqs_client()
+    readers = [await RecordingClient().connect(stack.base_url) for _ in range(2)]
+    calm, stalled = range(0, 50), range(50, 50 + EVENTS)
+    await send_events(stack, sqs, calm)
+    for reader in readers:
+        await reader.wait_for(len(calm), timeout_s=120)
+    rss_before = rss_kib(server) / 1024
+
+    # When a client connects and never reads, and 300 more such events go to everyone
+    # (60 MB for the one that does not read)
+    stuck = await RawClient.open(stack)
+    await stuck.connect({"token": token()})
+    await send_events(stack, sqs, stalled)
+    for reader in readers:
+        await reader.wait_for(len(calm) + len(stalled), timeout_s=180)
+
+    # Then the readers got every event once, in order, about as fast as before,
+    for reader in readers:
+        assert [p["data"]["n"] for _, p in reader.events] == list(range(stalled.stop))
+    before = [latencies_s(reader, calm) for reader in readers]
+    during = [latencies_s(reader, stalled) for reader in readers]
+    # and the server's memory stayed flat,
+    growth = rss_kib(server) / 1024 - rss_before
+    # and the stuck client was disconnected, counted, and told why once it read again
+    assert healthz(stack.base_url)["counters"].get("slow_client_disconnected") == 1
+    assert metric(stack.base_url, "relay_slow_client_disconnected_total") == 1
+    reason = await reason_seen(stuck)
+    report(
+        "slow client",
+        rss_growth_mib=f"{growth:.1f}",
+        sent_to_stuck_mb=len(stalled) * len(BIG) // 1_000_000,
+        readers_p50_ms_before=[round(p(v, 0.5) * 1000) for v in before],
+        readers_p50_ms_during=[round(p(v, 0.5) * 1000) for v in during],
+        readers_p99_ms_during=[round(p(v, 0.99) * 1000) for v in during],
+    )
+    assert reason is not None and "too slow" in reason and "CLIENT_QUEUE_MAX_BYTES" in reason
+    assert growth < 25, f"server RSS grew {growth:.1f} MiB"
+    # (a loose bound: moto and the machine set the pace; a reader held up by the stuck
+    # client would be seconds behind)
+    for b, d in zip(before, during, strict=True):
+        assert p(d, 0.5) < 3 * p(b, 0.5) + 1.0, (b, d)
+    for reader in readers:
+        await reader.close()
