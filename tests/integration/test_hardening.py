@@ -6,14 +6,12 @@ tests/server/test_handlers.py, where the test decides the moment.)"""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
-import websockets
-
 from tests.clients import RecordingClient
 from tests.integration.helpers import rss_kib, send, send_async
+from tests.integration.rawclient import RawClient
 from tests.processes import Process, Processes, Stack, healthz, wait_until
 from tests.tokens import token
 
@@ -26,30 +24,6 @@ def rss_mib(process: Process) -> float:
 
 def counter(stack: Stack, name: str) -> int:
     return int(healthz(stack.base_url)["counters"].get(name, 0))
-
-
-class RawClient:
-    """A Socket.IO client written at the packet level over a real WebSocket, so that it can
-    do what no library client does: stop reading."""
-
-    def __init__(self, ws: websockets.ClientConnection) -> None:
-        self.ws = ws
-
-    @classmethod
-    async def open(cls, stack: Stack) -> RawClient:
-        url = f"ws://127.0.0.1:{stack.http_port}/socket.io/?EIO=4&transport=websocket"
-        # max_queue=1: once one message waits unread, the library stops reading the socket,
-        # so the kernel buffers fill and the server's sends back up, as with a stuck client.
-        ws = await websockets.connect(url, max_queue=1, max_size=None)
-        opened = await ws.recv()
-        assert str(opened).startswith("0"), opened
-        return cls(ws)
-
-    async def connect(self, auth: dict[str, Any]) -> None:
-        await self.ws.send("40" + json.dumps(auth))
-
-    async def emit(self, ack_id: int, event: str, data: Any) -> None:
-        await self.ws.send(f"42{ack_id}" + json.dumps([event, data]))
 
 
 async def test_a_client_event_with_nan_is_refused_and_reaches_nobody(
@@ -99,11 +73,11 @@ async def test_a_replay_flood_from_a_client_that_never_reads_leaves_the_server_a
 
     # When one connection asks 100 times to join "big" with a replay (half from the start,
     # half the last 3 events, 720 KB each) and never reads what it is sent
-    flood = await RawClient.open(stack)
-    await flood.connect({"token": token()})
+    flood = await asyncio.to_thread(RawClient, stack.http_port)
+    flood.connect({"token": token()})
     for n in range(100):
         offset = 0 if n % 2 else 57
-        await flood.emit(n, "join", {"room": "big", "since": {"epoch": epoch, "offset": offset}})
+        flood.emit(n, "join", {"room": "big", "since": {"epoch": epoch, "offset": offset}})
     # every request is answered or refused: by rate, or by the replay byte budgets (at most
     # 5 x 720 KB fit RESUME_MAX_BYTES_PER_CONNECTION, 4 MiB)
     await asyncio.to_thread(
@@ -130,7 +104,7 @@ async def test_a_replay_flood_from_a_client_that_never_reads_leaves_the_server_a
     assert latency_s < 2.0, latency_s
     assert "No confirmation" not in worker.log()
     assert counter(stack, "replayed") <= 5 * 3
-    await flood.ws.close()
+    flood.close()
     await live.close()
 
 

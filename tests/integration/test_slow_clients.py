@@ -4,62 +4,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import json
-import os
 import re
-import socket
-import struct
 from typing import Any
 
 from tests.clients import RecordingClient
 from tests.integration.helpers import eventually, metric, report, rss_kib, send_async
+from tests.integration.rawclient import RawClient
 from tests.processes import Processes, Stack, healthz
 from tests.tokens import token
 
 BIG = "x" * 200_000  # an event of about 200 KB
 EVENTS = 300  # about 60 MB for a client that never reads
-
-
-class StuckClient:
-    """A Socket.IO client over a plain socket that connects and then never reads, as a
-    client whose process hangs: a library client (even one told to stop) keeps reading into
-    its own memory, and the server would never see it back up."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        response = b""
-        while b"\r\n\r\n" not in response:
-            response += self.sock.recv(1)  # byte by byte: nothing past the headers is read
-        assert response.startswith(b"HTTP/1.1 101"), response
-
-    def send_text(self, text: str) -> None:
-        payload, mask = text.encode(), os.urandom(4)
-        length = len(payload)
-        header = bytes([0x81, 0x80 | length]) if length < 126 else bytes([0x81, 0xFE])
-        if length >= 126:
-            header += struct.pack("!H", length)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
-
-    def read_all(self, timeout_s: float = 60) -> bytes:
-        """Read what the server sent until it closes (or `timeout_s` passes)."""
-        self.sock.settimeout(timeout_s)
-        chunks = []
-        with contextlib.suppress(TimeoutError, OSError):
-            while chunk := self.sock.recv(1 << 20):
-                chunks.append(chunk)
-        return b"".join(chunks)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def latencies_s(reader: RecordingClient, numbers: range) -> list[float]:
@@ -106,8 +61,8 @@ async def test_a_client_that_stops_reading_is_cut_and_the_others_keep_up(
 
     # When a client connects and never reads, and 300 more such events go to everyone
     # (60 MB for the one that does not read)
-    stuck = await asyncio.to_thread(StuckClient, stack.http_port)
-    stuck.send_text("40" + json.dumps({"token": token()}))  # connect to "/", then never read
+    stuck = await asyncio.to_thread(RawClient, stack.http_port)
+    stuck.connect({"token": token()})  # to "/", and then it never reads
     await eventually(
         lambda: metric(stack.base_url, "relay_connected_clients") == 3, what="3 clients"
     )

@@ -1,0 +1,67 @@
+"""A Socket.IO client written at the packet level over a plain socket, so that it can do
+what no library client does: stop reading. (A client on the websockets library keeps
+reading into its own memory even when told not to, and the server never sees it back up.)"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import socket
+import struct
+from typing import Any
+
+
+class RawClient:
+    """Usage (blocking calls; wrap them in `asyncio.to_thread` where they may wait)::
+
+    client = RawClient(port)                     # WebSocket handshake, nothing read after
+    client.connect({"token": token()})           # Socket.IO CONNECT to "/"
+    client.emit(1, "join", {"room": "shop"})     # and then it never reads
+    seen = client.read_all()                     # everything the server sent, at last
+    """
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += self.sock.recv(1)  # byte by byte: nothing past the headers is read
+        assert response.startswith(b"HTTP/1.1 101"), response
+
+    def connect(self, auth: dict[str, Any]) -> None:
+        self.send_text("40" + json.dumps(auth))
+
+    def emit(self, ack_id: int, event: str, data: Any) -> None:
+        self.send_text(f"42{ack_id}" + json.dumps([event, data]))
+
+    def send_text(self, text: str) -> None:
+        """One masked WebSocket text frame (RFC 6455: a client masks what it sends)."""
+        payload, mask = text.encode(), os.urandom(4)
+        length = len(payload)
+        if length < 126:
+            header = bytes([0x81, 0x80 | length])
+        elif length < 1 << 16:
+            header = bytes([0x81, 0x80 | 126]) + struct.pack("!H", length)
+        else:
+            header = bytes([0x81, 0x80 | 127]) + struct.pack("!Q", length)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def read_all(self, timeout_s: float = 60) -> bytes:
+        """Read what the server sent until it closes (or `timeout_s` passes)."""
+        self.sock.settimeout(timeout_s)
+        chunks = []
+        with contextlib.suppress(TimeoutError, OSError):
+            while chunk := self.sock.recv(1 << 20):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self.sock.close()
