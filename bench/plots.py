@@ -73,7 +73,7 @@ _CAPTIONS = {
     "ping_rtt_p99_vs_rate": "p99 ping round trip vs offered rate",
     "cpu_per_1000": "CPU per 1000 messages by role",
 }
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")  # 11 against 10 colours
 
 
 def caption_for(path: Path) -> str:
