@@ -17,6 +17,7 @@ import { io } from "./vendor/socket.io-4.8.1.esm.min.js";
 
 const RECOVERY_EVENT = "relay:recovery";
 const EXPIRED_EVENT = "relay:expired";
+const OVERFLOW_EVENT = "relay:overflow";
 const RESERVED_PREFIX = "relay:";
 /** Ids remembered per client by default: a bound on memory. */
 export const MAX_IDS = 10000;
@@ -94,7 +95,9 @@ export class Streams {
  * - "event": (event, msg): every relayed event once, in order per stream;
  * - "recovery": ({room, recovered, replayed, reason}) after each resume; recovered false
  *   means events were missed for good: resync that stream from your own source of truth;
- * - "status": ({state, detail}): "connected", "disconnected" (with the reason), "refused".
+ * - "status": ({state, detail}): "connected", "disconnected" (with the reason), "refused",
+ *   "too slow" (the server cut this client for not reading fast enough; it reconnects and
+ *   resumes by itself).
  */
 export class RelayClient {
   constructor(url, { token = null, rooms = [], namespace = "/", maxIds = MAX_IDS, ...ioOptions } = {}) {
@@ -205,6 +208,7 @@ export class RelayClient {
 
   _onEvent(event, payload) {
     if (event === RECOVERY_EVENT) this._report(this.streams.answered(null, payload));
+    else if (event === OVERFLOW_EVENT) this._emit("status", { state: "too slow", detail: payload?.reason });
     else if (event === EXPIRED_EVENT || event.startsWith(RESERVED_PREFIX)) return;
     else if (this.streams.accept(payload)) this._emit("event", event, payload);
   }
