@@ -13,12 +13,19 @@ reconnect"), so a client that was only slow for a moment loses nothing it can re
 Reached through python-socketio's and python-engineio's own hooks: the engine.io server
 class an `AsyncServer` builds (`_engineio_server_class`) and the queue it makes for each
 socket (`create_queue`).
+
+The queue bounds memory; :func:`websocket_protocol` bounds time. A client that takes no
+frame for `CLIENT_WRITE_TIMEOUT_S` has its TCP connection aborted, so that what the kernel
+buffers for it (megabytes on loopback) and the writer that waits on it are freed too: uvicorn
+itself waits for a stuck socket forever, even to send a close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +33,7 @@ import engineio
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from shared import counters as c
 from shared.counters import Counters
@@ -163,3 +171,34 @@ class RelaySocketServer(socketio.AsyncServer):  # type: ignore[misc]
         # disconnect handlers run now, so the client leaves every room at once.
         await socket.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
         queue.put_nowait(None)  # engine.io's writer ends once the client read the notice
+
+
+class _TimedWebSocketProtocol(WebSocketsSansIOProtocol):
+    write_timeout_s: float = 10.0
+
+    async def send(self, message: Any) -> None:
+        if not self.writable.is_set():  # the transport's buffer is full: the client is not reading
+            try:
+                await asyncio.wait_for(self.writable.wait(), self.write_timeout_s)
+            except TimeoutError:
+                logger.warning(
+                    "Client %s took nothing for %.0f s (CLIENT_WRITE_TIMEOUT_S); aborting its "
+                    "connection",
+                    self.client,
+                    self.write_timeout_s,
+                )
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    # linger 0: a reset, and the kernel drops what it still holds for the
+                    # client now (a plain close would keep trying to deliver megabytes)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.transport.abort()  # connection_lost() follows: the send below raises
+        await super().send(message)
+
+
+def websocket_protocol(write_timeout_s: float) -> type[WebSocketsSansIOProtocol]:
+    """uvicorn's websockets-sansio protocol (what its "auto" picks) with a write timeout, for
+    uvicorn's `ws` setting, which takes a protocol class."""
+    return type(
+        "RelayWebSocketProtocol", (_TimedWebSocketProtocol,), {"write_timeout_s": write_timeout_s}
+    )

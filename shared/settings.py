@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="a client's outgoing queue, in packets: past this it is disconnected",
     )
+    client_write_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a WebSocket client that takes no data this long has its connection aborted",
+    )
 
     # --- Security -----------------------------------------------------------------------------
     auth: Literal["jwt", "none"] = Field("jwt", description="client authentication on connect")

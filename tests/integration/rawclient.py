@@ -63,5 +63,18 @@ class RawClient:
                 chunks.append(chunk)
         return b"".join(chunks)
 
+    def how_it_ends(self, timeout_s: float = 30) -> str:
+        """Read until the connection ends: "reset" (the server aborted it), "closed" (a clean
+        close), or "timeout"."""
+        self.sock.settimeout(timeout_s)
+        try:
+            while self.sock.recv(1 << 20):
+                pass
+        except ConnectionResetError:
+            return "reset"
+        except TimeoutError:
+            return "timeout"
+        return "closed"
+
     def close(self) -> None:
         self.sock.close()

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import eventually, metric, report, rss_kib, send_async
+from tests.integration.helpers import eventually, metric, report, rss_kib, send_async, wait_log
 from tests.integration.rawclient import RawClient
 from tests.processes import Processes, Stack, healthz
 from tests.tokens import token
@@ -48,6 +48,7 @@ async def test_a_client_that_stops_reading_is_cut_and_the_others_keep_up(
         CLIENT_QUEUE_MAX_BYTES=str(512 * 1024),
         RESUME_MAX_BYTES=str(256 * 1024),
         REPLAY_MAX_BYTES=str(1024 * 1024),
+        CLIENT_WRITE_TIMEOUT_S="120",  # (the stuck client reads its notice at the end)
     )
     processes.worker(stack)
     sqs = stack.sqs_client()
@@ -102,3 +103,28 @@ async def test_a_client_that_stops_reading_is_cut_and_the_others_keep_up(
         assert p(d, 0.5) < 3 * p(b, 0.5) + 1.0, (b, d)
     for reader in readers:
         await reader.close()
+
+
+async def test_a_client_that_takes_nothing_has_its_connection_aborted(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a server with a 2-second write timeout, and a client that never reads
+    processes.sqs(stack)
+    server = processes.server(stack, CLIENT_WRITE_TIMEOUT_S="2")
+    processes.worker(stack)
+    sqs = stack.sqs_client()
+    stuck = await asyncio.to_thread(RawClient, stack.http_port)
+    stuck.connect({"token": token()})
+    await eventually(lambda: metric(stack.base_url, "relay_connected_clients") == 1, what="it")
+
+    # When 40 events of 200 KB go out (8 MB: more than the socket buffers hold, less than
+    # its queue's bound, so only the write timeout can end it)
+    await send_events(stack, sqs, range(40))
+    await stack.wait_counter("emitted", 40)
+
+    # Then the server aborts its TCP connection, and forgets the client
+    await wait_log(server, "CLIENT_WRITE_TIMEOUT_S); aborting its connection", timeout_s=30)
+    assert await asyncio.to_thread(stuck.how_it_ends) == "reset"
+    await eventually(lambda: metric(stack.base_url, "relay_connected_clients") == 0, what="0")
+    assert healthz(stack.base_url)["counters"].get("slow_client_disconnected") is None
+    stuck.close()
