@@ -135,13 +135,13 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         )
         self.connections[(namespace, sid)] = connection
         self._schedule_expiry(connection, namespace, sid)
-        if not isinstance(data, dict) or "since" not in data:
-            await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
-            return None  # a client that does not track the stream gets no connect answer
 
         async def enter() -> None:
             await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
 
+        if not isinstance(data, dict) or "since" not in data:
+            await enter()
+            return None  # a client that does not track the stream gets no connect answer
         result = await self._resume(connection, sid, namespace, None, data["since"], enter)
         if not self._is_open(sid, namespace):
             # The transport closed while we replayed: python-socketio skips the disconnect
@@ -247,17 +247,15 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         replay = self._replay
         failure: str | None = None
         offset: object = None
-        if since is None:
-            pass
-        elif not isinstance(since, dict):
+        if since is not None and not isinstance(since, dict):
             failure = "'since' must be an object with 'epoch' and 'offset'"
-        elif since.get("epoch") != replay.epoch:
+        elif since is not None and since.get("epoch") != replay.epoch:
             # Another run's offsets mean nothing here; what this run emitted on the stream
             # since it started may still be sent (the client still has to resync).
             failure = f"epoch {since.get('epoch')!r:.40} is not this server's ({replay.epoch})"
             failure += ": it restarted since"
             offset = 0
-        else:
+        elif since is not None:
             offset = since.get("offset")
         replayed = 0
         budget = min(
