@@ -16,8 +16,8 @@ import uvicorn
 
 from server.app import create_app
 from server.assets import AssetError, ensure_client_bundle
-from server.outgoing import websocket_protocol
 from server.relay import Relay
+from server.wsprotocol import websocket_protocol
 from shared.settings import SettingsError
 from shared.startup import start
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
-        ws=websocket_protocol(settings.client_write_timeout_s),  # server/outgoing.py
+        ws=websocket_protocol(settings.client_write_timeout_s),  # server/wsprotocol.py
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
     server = RelayServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)

@@ -14,18 +14,16 @@ Reached through python-socketio's and python-engineio's own hooks: the engine.io
 class an `AsyncServer` builds (`_engineio_server_class`) and the queue it makes for each
 socket (`create_queue`).
 
-The queue bounds memory; :func:`websocket_protocol` bounds time. A client that takes no
-frame for `CLIENT_WRITE_TIMEOUT_S` has its TCP connection aborted, so that what the kernel
-buffers for it (megabytes on loopback) and the writer that waits on it are freed too: uvicorn
-itself waits for a stuck socket forever, even to send a close.
+The queue bounds memory; server/wsprotocol.py bounds time (a client that takes nothing for
+`CLIENT_WRITE_TIMEOUT_S` is cut). The queue is also where the fan-out's direct write happens
+(server/fanout.py): a packet for a websocket client with nothing queued and an idle writer
+goes straight to the connection, so nothing ever overtakes what waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +31,8 @@ import engineio
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from server.fanout import FrameWebSocket, FrameWriter, RelayManager, text_frame
 from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import OVERFLOW_EVENT
@@ -58,6 +56,11 @@ class OutgoingQueue(asyncio.Queue[Any]):
     Over a bound it empties itself and calls `on_overflow(self)` once; from then on it takes
     only what `put_notice` puts (the reason, for the client) and the `None` that ends
     engine.io's writer, and drops the rest.
+
+    While a websocket with a frame writer is attached (:meth:`attach_writer`), a text packet
+    put while the queue is empty and its reader (engine.io's writer task) waits in
+    :meth:`get` is written to the connection at once instead: nothing is queued then and
+    nothing is in the writer's hands, so the order is the same as through the queue.
     """
 
     def __init__(
@@ -69,6 +72,20 @@ class OutgoingQueue(asyncio.Queue[Any]):
         self.bytes = 0
         self.overflowed = False
         self._on_overflow = on_overflow
+        self._writer: FrameWriter | None = None
+        self._socket: Any = None  # the engine.io socket the writer's websocket serves
+        self._readers = 0  # get() calls waiting
+
+    def attach_writer(self, writer: FrameWriter | None, socket: Any) -> None:
+        """Write packets straight to `writer` when nothing waits (None: stop)."""
+        self._writer, self._socket = writer, socket
+
+    async def get(self) -> Any:
+        self._readers += 1
+        try:
+            return await super().get()
+        finally:
+            self._readers -= 1
 
     def put_nowait(self, item: Any) -> None:
         if item is None:  # engine.io's "writer, stop"
@@ -76,6 +93,15 @@ class OutgoingQueue(asyncio.Queue[Any]):
             return
         if self.overflowed:
             return
+        if self._writer is not None and self._readers and self.empty() and not item.binary:
+            socket = self._socket
+            # upgraded, not upgrading: the websocket is the transport and its writer runs
+            if (
+                socket.upgraded
+                and not socket.upgrading
+                and self._writer.write_frame(text_frame(item))
+            ):
+                return
         size = packet_bytes(item)
         if self.qsize() >= self.max_packets or self.bytes + size > self.max_bytes:
             self._overflow()
@@ -105,11 +131,31 @@ class OutgoingQueue(asyncio.Queue[Any]):
 
 
 class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    """python-engineio's server with an :class:`OutgoingQueue` per client socket."""
+    """python-engineio's server with an :class:`OutgoingQueue` per client socket, and a
+    send for the fan-out that needs no coroutine per recipient."""
 
     max_packets: int | None = None  # set by RelaySocketServer; None: unbounded
     max_bytes: int | None = None
     on_overflow: Callable[[OutgoingQueue], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The driver's table is shared by every server of the mode: this one gets a copy
+        # whose websocket hands the connection's frame writer to the queue (server/fanout.py).
+        driver: dict[str, Any] = self._async  # type: ignore[has-type]
+        self._async = {**driver, "websocket": FrameWebSocket}
+
+    def send_packet_now(self, sid: str, pkt: eio_packet.Packet, now: float) -> None:
+        """engine.io's `send_packet` without a coroutine, for the fan-out: put `pkt` in the
+        client's queue (which may write it at once). `now` is `time.time()`."""
+        socket = self.sockets.get(sid)
+        if socket is None or socket.closed:
+            return
+        if socket.last_ping and now - socket.last_ping > self.ping_timeout:
+            # engine.io's own send closes a client that stopped answering pings
+            self.start_background_task(socket.send, pkt)
+            return
+        socket.queue.put_nowait(pkt)
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         if self.max_packets is None or self.max_bytes is None or self.on_overflow is None:
@@ -133,6 +179,8 @@ class RelaySocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(
         self, *, max_queue_bytes: int, max_queue_packets: int, counters: Counters, **kwargs: Any
     ) -> None:
+        # every emit encoded once for all its recipients (server/fanout.py)
+        kwargs.setdefault("client_manager", RelayManager())
         super().__init__(**kwargs)
         self._counters = counters
         eio: BoundedEngineIO = self.eio
@@ -171,34 +219,3 @@ class RelaySocketServer(socketio.AsyncServer):  # type: ignore[misc]
         # disconnect handlers run now, so the client leaves every room at once.
         await socket.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
         queue.put_nowait(None)  # engine.io's writer ends once the client read the notice
-
-
-class _TimedWebSocketProtocol(WebSocketsSansIOProtocol):
-    write_timeout_s: float = 10.0
-
-    async def send(self, message: Any) -> None:
-        if not self.writable.is_set():  # the transport's buffer is full: the client is not reading
-            try:
-                await asyncio.wait_for(self.writable.wait(), self.write_timeout_s)
-            except TimeoutError:
-                logger.warning(
-                    "Client %s took nothing for %.0f s (CLIENT_WRITE_TIMEOUT_S); aborting its "
-                    "connection",
-                    self.client,
-                    self.write_timeout_s,
-                )
-                sock = self.transport.get_extra_info("socket")
-                if sock is not None:
-                    # linger 0: a reset, and the kernel drops what it still holds for the
-                    # client now (a plain close would keep trying to deliver megabytes)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.transport.abort()  # connection_lost() follows: the send below raises
-        await super().send(message)
-
-
-def websocket_protocol(write_timeout_s: float) -> type[WebSocketsSansIOProtocol]:
-    """uvicorn's websockets-sansio protocol (what its "auto" picks) with a write timeout, for
-    uvicorn's `ws` setting, which takes a protocol class."""
-    return type(
-        "RelayWebSocketProtocol", (_TimedWebSocketProtocol,), {"write_timeout_s": write_timeout_s}
-    )

@@ -1,0 +1,123 @@
+"""One emit, many clients: each event is encoded and framed once, and written straight to
+every websocket client that has nothing else waiting.
+
+Stock python-socketio spends its CPU per recipient, not per event: `AsyncManager.emit`
+starts one asyncio task per recipient; each puts the packet in the client's engine.io queue
+and wakes that client's writer task; the writer encodes it, hands it to the ASGI `send`, and
+uvicorn frames it again for each client. A server's websocket frames are unmasked, so one
+event's frame is the same bytes for every websocket client (the client side masks; a server
+never does, RFC 6455 5.1). Here the work per recipient is a few lookups and one
+`transport.write` of bytes made once:
+
+- :class:`RelayManager` (python-socketio's `client_manager` hook) encodes the Socket.IO and
+  the engine.io packet once and puts the same packet in each recipient's queue, without a
+  task per recipient.
+- The queue (server/outgoing.py) writes the packet's frame (:func:`text_frame`, made once
+  per packet) straight to the connection when nothing else is queued for that client and
+  its writer is idle, so the order of what a client receives is unchanged; otherwise, and
+  for long-polling clients, the packet waits in the queue as before and engine.io's writer
+  sends it.
+- uvicorn's protocol (server/wsprotocol.py) advertises that it can take whole frames as an
+  ASGI scope extension, :data:`FRAMES_EXTENSION`; :class:`FrameWebSocket`, the websocket
+  class engine.io's ASGI driver builds per connection, hands it to that client's queue.
+
+A permessage-deflate connection takes an uncompressed frame too (RFC 7692 6: the RSV1 bit
+says per message whether it is compressed), so the frame needs no per-client encoding.
+
+Bounded as before: a frame is written only while the connection's transport is below its
+write-buffer high-water mark; a client that stops reading falls back to its bounded queue.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import socketio
+from engineio import packet as eio_packet
+from engineio.async_drivers.asgi import WebSocket
+from socketio import packet as sio_packet
+from websockets.frames import Frame, Opcode
+
+#: The ASGI scope extension under which the websocket protocol offers its frame writer.
+FRAMES_EXTENSION = "relay.websocket.frames"
+
+
+class FrameWriter(Protocol):
+    """What :data:`FRAMES_EXTENSION` holds: a connection that takes whole websocket frames."""
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write `frame` now if the connection can take it; False if not (nothing written)."""
+
+
+def text_frame(pkt: eio_packet.Packet) -> bytes:
+    """The websocket frame of a text engine.io packet: made once, kept on the packet (which
+    python-socketio shares between recipients, as engine.io's own `encode` cache does)."""
+    frame: bytes | None = getattr(pkt, "relay_frame", None)
+    if frame is None:
+        encoded = pkt.encode().encode()
+        frame = Frame(Opcode.TEXT, encoded).serialize(mask=False)
+        pkt.relay_frame = frame
+    return frame
+
+
+class FrameWebSocket(WebSocket):  # type: ignore[misc]
+    """engine.io's ASGI websocket, which also hands the connection's frame writer (when the
+    ASGI server offers one) to the client's outgoing queue while the websocket is open."""
+
+    async def __call__(self, environ: dict[str, Any]) -> Any:
+        socket = getattr(self.handler, "__self__", None)  # the engine.io socket it serves
+        queue = getattr(socket, "queue", None)
+        extensions = environ.get("asgi.scope", {}).get("extensions") or {}
+        writer = extensions.get(FRAMES_EXTENSION)
+        attach = getattr(queue, "attach_writer", None)
+        if writer is None or attach is None:
+            return await super().__call__(environ)
+        attach(writer, socket)
+        try:
+            return await super().__call__(environ)
+        finally:
+            attach(None, None)
+
+
+class RelayManager(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's manager, whose emit without a callback encodes once and puts the
+    same engine.io packet(s) in each recipient's queue with no task per recipient.
+
+    Usage: ``AsyncServer(client_manager=RelayManager(), ...)`` on an engine.io server with
+    ``send_packet_now`` (server/outgoing.py's `BoundedEngineIO`).
+    """
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        send_now = getattr(self.server.eio, "send_packet_now", None)
+        if callback is not None or send_now is None:  # each recipient gets its own ack id
+            await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to
+            )
+            return
+        room = to or room
+        if namespace not in self.rooms:
+            return
+        # as python-socketio: a tuple is several arguments, None is none
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]  # binary: several
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in parts]
+        now = time.time()
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid not in skip:
+                for pkt in packets:
+                    send_now(eio_sid, pkt, now)

@@ -1,0 +1,85 @@
+"""uvicorn's websocket protocol for the relay: a write timeout, and whole frames written
+directly for the fan-out.
+
+uvicorn takes a protocol class of one's own through its `ws` setting. This one is its
+websockets-sansio protocol (what its "auto" picks) with two additions:
+
+- **A write timeout.** A client that takes no frame for `CLIENT_WRITE_TIMEOUT_S` has its
+  TCP connection aborted, so that what the kernel buffers for it (megabytes on loopback) and
+  the writer that waits on it are freed: uvicorn itself waits for a stuck socket forever,
+  even to send a close. The outgoing queue (server/outgoing.py) bounds memory; this bounds
+  time.
+- **Frames from the fan-out** (server/fanout.py): the protocol offers itself in the ASGI
+  scope's extensions as a :class:`~server.fanout.FrameWriter`, which writes a frame made
+  once for all recipients while the connection is open and its transport below the
+  high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.protocol import State
+
+from server.fanout import FRAMES_EXTENSION
+
+logger = logging.getLogger(__name__)
+
+
+class _RelayWebSocketProtocol(WebSocketsSansIOProtocol):
+    write_timeout_s: float = 10.0
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # none for a refused handshake
+        if scope is not None:
+            # The app's task is created but has not run yet: it sees the extension.
+            scope.setdefault("extensions", {})[FRAMES_EXTENSION] = self
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a whole websocket frame now, if the connection is open and its transport
+        takes more; False (nothing written) otherwise."""
+        if (
+            self.writable.is_set()
+            and self.handshake_complete
+            and not self.close_sent
+            and not self.disconnected
+            and self.initial_response is None
+            and self.conn.state is State.OPEN
+            and not self.transport.is_closing()
+        ):
+            self.transport.write(frame)
+            return True
+        return False
+
+    async def send(self, message: Any) -> None:
+        if not self.writable.is_set():  # the transport's buffer is full: the client is not reading
+            try:
+                await asyncio.wait_for(self.writable.wait(), self.write_timeout_s)
+            except TimeoutError:
+                logger.warning(
+                    "Client %s took nothing for %.0f s (CLIENT_WRITE_TIMEOUT_S); aborting its "
+                    "connection",
+                    self.client,
+                    self.write_timeout_s,
+                )
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    # linger 0: a reset, and the kernel drops what it still holds for the
+                    # client now (a plain close would keep trying to deliver megabytes)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.transport.abort()  # connection_lost() follows: the send below raises
+        await super().send(message)
+
+
+def websocket_protocol(write_timeout_s: float) -> type[WebSocketsSansIOProtocol]:
+    """The relay's websocket protocol class, for uvicorn's `ws` setting."""
+    return type(
+        "RelayWebSocketProtocol", (_RelayWebSocketProtocol,), {"write_timeout_s": write_timeout_s}
+    )
