@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -86,10 +87,22 @@ class RelayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def raise_file_limit() -> int:
+    """Every client is a file descriptor: the soft limit (often 1,024) raised to the hard
+    one, which needs no privilege. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    logger.info("Open files limit raised from %d to %d (one per client)", soft, hard)
+    return hard
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = start("server", DESCRIPTION, argv)
     if settings is None:
         return 2
+    raise_file_limit()
     try:
         ensure_client_bundle()
     except AssetError as exc:
@@ -108,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         lifespan="on",
         ws=websocket_protocol(settings.client_write_timeout_s),  # server/wsprotocol.py
+        # Off, as in Node's Socket.IO: a compressor per client costs ~40 KB of memory and CPU
+        # per frame, and the fan-out's frames are made once for everyone (server/fanout.py).
+        ws_per_message_deflate=False,
+        # Connections waiting to be accepted in a connect storm; the kernel caps it at
+        # net.core.somaxconn (README, "Many clients").
+        backlog=65535,
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
     server = RelayServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)

