@@ -3,6 +3,7 @@ them) and scale.png (four panels against the number of clients)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -28,6 +29,12 @@ def first_step_figures(case: ScaleCase) -> tuple[float | None, float | None]:
     return case.steps[0].latency_ms.p99, case.steps[0].us_per_delivery
 
 
+def per_cpu_second(case: ScaleCase) -> float | None:
+    """What one core of the server delivers: the inverse of its CPU per delivery."""
+    us = first_step_figures(case)[1]
+    return 1e6 / us if us else None
+
+
 def render(results: ScaleResults) -> str:
     meta = results.meta
     lines = [
@@ -43,8 +50,8 @@ def render(results: ScaleResults) -> str:
         "",
         "| Case | Clients | Connect storm (s) | Attempts retried | Gave up | RSS idle (MB) "
         "| RSS connected (MB) | Max sustained deliveries/s | p99 @ first step (ms) "
-        "| Server CPU per delivery @ first step (us) |",
-        "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Server CPU per delivery @ first step (us) | Deliveries per server CPU-second |",
+        "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in results.cases:
         p99, us = first_step_figures(case)
@@ -52,7 +59,7 @@ def render(results: ScaleResults) -> str:
             f"| {LABELS.get(case.mode, case.mode)} | {case.clients:,} | {_fmt(case.connect_s)} "
             f"| {case.connect_retries:,} | {case.connect_failed:,} | {_fmt(case.rss_idle_mb, 0)} "
             f"| {_fmt(case.rss_connected_mb, 0)} | {case.max_sustained_deliveries:,.0f} "
-            f"| {_fmt(p99)} | {_fmt(us)} |"
+            f"| {_fmt(p99)} | {_fmt(us)} | {_fmt(per_cpu_second(case), 0)} |"
         )
     for case in results.cases:
         lines += [
@@ -61,16 +68,20 @@ def render(results: ScaleResults) -> str:
             "",
             *(f"- {note}" for note in case.notes),
             "| Offered deliveries/s | Broadcasts/s | Sent | Delivered | Deliveries/s | p50 (ms) "
-            "| p99 (ms) | max (ms) | Server CPU (s) | Server CPU per delivery (us) "
+            "| p99 (ms) | max (ms) | Server emit→client p99 (ms) | Server CPU (s) "
+            "| Server CPU per delivery (us) | Clients' CPU per delivery (us) "
             "| Peak server RSS (MB) | Saturated |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: | ---: |",
         ]
         for s in case.steps:
             lines.append(
                 f"| {s.deliveries_offered:,.0f} | {s.rate:g} | {s.sent:,} "
                 f"| {s.delivered_share:.2%} | {s.deliveries_per_s:,.0f} "
                 f"| {_fmt(s.latency_ms.p50)} | {_fmt(s.latency_ms.p99)} "
-                f"| {_fmt(s.latency_ms.max)} | {s.server_cpu_s:.2f} | {_fmt(s.us_per_delivery)} "
+                f"| {_fmt(s.latency_ms.max)} | {_fmt(s.emit_latency_ms.p99)} "
+                f"| {s.server_cpu_s:.2f} | {_fmt(s.us_per_delivery)} "
+                f"| {_fmt(s.clients_us_per_delivery)} "
                 f"| {_fmt(s.peak_server_rss_mb, 0)} | {'**yes**' if s.saturated else 'no'} |"
             )
     lines += ["", "![Against the number of clients](scale.png)", ""]
@@ -80,7 +91,7 @@ def render(results: ScaleResults) -> str:
 def plot(results: ScaleResults, path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     panels = [
-        (axes[0][0], "Max sustained deliveries/s", lambda c: c.max_sustained_deliveries or None),
+        (axes[0][0], "Deliveries per server CPU-second, 1st step", per_cpu_second),
         (axes[0][1], "Server CPU per delivery (us), 1st step", lambda c: first_step_figures(c)[1]),
         (axes[1][0], "Server RSS, all connected (MB)", lambda c: c.rss_connected_mb),
         (axes[1][1], "p99 latency (ms), first step", lambda c: first_step_figures(c)[0]),
@@ -104,6 +115,19 @@ def plot(results: ScaleResults, path: Path) -> None:
     plt.close(fig)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.scale_report scale.json``: rebuild the report beside a saved run."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m bench.scale_report scale.json", file=sys.stderr)
+        return 2
+    source = Path(args[0])
+    results = ScaleResults.model_validate_json(source.read_text(encoding="utf-8"))
+    for path in write_scale_report(results, source.parent):
+        print(path)
+    return 0
+
+
 def write_scale_report(results: ScaleResults, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     png = out / "scale.png"
@@ -111,3 +135,7 @@ def write_scale_report(results: ScaleResults, out: Path) -> list[Path]:
     md = out / "scale.md"
     md.write_text(render(results), encoding="utf-8")
     return [png, md]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
