@@ -40,13 +40,11 @@ Writes results.json, report.md and PNG plots to --out, and prints a summary tabl
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -174,13 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     cases = plan(args)
     console = Console(stderr=True)
     console.print(f"[bold]{len(cases)} cases[/] on the {args.backend} back end; output in {out}")
-    meta = RunMeta(
-        started=started.isoformat(timespec="seconds"),
-        command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        cpus=psutil.cpu_count(),
-        machine=f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-        python=platform.python_version(),
+    meta = RunMeta.here(
+        "python -m bench",
+        argv,
+        started,
         quick=args.quick,
         backend=args.backend,
         backend_delay_ms=args.delay_ms,

@@ -14,9 +14,13 @@ Only what identifies a step or a case is required: its offered rate, its mode.
 
 from __future__ import annotations
 
+import platform
+import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 __all__ = [
@@ -155,6 +159,21 @@ class RunMeta(BaseModel):
     backend: str | None = None
     backend_delay_ms: float | None = None
     duration_s: float | None = None
+
+    @classmethod
+    def here(cls, prog: str, argv: list[str] | None, started: datetime, **fields: Any) -> RunMeta:
+        """This machine, this Python, and the command as it was typed (`argv`: its arguments,
+        None for the process's own)."""
+        cores = psutil.cpu_count()
+        return cls(
+            started=started.isoformat(timespec="seconds"),
+            command=f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:]),
+            cpus=cores,
+            machine=f"{platform.system()} {platform.machine()}, {cores} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+            python=platform.python_version(),
+            **fields,
+        )
 
 
 class BenchResults(BaseModel):

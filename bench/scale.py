@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -273,13 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.clients
         for mode in args.modes
     ]
-    meta = RunMeta(
-        started=started.isoformat(timespec="seconds"),
-        command="python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:]),
-        cpus=psutil.cpu_count(),
-        machine=f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-        python=platform.python_version(),
+    meta = RunMeta.here(
+        "python -m bench.scale",
+        argv,
+        started,
         backend="fast",
         duration_s=round(time.monotonic() - t0, 1),
     )
