@@ -1,6 +1,7 @@
 """`python -m bench.scale`: many clients on one server process, with the reference JS client.
 
-For each mode and each number of clients, on a fresh stack (the fast SQS back end): every
+For each mode and each number of clients, on a fresh stack (the fast SQS back end, or the
+embedded moto with --backend moto): every
 client connects at once (a connect storm; socket.io-client's own reconnection retries what
 the server could not take yet), then broadcasts are offered at a rising number of
 deliveries per second (messages/s x clients) until a step is not sustained (p99 over 100 ms
@@ -153,9 +154,16 @@ class Loadgens:
 
 
 def run_case(
-    mode: str, clients: int, *, duration_s: float, per_node: int, log_dir: Path
+    mode: str,
+    clients: int,
+    *,
+    duration_s: float,
+    per_node: int,
+    log_dir: Path,
+    backend: str = "fast",
+    deliveries: list[float] | None = None,
 ) -> ScaleCase:
-    case = Case("scale", mode, 2, clients, "fast", [], False)
+    case = Case("scale", mode, 2, clients, backend, [], False)
     stack = Stack(case, log_dir, 0.0)
     result: dict[str, Any] = {"mode": mode, "clients": clients}
     steps: list[ScaleStep] = []
@@ -180,7 +188,7 @@ def run_case(
             flush=True,
         )
         depth = _queue_depth_reader(stack)
-        for index, offered in enumerate(DELIVERIES):
+        for index, offered in enumerate(deliveries or DELIVERIES):
             step = run_step(stack, loadgens, server, offered, duration_s, index, depth)
             steps.append(step)
             print(
@@ -255,6 +263,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=lambda s: [int(n) for n in s.split(",")],
                         default=CLIENTS, help="comma list (default: %(default)s)")  # fmt: skip
     parser.add_argument("--modes", type=lambda s: s.split(","), default=MODES)
+    parser.add_argument(
+        "--deliveries",
+        type=lambda s: [float(n) for n in s.split(",")],
+        help=f"offered deliveries/s per step, comma list (default: {DELIVERIES})",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["fast", "moto"],
+        default="fast",
+        help="fast: bench/fakesqs.py; moto: the embedded emulator (tops out near 70-80 msg/s)",
+    )
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per step")
     parser.add_argument("--per-node", type=int, default=CLIENTS_PER_NODE,
                         help="clients per Node process (default: %(default)s)")  # fmt: skip
@@ -268,7 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(args.modes) * len(args.clients)} cases; output in {out}", file=sys.stderr)
     t0 = time.monotonic()
     cases = [
-        run_case(mode, n, duration_s=args.duration, per_node=args.per_node, log_dir=logs)
+        run_case(
+            mode,
+            n,
+            duration_s=args.duration,
+            per_node=args.per_node,
+            log_dir=logs,
+            backend=args.backend,
+            deliveries=args.deliveries,
+        )
         for n in args.clients
         for mode in args.modes
     ]
@@ -276,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "python -m bench.scale",
         argv,
         started,
-        backend="fast",
+        backend=args.backend,
         duration_s=round(time.monotonic() - t0, 1),
     )
     results = ScaleResults(meta=meta, cases=cases)

@@ -41,7 +41,7 @@ def render(results: ScaleResults) -> str:
         "# Many clients on one server process",
         "",
         f"`{meta.command}` on {meta.machine}, Python {meta.python}, {meta.started}, "
-        f"{_fmt(meta.duration_s, 0)} s.",
+        f"{_fmt(meta.duration_s, 0)} s; SQS back end: {meta.backend}.",
         "",
         "Clients: socket.io-client 4.8.1 (the demo page's build) in Node, websocket. A step "
         f"is sustained while p99 <= {SUSTAINED_P99_MS:.0f} ms and >= "
