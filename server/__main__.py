@@ -127,9 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         # Connections waiting to be accepted in a connect storm; the kernel caps it at
         # net.core.somaxconn (README, "Many clients").
         backlog=65535,
-        # engine.io's own heartbeat (ping, pong within its timeout) finds dead clients;
-        # uvicorn's WebSocket pings on top cost a frame and two timers per client.
-        ws_ping_interval=None,
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
     server = RelayServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
