@@ -93,7 +93,16 @@ class OutgoingQueue(asyncio.Queue[Any]):
             return
         if self.overflowed:
             return
-        if self._writer is not None and self._readers and self.empty() and not item.binary:
+        # Messages only: engine.io's PING still goes through the queue, so its writer task
+        # wakes at least once a ping interval; it closes the connection when it waits longer
+        # than ping_interval + ping_timeout for a packet.
+        if (
+            self._writer is not None
+            and self._readers
+            and self.empty()
+            and item.packet_type == eio_packet.MESSAGE
+            and not item.binary
+        ):
             socket = self._socket
             # upgraded, not upgrading: the websocket is the transport and its writer runs
             if (

@@ -105,6 +105,8 @@ async def test_no_direct_write_while_upgrading_over_a_full_transport_or_for_bina
         (Writer(), Socket(upgraded=False), message("a")),
         (Writer(takes=False), Socket(), message("a")),  # the transport is over its mark
         (Writer(), Socket(), packet.Packet(packet.MESSAGE, data=b"\x01")),
+        # the ping wakes engine.io's writer, which closes a connection idle past its timeout
+        (Writer(), Socket(), packet.Packet(packet.PING)),
     ]
     for writer, socket, pkt in cases:
         queue = attached(writer, socket)
