@@ -87,6 +87,7 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
                 "subscriber": handoff.running,
                 "workers_connected": handoff.workers_connected,
                 "epoch": relay.replay.epoch,
+                "redis": None if relay.bus is None else relay.bus.healthy,
                 "counters": {
                     f"{name}[{reason}]" if reason else name: value
                     for (name, reason), value in counters.snapshot().items()
@@ -101,6 +102,8 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
             problems.append("the ZeroMQ subscriber is not running")
         if handoff.workers_connected < 1:
             problems.append(f"no worker is connected to {settings.zmq_bind}")
+        if relay.bus is not None and not relay.bus.healthy:
+            problems.append("Redis (REDIS_URL) cannot be reached: no batch is confirmed")
         body = {
             "ready": not problems,
             "problems": problems,

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import time
 
+import orjson
 import socketio
 
+from server.cluster import HistoryUnavailable, RedisBus
 from server.dedup import RecentIds
 from server.metrics import ServerMetrics
 from server.payload import ENTRY_OVERHEAD_BYTES, client_payload, encode_data, target_room
-from server.replay import ReplayBuffer, Shared
+from server.replay import ReplayBuffer, Shared, Stream
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import Settings
@@ -41,6 +43,7 @@ class Emitter:
         replay: ReplayBuffer,
         counters: Counters,
         metrics: ServerMetrics,
+        bus: RedisBus | None = None,
     ) -> None:
         self._sio = sio
         self._settings = settings
@@ -49,6 +52,12 @@ class Emitter:
         self._metrics = metrics
         self._seen = RecentIds(window_s=settings.dedup_window_s, max_ids=settings.dedup_max_ids)
         self._forgotten_counted = 0
+        self._bus = bus
+
+    @property
+    def ready(self) -> bool:
+        """Whether batches can be taken now (cluster mode: while Redis answers)."""
+        return self._bus is None or self._bus.healthy
 
     @property
     def dedup_window_s(self) -> float:
@@ -71,6 +80,8 @@ class Emitter:
         """Emit each delivery to the rooms it has not reached yet; return the ids that are
         safe to delete: emitted to every room, now or before (a redelivery)."""
         self._metrics.batch_size.observe(len(deliveries))
+        if self._bus is not None:
+            return await self._append(self._bus, deliveries)
         confirmed = []
         for delivery in deliveries:
             outcome = await self._emit_one(delivery)
@@ -87,6 +98,44 @@ class Emitter:
             self._counters.inc(c.DEDUP_FORGOTTEN_EARLY, forgotten)
             self._forgotten_counted += forgotten
         return confirmed
+
+    async def _append(self, bus: RedisBus, deliveries: list[Delivery]) -> list[str]:
+        """Cluster mode: the batch goes to the shared history; every server's feed reader
+        emits it (:meth:`publish`). Nothing is confirmed while Redis cannot be reached."""
+        try:
+            appended, duplicates = await bus.append(deliveries, self._seen.window_s)
+        except HistoryUnavailable:
+            return []
+        self._counters.inc(c.APPENDED, len(appended))
+        if duplicates:
+            self._counters.inc(c.DUPLICATE_DROPPED, len(duplicates))
+            logger.debug("Dropped %d duplicate(s): %s", len(duplicates), duplicates[:5])
+        return appended + duplicates
+
+    async def publish(
+        self,
+        stream: Stream,
+        offset: int,
+        event: str,
+        payload: orjson.Fragment,
+        size: int,
+        sent_ms: int | None,
+    ) -> None:
+        """Cluster mode: one event of the shared feed, to this server's history and clients."""
+        namespace, room = stream
+        self._replay.append(stream, offset, event, payload, size + ENTRY_OVERHEAD_BYTES)
+        started = time.perf_counter()
+        try:
+            if self._has_members(namespace, target_room(room)):
+                await self._sio.emit(event, payload, to=target_room(room), namespace=namespace)
+        except Exception:
+            self._counters.inc(c.EMIT_FAILED)
+            logger.exception("Emit of offset %d on %s failed", offset, stream)
+            return
+        self._counters.inc(c.EMITTED)
+        self._metrics.emit_seconds.observe(time.perf_counter() - started)
+        if sent_ms is not None:
+            self._metrics.end_to_end_seconds.observe(max(0.0, time.time() * 1000 - sent_ms) / 1000)
 
     async def _emit_one(self, delivery: Delivery) -> int | None:
         """Emit to each target room not reached before (a stream each, with its own offset).

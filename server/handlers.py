@@ -33,6 +33,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from server.auth import Authenticator, AuthError, Identity
+from server.cluster import RedisBus
 from server.payload import BROADCAST_ROOM
 from server.replay import RecoveryFailed, ReplayBuffer
 from shared import counters as c
@@ -98,11 +99,13 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         auth: Authenticator,
         replay: ReplayBuffer,
         counters: Counters,
+        bus: RedisBus | None = None,
     ) -> None:
         super().__init__("*")
         self._settings = settings
         self._auth = auth
         self._replay = replay
+        self._bus = bus
         self._counters = counters
         self._allowed_events = frozenset(settings.client_events)
         self.connections: dict[tuple[str, str], Connection] = {}
@@ -247,7 +250,24 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         replay = self._replay
         failure: str | None = None
         offset: object = None
-        if since is not None and not isinstance(since, dict):
+        replayed = 0
+        budget = min(
+            self._settings.resume_max_bytes,
+            self._settings.resume_max_bytes_per_connection - connection.replayed_bytes,
+        )
+        if self._bus is not None:
+            # Cluster mode: first what the shared history holds that this server's feed reader
+            # already handled, then (below) what the reader handled since, from the buffer.
+            catch = await self._bus.catch_up(stream, since, max(0, budget))
+            failure, offset = catch.failure, catch.offset
+            if catch.refused:
+                self._counters.inc(c.RESUME_REFUSED)
+            budget -= catch.size
+            connection.replayed_bytes += catch.size
+            for event, payload in catch.entries:
+                await self.emit(event, payload, to=sid, namespace=namespace)
+            replayed += len(catch.entries)
+        elif since is not None and not isinstance(since, dict):
             failure = "'since' must be an object with 'epoch' and 'offset'"
         elif since is not None and since.get("epoch") != replay.epoch:
             # Another run's offsets mean nothing here; what this run emitted on the stream
@@ -257,14 +277,13 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             offset = 0
         elif since is not None:
             offset = since.get("offset")
-        replayed = 0
-        budget = min(
-            self._settings.resume_max_bytes,
-            self._settings.resume_max_bytes_per_connection - connection.replayed_bytes,
-        )
         while offset is not None:
             try:
-                entries = replay.since(stream, replay.epoch, offset)
+                if self._bus is not None:
+                    assert isinstance(offset, int)
+                    entries = replay.after(stream, offset)
+                else:
+                    entries = replay.since(stream, replay.epoch, offset)
             except RecoveryFailed as exc:
                 failure = failure or exc.reason
                 break
@@ -288,7 +307,13 @@ class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             replayed += len(missed)
             if not self._is_open(sid, namespace):
                 break
-        result: dict[str, Any] = {"epoch": replay.epoch, "offset": replay.last_offset(stream)}
+        position = replay.last_offset(stream)
+        if self._bus is not None:  # the shared history's position, or this buffer's if later
+            known = replay.known_offset(stream)
+            position = max(
+                known if known is not None else 0, offset if isinstance(offset, int) else 0
+            )
+        result: dict[str, Any] = {"epoch": replay.epoch, "offset": position}
         if self._is_open(sid, namespace):
             await enter()  # no await since the last look at the buffer and the position
         if since is None:

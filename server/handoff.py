@@ -32,6 +32,12 @@ _KNOWN_WORKERS = 1024
 
 
 class DeliveryHandler(Protocol):
+    @property
+    def ready(self) -> bool:
+        """Whether batches can be taken now; while not, workers' pings go unanswered, so that
+        they stop taking from SQS (cluster mode: Redis cannot be reached)."""
+        ...
+
     async def emit(self, deliveries: list[Delivery]) -> list[str]:
         """Handle one batch; return the MessageIds that are safe to delete from SQS."""
         ...
@@ -162,6 +168,8 @@ class HandoffServer:
         try:
             kind, body = wire.decode(rest)
             if kind == wire.PING:
+                if not self._handler.ready:
+                    return  # the worker's set drops this server; it rejoins on the next pong
                 self._greet(identity)
                 self._handler.cover_visibility_timeout(wire.parse_ping(body))
                 await self._socket.send_multipart([identity, *wire.encode(wire.PONG)])

@@ -13,6 +13,7 @@ import logging
 import time
 
 from server.auth import Authenticator
+from server.cluster import RedisBus
 from server.emitter import Emitter
 from server.handlers import RelayNamespace
 from server.handoff import HandoffServer
@@ -86,8 +87,19 @@ class Relay:
             max_events=settings.replay_max_events,
             max_bytes=settings.replay_max_bytes,
         )
+        # Cluster mode: the history and the bus are shared in Redis (server/cluster.py); the
+        # replay buffer then holds what this server's feed reader emitted, for resumes.
+        self.bus = (
+            RedisBus(settings, replay=self.replay, counters=self.counters)
+            if settings.cluster
+            else None
+        )
         self.handlers = RelayNamespace(
-            settings=settings, auth=self.auth, replay=self.replay, counters=self.counters
+            settings=settings,
+            auth=self.auth,
+            replay=self.replay,
+            counters=self.counters,
+            bus=self.bus,
         )
         self.sio.register_namespace(self.handlers)
         self.emitter = Emitter(
@@ -96,6 +108,7 @@ class Relay:
             replay=self.replay,
             counters=self.counters,
             metrics=self.metrics,
+            bus=self.bus,
         )
         self.handoff = HandoffServer(settings=settings, handler=self.emitter)
         self.workers = InProcessWorkers(settings, counters=self.counters) if thread_mode else None
@@ -110,10 +123,15 @@ class Relay:
         threads (thread mode) and the event-loop lag probe. In the running loop."""
         self.handoff.bind()
         self.handoff.start()
+        if self.bus is not None:
+            self.bus.start(self.emitter.publish, on_gap=self.close_sessions_now)
         if self.workers is not None:
             self.workers.start()
         self._probe = asyncio.create_task(self.metrics.probe_loop_lag(), name="loop-lag-probe")
-        logger.info("Replay epoch %s", self.replay.epoch)
+        if self.bus is None:
+            logger.info("Replay epoch %s", self.replay.epoch)
+        else:
+            logger.info("Cluster mode: history and bus in Redis (REDIS_URL)")
 
     async def drain(self, deadline: float) -> None:
         """Stop consuming by `deadline` (a `time.monotonic()` instant). Idempotent: the first
@@ -144,10 +162,20 @@ class Relay:
                 self.sio.eio.disconnect(), name="close-sessions"
             )
 
+    def close_sessions_now(self) -> None:
+        """Send every client away to reconnect and resume (cluster mode: this server missed
+        part of the shared feed, which the history has)."""
+        sessions = len(self.sio.eio.sockets)
+        if sessions:
+            logger.info("Closing %d client session(s) so that they resume", sessions)
+            asyncio.get_running_loop().create_task(self.sio.eio.disconnect())
+
     async def close(self) -> None:
         """The last step: drain (if the stop did not already) and stop the probe. Under an
         ASGI server other than ours this is where the stop starts."""
         await self.drain(time.monotonic() + self.settings.shutdown_timeout_s)
         if self._probe is not None:
             self._probe.cancel()
+        if self.bus is not None:
+            await self.bus.close()
         logger.info("Relay stopped: %s", self.counters.summary(_SUMMARY))

@@ -47,7 +47,7 @@ class Entry:
     stream: Stream
     offset: int
     event: str
-    payload: dict[str, Any]
+    payload: Any  # the payload dict, or (cluster mode) its JSON as an orjson.Fragment
     size: int
     at: float
     shared: Shared | None = None
@@ -96,6 +96,34 @@ class ReplayBuffer:
         self._husks = 0  # entries in _order already dropped from their stream
         self.bytes = 0
 
+    def reset(self, epoch: str) -> None:
+        """Forget everything and number from a new epoch (cluster mode: the shared history's
+        epoch changed, server/cluster.py)."""
+        self.epoch = epoch
+        self._streams.clear()
+        self._last.clear()
+        self._order.clear()
+        self._floor = self._husks = self.bytes = 0
+
+    def known_offset(self, stream: Stream) -> int | None:
+        """The stream's last offset if this buffer has seen the stream, else None."""
+        return self._last.get(stream)
+
+    def after(self, stream: Stream, offset: int) -> list[Entry]:
+        """The kept entries above `offset`, oldest first, without asking whether the offset
+        was this buffer's to give (cluster mode: the shared history gave it).
+        RecoveryFailed if some entries above it are no longer kept."""
+        self._expire()
+        entries = self._streams.get(stream, deque())
+        newer = [entry for entry in entries if entry.offset > offset]
+        last = self._last.get(stream, offset)
+        oldest = newer[0].offset if newer else last + 1
+        if last > offset and oldest > offset + 1:
+            raise RecoveryFailed(
+                f"offset {offset} is out of this server's replay window (oldest kept is {oldest})"
+            )
+        return newer
+
     @property
     def entries_held(self) -> int:
         """Entries in memory, including dropped ones still waiting in the age order."""
@@ -112,7 +140,7 @@ class ReplayBuffer:
         stream: Stream,
         offset: int,
         event: str,
-        payload: dict[str, Any],
+        payload: Any,
         size: int,
         shared: Shared | None = None,
     ) -> None:

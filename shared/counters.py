@@ -28,6 +28,9 @@ CLIENT_EVENT_REFUSED = "client_event_refused"
 DEDUP_FORGOTTEN_EARLY = "dedup_forgotten_early"
 RESUME_REFUSED = "resume_refused"
 SLOW_CLIENT_DISCONNECTED = "slow_client_disconnected"
+APPENDED = "appended"
+REDIS_ERRORS = "redis_errors"
+FEED_GAPS = "feed_gaps"
 
 #: Every counter and what it counts (also the help text of its Prometheus metric).
 DOCS = {
@@ -59,6 +62,12 @@ DOCS = {
     SLOW_CLIENT_DISCONNECTED: (
         "Clients disconnected because their outgoing queue passed CLIENT_QUEUE_MAX_BYTES or "
         "CLIENT_QUEUE_MAX_PACKETS (they stopped reading, or read slower than events came)."
+    ),
+    APPENDED: "Cluster mode: messages this server appended to the shared Redis history.",
+    REDIS_ERRORS: "Cluster mode: Redis calls that failed (the batch was not confirmed).",
+    FEED_GAPS: (
+        "Cluster mode: times this server found it had missed part of the shared feed and "
+        "sent its clients away to resume from the history."
     ),
 }
 NAMES = tuple(DOCS)

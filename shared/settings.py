@@ -84,6 +84,29 @@ class Settings(BaseSettings):
         description="how long a worker waits for a server to confirm a batch",
     )
 
+    zmq_resolve_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="how often a worker re-resolves the host names in ZMQ_CONNECT",
+    )
+
+    # --- Cluster mode (README, "Running several servers") ------------------------------------
+    redis_url: str | None = Field(
+        None,
+        description="Redis Streams as the servers' shared bus and history; unset: one server, "
+        "history in memory",
+    )
+    redis_prefix: str = Field(
+        "relay", min_length=1, max_length=64, description="prefix of every Redis key the relay uses"
+    )
+    redis_feed_max_events: int = Field(
+        10_000,
+        ge=100,
+        le=100_000_000,
+        description="events the shared feed keeps for a server that lost Redis for a while",
+    )
+
     # --- Socket.IO server --------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="interface the HTTP server listens on")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port (honcho sets PORT)")
@@ -198,6 +221,7 @@ class Settings(BaseSettings):
     @field_validator(
         "aws_endpoint_url_sqs",
         "aws_default_region",
+        "redis_url",
         "sqs_dlq_url",
         "jwt_secret",
         "jwt_public_key",
@@ -326,6 +350,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{key!r:.20} is not a 40-character Z85 CURVE public key")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {value!r:.80}")
+        return value
+
     @field_validator("zmq_bind")
     @classmethod
     def _zmq_endpoint(cls, value: str) -> str:
@@ -346,6 +377,12 @@ class Settings(BaseSettings):
         embedded emulator's own queue; never merely because the queue is on loopback (a
         LocalStack sidecar or a tunnel may hold real data)."""
         return self.sqs_queue_url == EMBEDDED_QUEUE_URL if self.demo is None else self.demo
+
+    @property
+    def cluster(self) -> bool:
+        """Cluster mode: several servers share Redis (REDIS_URL); a worker hands each batch to
+        one of them. Otherwise every server a worker feeds gets every batch."""
+        return self.redis_url is not None
 
     @property
     def zmq_bind_is_local(self) -> bool:

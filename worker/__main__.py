@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             context=context,
             configure=lambda sock: configure_client(sock, settings),
             counters=counters,
+            one_server=settings.cluster,
+            resolve_s=settings.zmq_resolve_s,
         )
     except SettingsError as exc:
         print(f"worker: {exc}", file=sys.stderr)

@@ -5,8 +5,16 @@ workers connect. `IMMEDIATE` keeps messages off connections that are not up yet,
 fails fast (and the worker waits) instead of queueing into a server that is not there.
 A ZeroMQ socket belongs to one thread: each worker (process or thread) has its own Handoff.
 
-With several servers, each gets every message while it answers. The servers that answer form
-the *delivery set*: one that cannot be sent to, does not confirm a batch within
+Servers come and go without touching the workers' settings: an endpoint may name a host
+(``tcp://relay-servers:5555``), which is resolved again every `resolve_s` seconds, as container
+platforms give one name to all their replicas; each address it has gets a socket of its own.
+
+Cluster mode (servers sharing Redis, server/cluster.py; `one_server`): each batch goes to one
+server of the delivery set, the next one each time; one that does not confirm leaves the set
+and the batch goes to the next (Redis drops what the first had already appended).
+
+Otherwise, with several servers, each gets every message while it answers. The servers that
+answer form the *delivery set*: one that cannot be sent to, does not confirm a batch within
 `ack_timeout_s` or leaves a ping unanswered that long, leaves the set (counted as
 `server_unavailable`) until it answers a ping again, and delivery goes on to the others. A
 message is confirmed once every server in the set confirmed it. With no server in the set the
@@ -16,7 +24,9 @@ worker receives nothing (backpressure) until one answers.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -61,21 +71,23 @@ class Handoff:
         context: zmq.Context[_Socket] | None = None,
         configure: Callable[[_Socket], object] | None = None,
         counters: Counters,
+        one_server: bool = False,
+        resolve_s: float = 5.0,
+        resolve: Callable[[str], list[str]] | None = None,
     ) -> None:
         self._context = context or zmq.Context.instance()
         self._ack_timeout_s = ack_timeout_s
+        self._configure = configure
         self.counters = counters
+        self._one_server = one_server
+        self._endpoints = list(endpoints)
+        self._resolve = resolve or resolve_endpoint
+        self._resolve_s = resolve_s
+        self._next_resolve = 0.0
         self._sockets: dict[_Socket, str] = {}
+        self._resolved: dict[str, list[str]] = {}  # what each endpoint last resolved to
         self._poller = zmq.Poller()
-        for endpoint in endpoints:
-            sock = self._context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            if configure is not None:
-                configure(sock)  # CURVE keys, for one
-            sock.connect(endpoint)
-            self._sockets[sock] = endpoint
-            self._poller.register(sock, zmq.POLLIN)
+        self._refresh(time.monotonic())
         self._batch = 0
         self._up: set[_Socket] = set()  # the delivery set
         self._seen: set[_Socket] = set()  # servers that have ever answered
@@ -84,6 +96,7 @@ class Handoff:
         self._next_ping = 0.0
         self._started = False
         self._visibility_timeout_s: float | None = None
+        self._turn = 0  # cluster mode: which server of the set takes the next batch
 
     @property
     def available(self) -> list[str]:
@@ -143,12 +156,34 @@ class Handoff:
         if not deliveries:
             return set()
         self._heartbeat(time.monotonic())
+        if not self._one_server:
+            return self._deliver_to(list(self._up), deliveries, stop, deadline)
+        tried: set[_Socket] = set()
+        while not stop.is_set():
+            candidates = [sock for sock in self._sockets if sock in self._up and sock not in tried]
+            if not candidates:
+                break
+            sock = candidates[self._turn % len(candidates)]
+            self._turn += 1
+            tried.add(sock)
+            confirmed = self._deliver_to([sock], deliveries, stop, deadline)
+            if confirmed or sock in self._up:
+                return confirmed  # confirmed, or answered that it cannot (Redis down)
+        return set()
+
+    def _deliver_to(
+        self,
+        targets: list[_Socket],
+        deliveries: list[Delivery],
+        stop: threading.Event,
+        deadline: Callable[[], float | None] | None,
+    ) -> set[str]:
         self._batch += 1
         batch = self._batch
         frames = wire.deliver(batch, deliveries)
         pending: dict[_Socket, str] = {}
         for sock, endpoint in self._sockets.items():
-            if sock not in self._up:
+            if sock not in targets:
                 continue
             try:
                 sock.send_multipart(frames, flags=zmq.NOBLOCK)
@@ -246,9 +281,54 @@ class Handoff:
 
     # --- pings and replies --------------------------------------------------------------------
 
+    # --- endpoints -----------------------------------------------------------------------------
+
+    def _refresh(self, now: float) -> None:
+        """Resolve the endpoints again when due; connect to new addresses, drop gone ones."""
+        if now < self._next_resolve:
+            return
+        self._next_resolve = now + self._resolve_s
+        wanted: list[str] = []
+        for endpoint in self._endpoints:
+            try:
+                self._resolved[endpoint] = self._resolve(endpoint)
+            except OSError as exc:
+                # Keep what it resolved to before: a DNS blip is not a server going away.
+                logger.warning("Cannot resolve %s (%s); keeping its last addresses", endpoint, exc)
+            wanted += self._resolved.get(endpoint, [])
+        current = {endpoint: sock for sock, endpoint in self._sockets.items()}
+        for endpoint in dict.fromkeys(wanted):
+            if endpoint not in current:
+                self._connect(endpoint)
+        for endpoint, sock in current.items():
+            if endpoint not in wanted:
+                logger.info("Server address %s is no longer listed; disconnecting", endpoint)
+                self._disconnect(sock)
+
+    def _connect(self, endpoint: str) -> None:
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        if self._configure is not None:
+            self._configure(sock)  # CURVE keys, for one
+        sock.connect(endpoint)
+        self._sockets[sock] = endpoint
+        self._poller.register(sock, zmq.POLLIN)
+
+    def _disconnect(self, sock: _Socket) -> None:
+        self._up.discard(sock)
+        self._seen.discard(sock)
+        self._unanswered.pop(sock, None)
+        self._unsent.discard(sock)
+        with contextlib.suppress(zmq.ZMQError):
+            self._poller.unregister(sock)
+        sock.close(linger=0)
+        del self._sockets[sock]
+
     def _heartbeat(self, now: float) -> None:
         """Take the replies already in, ping when due, and drop a server from the set whose
         oldest unanswered ping is older than `ack_timeout_s`. Never blocks."""
+        self._refresh(now)
         self._take(0)
         self._ping_if_due(now)
         for sock in list(self._up):
@@ -309,3 +389,29 @@ class Handoff:
             sock.close(linger=0)
         self._sockets.clear()
         self._up.clear()
+
+
+def resolve_endpoint(endpoint: str) -> list[str]:
+    """The endpoints a `tcp://host:port` with a host name stands for, one per address (IPv4
+    ones if it has any); any other endpoint stands for itself. OSError if it does not resolve.
+
+    >>> resolve_endpoint("tcp://127.0.0.1:5555"), resolve_endpoint("ipc:///tmp/relay")
+    (['tcp://127.0.0.1:5555'], ['ipc:///tmp/relay'])
+    """
+    transport, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if transport != "tcp" or not host or host == "*" or _is_address(host):
+        return [endpoint]
+    infos = socket.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
+    v4 = [info[4][0] for info in infos if info[0] == socket.AF_INET]
+    addresses = v4 or [f"[{info[4][0]}]" for info in infos if info[0] == socket.AF_INET6]
+    return [f"tcp://{address}:{port}" for address in dict.fromkeys(addresses)]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

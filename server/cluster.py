@@ -1,0 +1,462 @@
+"""Cluster mode (REDIS_URL): Redis Streams as the servers' shared bus and replay history.
+
+A worker hands a batch to one live server; that server appends it to Redis with one script
+call, which per message de-duplicates by MessageId across the cluster, gives each target
+stream (namespace + room) its next offset, and appends the event to the shared *feed* and
+to the stream's *history*, all atomically; then the server confirms. Every server reads the
+feed (``XREAD``) and emits each event to its own clients, so every replica emits every event
+with the same offset, in the same order. A client that resumes on any server gets what it
+missed from the history. Nothing here is a protocol of our own: it is Redis's streams,
+scripts and expiry, the way Socket.IO's Redis Streams adapter and Centrifugo use them.
+
+Keys (``REDIS_PREFIX``, then a colon):
+
+============================  ==============================================================
+``epoch``                     the history's epoch, made once (``SET NX``): it changes only
+                              when Redis lost its data, and then resuming says so
+``seen:<MessageId>``          appended already (expires after the de-duplication window)
+``offset:<stream>``           the stream's last offset (``INCR``)
+``history:<stream>``          the stream's replayable events, trimmed by Redis by count
+                              (``MAXLEN``, REPLAY_MAX_EVENTS) and age (``MINID``,
+                              REPLAY_WINDOW_S), and gone when idle that long (``PEXPIRE``)
+``feed``                      every event, for every server; trimmed by count
+                              (REDIS_FEED_MAX_EVENTS)
+============================  ==============================================================
+
+``<stream>`` is ``<len(namespace)>:<namespace><room>`` (room empty: the room-less stream).
+A history entry has the same ID as its feed entry, which is what lets a resume tell which
+events this server's feed reader has already handled (:meth:`RedisBus.catch_up`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+from server.payload import encode_data
+from server.replay import ReplayBuffer, Stream
+from shared import counters as c
+from shared.counters import Counters
+from shared.settings import Settings
+from shared.wire import Delivery
+
+logger = logging.getLogger(__name__)
+
+#: Feed entries taken per XREAD, and how long one blocks (ms) before looking at the stop flag.
+_READ_COUNT = 1000
+_READ_BLOCK_MS = 1000
+#: How long a resume waits for this server's feed reader to reach what the history showed.
+_CATCH_UP_TIMEOUT_S = 5.0
+#: History entries per XREVRANGE step while a resume walks back (inside the script).
+_WALK = 100
+
+# Appends a batch. ARGV: prefix, epoch candidate, dedup TTL (s), feed max, history max,
+# window (ms); then per message: id, room count, and per room: stream, event, head, sent_ms.
+# A head is the client payload's JSON without its closing brace; offset and epoch complete it
+# here. Returns the epoch, then 1 (appended) or 0 (a duplicate) per message.
+_APPEND = r"""
+local p = ARGV[1]
+local epoch = redis.call('SET', p .. 'epoch', ARGV[2], 'NX', 'GET') or ARGV[2]
+local ttl, feed_max = ARGV[3], ARGV[4]
+local history_max, window_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = redis.call('TIME')
+local minid = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - window_ms
+local out = {epoch}
+local i = 7
+while i <= #ARGV do
+  local id, rooms = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  if redis.call('SET', p .. 'seen:' .. id, '1', 'NX', 'EX', ttl) then
+    for _ = 1, rooms do
+      local key, event, head, sent = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+      i = i + 4
+      local offset = redis.call('INCR', p .. 'offset:' .. key)
+      local payload = head .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}'
+      local id = redis.call('XADD', p .. 'feed', 'MAXLEN', '~', feed_max, '*',
+        'k', key, 'o', offset, 'e', event, 'p', payload, 'ep', epoch, 's', sent)
+      if history_max > 0 and window_ms > 0 then
+        local h = p .. 'history:' .. key
+        redis.call('XADD', h, 'MAXLEN', '=', history_max, id, 'o', offset, 'e', event,
+          'p', payload)
+        redis.call('XTRIM', h, 'MINID', '=', math.max(0, minid))
+        redis.call('PEXPIRE', h, window_ms)
+      end
+    end
+    out[#out + 1] = 1
+  else
+    i = i + 4 * rooms
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+# What a resume needs, in one consistent view. ARGV: prefix, epoch candidate, stream, after
+# (-1: nothing to replay), max bytes. Returns epoch, the stream's last offset, the feed's last
+# ID, a status (ok, ahead, gone, big), then offset, event, payload of each missed entry,
+# newest first.
+_SNAPSHOT = r"""
+local p, key = ARGV[1], ARGV[3]
+local epoch = redis.call('SET', p .. 'epoch', ARGV[2], 'NX', 'GET') or ARGV[2]
+local after, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local last = tonumber(redis.call('GET', p .. 'offset:' .. key) or '0')
+local tip = redis.call('XREVRANGE', p .. 'feed', '+', '-', 'COUNT', 1)
+local head = {epoch, last, tip[1] and tip[1][1] or '0-0'}
+if after < 0 then head[4] = 'ok'; return head end
+if after > last then head[4] = 'ahead'; return head end
+local out, bytes, from, oldest, complete = {}, 0, '+', last + 1, false
+local h = p .. 'history:' .. key
+while not complete do
+  local rows = redis.call('XREVRANGE', h, from, '-', 'COUNT', tonumber(ARGV[6]))
+  for _, row in ipairs(rows) do
+    local f = row[2]
+    local offset = tonumber(f[2])
+    if offset <= after then complete = true; break end
+    bytes = bytes + #f[6]
+    if bytes > max_bytes then head[4] = 'big'; return head end
+    out[#out + 1] = offset; out[#out + 1] = f[4]; out[#out + 1] = f[6]
+    oldest, from = offset, '(' .. row[1]
+  end
+  if #rows < tonumber(ARGV[6]) then break end
+end
+head[4] = (complete or oldest == after + 1) and 'ok' or 'gone'
+for _, v in ipairs(out) do head[#head + 1] = v end
+return head
+"""
+
+FeedId = tuple[int, int]
+
+
+def stream_key(stream: Stream) -> str:
+    """The key part naming a stream; unambiguous whatever the names hold."""
+    namespace, room = stream
+    return f"{len(namespace)}:{namespace}{room or ''}"
+
+
+def parse_stream_key(key: str) -> Stream:
+    length, _, rest = key.partition(":")
+    size = int(length)
+    return rest[:size], rest[size:] or None
+
+
+def parse_id(value: bytes | str) -> FeedId:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _format_id(value: FeedId) -> str:
+    return f"{value[0]}-{value[1]}"
+
+
+class HistoryUnavailable(Exception):
+    """Redis could not be asked; the reason says what happened."""
+
+
+@dataclass(slots=True)
+class CatchUp:
+    """What a resume gets from the shared history before this server's own buffer takes over.
+
+    ``offset`` is where the local replay buffer continues from (None: it cannot, the client
+    only gets live events); ``failure`` why the resume is not a full recovery, if it is not.
+    """
+
+    epoch: str
+    offset: int | None
+    entries: list[tuple[str, orjson.Fragment]] = field(default_factory=list)
+    size: int = 0
+    failure: str | None = None
+    refused: bool = False
+
+
+#: Publishes one feed event to this server's clients: (stream, offset, event, payload, size,
+#: sent_ms). The emitter's publish().
+Publish = Callable[[Stream, int, str, orjson.Fragment, int, int | None], Awaitable[None]]
+
+
+class RedisBus:
+    """This server's side of the shared bus: appends batches, reads the feed, serves resumes.
+
+    Usage, in the running event loop::
+
+        bus = RedisBus(settings, replay=replay, counters=counters)
+        bus.start(publish, on_gap)           # the feed reader: every event to publish()
+        ids = await bus.append(deliveries, dedup_ttl_s)  # MessageIds safe to delete
+        catch = await bus.catch_up(stream, since, budget)  # a resume's share of the history
+        await bus.close()
+
+    :attr:`healthy` says whether the last Redis call worked: the hand-off answers workers'
+    pings only while it does, so that with Redis down workers stop taking from SQS.
+    """
+
+    def __init__(self, settings: Settings, *, replay: ReplayBuffer, counters: Counters) -> None:
+        assert settings.redis_url is not None
+        self._settings = settings
+        self._replay = replay
+        self._counters = counters
+        self._prefix = f"{settings.redis_prefix}:"
+        # A blocked XREAD holds its connection for _READ_BLOCK_MS: the socket timeout is above
+        # it, so that a Redis that stopped answering is noticed within a few seconds.
+        self._redis = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=_READ_BLOCK_MS / 1000 + 2,
+            socket_connect_timeout=2,
+        )
+        self._append = self._redis.register_script(_APPEND)
+        self._snapshot = self._redis.register_script(_SNAPSHOT)
+        self._candidate = secrets.token_hex(6)  # the epoch, if this server makes it
+        self._backoff = ExponentialBackoff(cap=1.0, base=0.05)
+        self._moved = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.position: FeedId | None = None  # the last feed entry handled
+        self.healthy = False
+
+    # --- appending ------------------------------------------------------------------------------
+    async def append(
+        self, deliveries: list[Delivery], dedup_ttl_s: float
+    ) -> tuple[list[str], list[str]]:
+        """Append each delivery to its streams; return (appended, duplicate) MessageIds, both
+        safe to delete. A message that cannot be encoded is in neither (SQS redelivers it and
+        its redrive policy dead-letters it). HistoryUnavailable if Redis cannot be reached."""
+        settings = self._settings
+        args: list[Any] = [
+            self._prefix,
+            self._candidate,
+            max(1, int(dedup_ttl_s + 0.999)),
+            settings.redis_feed_max_events,
+            settings.replay_max_events if settings.replay_max_bytes else 0,
+            int(settings.replay_window_s * 1000),
+        ]
+        ids = []
+        emitted_ms = int(time.time() * 1000)
+        for delivery in deliveries:
+            envelope = delivery.envelope
+            try:
+                data, _size = encode_data(envelope.data)
+            except ValueError as exc:
+                self._counters.inc(c.EMIT_FAILED)
+                logger.error("Message %s cannot be sent to clients: %s", delivery.message_id, exc)
+                continue
+            rooms = envelope.rooms
+            args += [delivery.message_id, len(rooms)]
+            for room in rooms:
+                head = orjson.dumps(
+                    {
+                        "id": delivery.message_id,
+                        "data": data,
+                        "room": room,
+                        "sent_ms": delivery.sent_ms,
+                        "received_ms": delivery.received_ms,
+                        "emitted_ms": emitted_ms,
+                    }
+                )[:-1]
+                stream = stream_key((envelope.namespace, room))
+                args += [stream, envelope.event, head, delivery.sent_ms or ""]
+            ids.append(delivery.message_id)
+        if not ids:
+            return [], []
+        try:
+            reply = await self._append(args=args)
+        except RedisError as exc:
+            self._failed(exc, "append")
+            raise HistoryUnavailable(f"Redis: {exc}") from None
+        self._adopt(reply[0])
+        appended = [i for i, flag in zip(ids, reply[1:], strict=True) if flag]
+        duplicates = [i for i, flag in zip(ids, reply[1:], strict=True) if not flag]
+        return appended, duplicates
+
+    # --- resuming -------------------------------------------------------------------------------
+    async def catch_up(self, stream: Stream, since: Any, budget: int) -> CatchUp:
+        """A resume's share of the shared history: the events after ``since`` that this
+        server's feed reader handled before it (at most ``budget`` bytes), and the offset from
+        which the local buffer continues. ``since`` None: no events, just the position."""
+        after = -1
+        failure = None
+        if since is not None and not isinstance(since, dict):
+            failure = "'since' must be an object with 'epoch' and 'offset'"
+        elif since is not None:
+            after, failure = self._after(since)
+        try:
+            reply = await self._snapshot(
+                args=[self._prefix, self._candidate, stream_key(stream), after, budget, _WALK]
+            )
+        except RedisError as exc:
+            self._failed(exc, "resume")
+            return CatchUp(self._replay.epoch, None, failure="the shared history is unavailable")
+        epoch = self._adopt(reply[0])
+        if since is not None and failure is None and since.get("epoch") != epoch:
+            # Another epoch's offsets mean nothing now: the history was lost (Redis restarted
+            # without its data). What this epoch holds may still be sent; the client resyncs.
+            lost = await self.catch_up(stream, {"epoch": epoch, "offset": 0}, budget)
+            lost.failure = (
+                f"epoch {since.get('epoch')!r:.40} is not the history's ({epoch}): it was lost "
+                "since"
+            )
+            return lost
+        last, tip, status = int(reply[1]), parse_id(reply[2]), reply[3].decode()
+        catch = CatchUp(epoch, last, failure=failure)
+        if status == "ahead":
+            catch.failure = failure or f"offset {after} is ahead of the stream (last is {last})"
+        elif status == "gone":
+            catch.failure = failure or f"offset {after} is out of the replay window"
+        elif status == "big":
+            catch.refused = True
+            catch.failure = failure or (
+                "missed more bytes than one resume may replay (RESUME_MAX_BYTES, "
+                "RESUME_MAX_BYTES_PER_CONNECTION): resync"
+            )
+        else:
+            rows = reply[4:]
+            for n in range(len(rows) - 3, -1, -3):  # newest first in the reply
+                catch.entries.append((rows[n + 1].decode(), orjson.Fragment(rows[n + 2])))
+                catch.size += len(rows[n + 2])
+        if catch.failure is not None and status != "ok":
+            catch.entries, catch.size = [], 0
+        if not await self._reached(tip):
+            return CatchUp(epoch, None, failure="this server is behind the shared feed")
+        return catch
+
+    def _after(self, since: dict[str, Any]) -> tuple[int, str | None]:
+        offset = since.get("offset")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            return -1, f"offset must be a non-negative integer, got {offset!r:.40}"
+        return offset, None
+
+    async def _reached(self, tip: FeedId) -> bool:
+        """Wait until the feed reader has handled the feed up to ``tip``."""
+        async with self._moved:
+            try:
+                await asyncio.wait_for(
+                    self._moved.wait_for(lambda: (self.position or (0, 0)) >= tip),
+                    _CATCH_UP_TIMEOUT_S,
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    # --- the feed reader -------------------------------------------------------------------------
+    def start(self, publish: Publish, on_gap: Callable[[], None]) -> None:
+        self._task = asyncio.create_task(self._read(publish, on_gap), name="redis-feed")
+
+    async def _read(self, publish: Publish, on_gap: Callable[[], None]) -> None:
+        feed = f"{self._prefix}feed"
+        failures = 0
+        rejoin = True
+        while not self._closing:
+            try:
+                if rejoin:
+                    await self._rejoin(feed, on_gap)
+                    rejoin = False
+                assert self.position is not None
+                reply: Any = await self._redis.xread(
+                    {feed: _format_id(self.position)}, count=_READ_COUNT, block=_READ_BLOCK_MS
+                )
+                self._working()
+                failures = 0
+                for _name, rows in reply or ():
+                    for entry_id, fields in rows:
+                        await self._handle(entry_id, fields, publish)
+                async with self._moved:
+                    self._moved.notify_all()
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                self._failed(exc, "feed")
+                rejoin = True
+                failures += 1
+                await asyncio.sleep(self._backoff.compute(failures))  # a retry's back-off
+
+    async def _rejoin(self, feed: str, on_gap: Callable[[], None]) -> None:
+        """(Re)connect to the feed: first at its tip; after an outage, where this server left
+        off, unless the feed was trimmed past that point (then the clients resume elsewhere)."""
+        epoch: Any = await self._redis.set(
+            f"{self._prefix}epoch", self._candidate, nx=True, get=True
+        )
+        self._adopt(epoch)
+        try:
+            info = await self._redis.xinfo_stream(feed)
+        except RedisError as exc:
+            if "no such key" not in str(exc).lower():
+                raise
+            info = {}
+        tip = parse_id(info.get("last-generated-id") or "0-0")
+        deleted = parse_id(info.get("max-deleted-entry-id") or "0-0")
+        if self.position is None:
+            self.position = tip
+            logger.info(
+                "Reading the shared feed from %s (epoch %s)", _format_id(tip), self._replay.epoch
+            )
+        elif deleted > self.position:
+            self._counters.inc(c.FEED_GAPS)
+            logger.warning(
+                "The shared feed was trimmed past this server's position (%s) while it was cut "
+                "off: its clients are sent away to resume from the history",
+                _format_id(self.position),
+            )
+            self.position = tip
+            on_gap()
+        self._working()
+        async with self._moved:
+            self._moved.notify_all()
+
+    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes], publish: Publish) -> None:
+        try:
+            epoch = fields[b"ep"]
+            stream = parse_stream_key(fields[b"k"].decode())
+            offset = int(fields[b"o"])
+            event = fields[b"e"].decode()
+            payload = fields[b"p"]
+            sent = fields.get(b"s")
+            sent_ms = int(sent) if sent else None
+        except (KeyError, ValueError, UnicodeDecodeError):
+            logger.warning("Skipping a malformed feed entry %r", entry_id)
+        else:
+            self._adopt(epoch)
+            await publish(stream, offset, event, orjson.Fragment(payload), len(payload), sent_ms)
+        self.position = parse_id(entry_id)
+
+    # --- health and epoch -------------------------------------------------------------------------
+    def _adopt(self, epoch: bytes | str | None) -> str:
+        """The history's epoch, as Redis holds it; a new one (Redis lost its data) empties the
+        local buffer, whose offsets belonged to the old one."""
+        if epoch is None:
+            epoch = self._candidate
+        text = epoch.decode() if isinstance(epoch, bytes) else epoch
+        if text != self._replay.epoch:
+            if self.position is not None:
+                logger.warning("The history's epoch is now %s: Redis lost its data", text)
+            self._replay.reset(text)
+        return text
+
+    def _working(self) -> None:
+        if not self.healthy:
+            logger.info("Redis is reachable: confirming batches")
+        self.healthy = True
+
+    def _failed(self, exc: Exception, what: str) -> None:
+        self._counters.inc(c.REDIS_ERRORS)
+        if self.healthy or what != "feed":
+            logger.warning(
+                "Redis %s failed (%s): not confirming batches until it answers again", what, exc
+            )
+        self.healthy = False
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._redis.aclose()
