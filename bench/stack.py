@@ -110,7 +110,7 @@ class Stack:
             SQS_WAIT_S="2",
             SHUTDOWN_TIMEOUT_S="2",
             CONSUMER="process",
-            REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+            BENCH_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
         )
         env.update(extra)
         return env

@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("mode", choices=[*SERVER_MODES, *WORKER_MODES])
     parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     args = parser.parse_args(argv)
     settings = load_settings()
