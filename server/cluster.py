@@ -20,7 +20,8 @@ Keys (``REDIS_PREFIX``, then a colon):
                               (``MAXLEN``, REPLAY_MAX_EVENTS) and age (``MINID``,
                               REPLAY_WINDOW_S), and gone when idle that long (``PEXPIRE``)
 ``feed``                      every event, for every server; trimmed by count
-                              (REDIS_FEED_MAX_EVENTS)
+                              (REDIS_FEED_MAX_EVENTS); each entry numbered from
+                              ``feed:n``, so that a reader sees what it missed
 ============================  ==============================================================
 
 ``<stream>`` is ``<len(namespace)>:<namespace><room>`` (room empty: the room-less stream).
@@ -84,7 +85,8 @@ while i <= #ARGV do
       local offset = redis.call('INCR', p .. 'offset:' .. key)
       local payload = head .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}'
       local id = redis.call('XADD', p .. 'feed', 'MAXLEN', '~', feed_max, '*',
-        'k', key, 'o', offset, 'e', event, 'p', payload, 'ep', epoch, 's', sent)
+        'k', key, 'o', offset, 'e', event, 'p', payload, 'ep', epoch, 's', sent,
+        'n', redis.call('INCR', p .. 'feed:n'))
       if history_max > 0 and window_ms > 0 then
         local h = p .. 'history:' .. key
         redis.call('XADD', h, 'MAXLEN', '=', history_max, id, 'o', offset, 'e', event,
@@ -215,12 +217,12 @@ class RedisBus:
         )
         self._append = self._redis.register_script(_APPEND)
         self._snapshot = self._redis.register_script(_SNAPSHOT)
-        self._candidate = secrets.token_hex(6)  # the epoch, if this server makes it
         self._backoff = ExponentialBackoff(cap=1.0, base=0.05)
         self._moved = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.position: FeedId | None = None  # the last feed entry handled
+        self._number: int | None = None  # and its number (``feed:n``)
         self.healthy = False
 
     # --- appending ------------------------------------------------------------------------------
@@ -233,7 +235,7 @@ class RedisBus:
         settings = self._settings
         args: list[Any] = [
             self._prefix,
-            self._candidate,
+            secrets.token_hex(6),
             max(1, int(dedup_ttl_s + 0.999)),
             settings.redis_feed_max_events,
             settings.replay_max_events if settings.replay_max_bytes else 0,
@@ -290,7 +292,7 @@ class RedisBus:
             after, failure = self._after(since)
         try:
             reply = await self._snapshot(
-                args=[self._prefix, self._candidate, stream_key(stream), after, budget, _WALK]
+                args=[self._prefix, secrets.token_hex(6), stream_key(stream), after, budget, _WALK]
             )
         except RedisError as exc:
             self._failed(exc, "resume")
@@ -357,7 +359,7 @@ class RedisBus:
         while not self._closing:
             try:
                 if rejoin:
-                    await self._rejoin(feed, on_gap)
+                    await self._rejoin(feed)
                     rejoin = False
                 assert self.position is not None
                 reply: Any = await self._redis.xread(
@@ -367,7 +369,7 @@ class RedisBus:
                 failures = 0
                 for _name, rows in reply or ():
                     for entry_id, fields in rows:
-                        await self._handle(entry_id, fields, publish)
+                        await self._handle(entry_id, fields, publish, on_gap)
                 async with self._moved:
                     self._moved.notify_all()
             except asyncio.CancelledError:
@@ -378,41 +380,38 @@ class RedisBus:
                 failures += 1
                 await asyncio.sleep(self._backoff.compute(failures))  # a retry's back-off
 
-    async def _rejoin(self, feed: str, on_gap: Callable[[], None]) -> None:
-        """(Re)connect to the feed: first at its tip; after an outage, where this server left
-        off, unless the feed was trimmed past that point (then the clients resume elsewhere)."""
-        epoch: Any = await self._redis.set(
-            f"{self._prefix}epoch", self._candidate, nx=True, get=True
-        )
-        self._adopt(epoch)
-        try:
-            info = await self._redis.xinfo_stream(feed)
-        except RedisError as exc:
-            if "no such key" not in str(exc).lower():
-                raise
-            info = {}
-        tip = parse_id(info.get("last-generated-id") or "0-0")
-        deleted = parse_id(info.get("max-deleted-entry-id") or "0-0")
+    async def _rejoin(self, feed: str) -> None:
+        """(Re)connect to the feed: the first time at its tip, after an outage where this
+        server left off (:meth:`_handle` notices if the feed was trimmed past it meanwhile)."""
+        candidate = secrets.token_hex(6)
+        epoch: Any = await self._redis.set(f"{self._prefix}epoch", candidate, nx=True, get=True)
+        self._adopt(epoch or candidate)  # None: ours was set
         if self.position is None:
-            self.position = tip
+            try:
+                info = await self._redis.xinfo_stream(feed)
+            except RedisError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                info = {}
+            self.position = parse_id(info.get("last-generated-id") or "0-0")
             logger.info(
-                "Reading the shared feed from %s (epoch %s)", _format_id(tip), self._replay.epoch
-            )
-        elif deleted > self.position:
-            self._counters.inc(c.FEED_GAPS)
-            logger.warning(
-                "The shared feed was trimmed past this server's position (%s) while it was cut "
-                "off: its clients are sent away to resume from the history",
+                "Reading the shared feed from %s (epoch %s)",
                 _format_id(self.position),
+                self._replay.epoch,
             )
-            self.position = tip
-            on_gap()
         self._working()
         async with self._moved:
             self._moved.notify_all()
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes], publish: Publish) -> None:
+    async def _handle(
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        publish: Publish,
+        on_gap: Callable[[], None],
+    ) -> None:
         try:
+            number = int(fields[b"n"])
             epoch = fields[b"ep"]
             stream = parse_stream_key(fields[b"k"].decode())
             offset = int(fields[b"o"])
@@ -424,20 +423,29 @@ class RedisBus:
             logger.warning("Skipping a malformed feed entry %r", entry_id)
         else:
             self._adopt(epoch)
+            if self._number is not None and number != self._number + 1:
+                self._counters.inc(c.FEED_GAPS)
+                logger.warning(
+                    "This server missed %d event(s) of the shared feed (it was trimmed while "
+                    "this server was cut off): its clients are sent away to resume from the "
+                    "history",
+                    number - self._number - 1,
+                )
+                on_gap()
+            self._number = number
             await publish(stream, offset, event, orjson.Fragment(payload), len(payload), sent_ms)
         self.position = parse_id(entry_id)
 
     # --- health and epoch -------------------------------------------------------------------------
-    def _adopt(self, epoch: bytes | str | None) -> str:
+    def _adopt(self, epoch: bytes | str) -> str:
         """The history's epoch, as Redis holds it; a new one (Redis lost its data) empties the
         local buffer, whose offsets belonged to the old one."""
-        if epoch is None:
-            epoch = self._candidate
         text = epoch.decode() if isinstance(epoch, bytes) else epoch
         if text != self._replay.epoch:
             if self.position is not None:
                 logger.warning("The history's epoch is now %s: Redis lost its data", text)
             self._replay.reset(text)
+            self._number = None
         return text
 
     def _working(self) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import socket
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -110,7 +112,42 @@ class Processes(Supervisor):
     def worker(self, stack: Stack, name: str = "worker", **env: str) -> Process:
         return self.start(name, ["-m", "worker"], stack.env(**env))
 
+    # --- Debian's parts, for cluster mode -------------------------------------------------------
+    def redis(self, port: int, name: str = "redis") -> Process:
+        """redis-server on `port`, append-only with an fsync per write (what the README says
+        cluster mode needs), its data in a folder of this test's that outlives a restart."""
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server not found: .ci/run installs it (apt-get install redis-server)"
+        data = self.log_dir / f"redis-{port}"
+        data.mkdir(exist_ok=True)
+        process = self.spawn(
+            name,
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            os.environ,
+        )  # fmt: skip
+        process.wait_ready(lambda: redis_ping(port), what=f"redis-server on port {port}")
+        return process
+
+    def balancer(self, port: int, servers: list[int]) -> Process:
+        """nginx on `port` in front of the servers on `servers` (python -m devtools.balancer)."""
+        upstreams = ",".join(f"127.0.0.1:{p}" for p in servers)
+        process = self.start(
+            "nginx",
+            ["-m", "devtools.balancer", "--listen", f"127.0.0.1:{port}", "--servers", upstreams,
+             "--dir", str(self.log_dir / f"nginx-{port}")],
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        process.wait_ready(lambda: healthz(f"http://127.0.0.1:{port}"), what="nginx")
+        return process
+
 
 def healthz(base_url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
         return json.loads(response.read())
+
+
+def redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(16).startswith(b"+PONG")

@@ -15,7 +15,7 @@ from shared.counters import Counters
 from shared.envelope import Envelope
 from shared.wire import Delivery
 from tests.processes import free_port, wait_until
-from worker.handoff import Handoff
+from worker.handoff import Handoff, resolve_endpoint
 
 
 class Router:
@@ -302,4 +302,174 @@ def test_a_stop_cuts_the_wait_short_without_dropping_the_server(
         assert h.counters.get(c.SERVER_UNAVAILABLE) == 0
     finally:
         h.close()
+        router.close()
+
+
+# --- cluster mode: one server per batch ---------------------------------------------------------
+
+
+def test_cluster_mode_hands_each_batch_to_one_server_in_turn(
+    endpoint: str, stop: threading.Event
+) -> None:
+    second = f"tcp://127.0.0.1:{free_port()}"
+    one, two = Router(endpoint), Router(second)
+    context = zmq.Context()
+    h = Handoff(
+        counters=Counters(),
+        endpoints=[endpoint, second],
+        ack_timeout_s=2,
+        context=context,
+        one_server=True,
+    )
+    try:
+        assert h.wait_ready(stop)
+        for n in range(4):
+            assert h.deliver(batch(f"m{n}"), stop) == {f"m{n}"}
+        # each batch went to exactly one server, and both took some
+        assert sorted(one.batches + two.batches) == [["m0"], ["m1"], ["m2"], ["m3"]]
+        assert len(one.batches) == len(two.batches) == 2
+    finally:
+        h.close()
+        context.term()
+        one.close()
+        two.close()
+
+
+def test_cluster_mode_moves_a_batch_on_when_its_server_does_not_confirm(
+    endpoint: str, stop: threading.Event
+) -> None:
+    second = f"tcp://127.0.0.1:{free_port()}"
+    hung, good = Router(endpoint, silent=True), Router(second)
+    context = zmq.Context()
+    counters = Counters()
+    h = Handoff(
+        counters=counters,
+        endpoints=[endpoint, second],
+        ack_timeout_s=0.5,
+        context=context,
+        one_server=True,
+    )
+    try:
+        assert h.wait_ready(stop)
+        # whichever server's turn it is, every batch is confirmed, by the one that answers
+        for n in range(3):
+            assert h.deliver(batch(f"m{n}"), stop) == {f"m{n}"}
+        assert good.batches[-3:] == [["m0"], ["m1"], ["m2"]]
+        assert counters.get(c.SERVER_UNAVAILABLE) >= 1
+        assert h.available == [second]
+    finally:
+        h.close()
+        context.term()
+        hung.close()
+        good.close()
+
+
+def test_a_server_that_answers_without_confirming_keeps_the_batch(
+    endpoint: str, stop: threading.Event
+) -> None:
+    # A cluster server whose Redis is down acks nothing: the batch is not confirmed, and it is
+    # not handed to another server (which shares the same Redis)
+    second = f"tcp://127.0.0.1:{free_port()}"
+    one, two = Router(endpoint, refuse=frozenset({"a"})), Router(second, refuse=frozenset({"a"}))
+    context = zmq.Context()
+    h = Handoff(
+        counters=Counters(),
+        endpoints=[endpoint, second],
+        ack_timeout_s=2,
+        context=context,
+        one_server=True,
+    )
+    try:
+        assert h.wait_ready(stop)
+        assert h.deliver(batch("a"), stop) == set()
+        assert len(one.batches) + len(two.batches) == 1
+    finally:
+        h.close()
+        context.term()
+        one.close()
+        two.close()
+
+
+# --- endpoints that name a host ----------------------------------------------------------------
+
+
+def test_an_address_or_another_transport_stands_for_itself() -> None:
+    assert resolve_endpoint("tcp://127.0.0.1:5555") == ["tcp://127.0.0.1:5555"]
+    assert resolve_endpoint("tcp://[::1]:5555") == ["tcp://[::1]:5555"]
+    assert resolve_endpoint("ipc:///tmp/relay.sock") == ["ipc:///tmp/relay.sock"]
+
+
+def test_a_host_name_stands_for_its_addresses() -> None:
+    assert resolve_endpoint("tcp://localhost:5555") == ["tcp://127.0.0.1:5555"]
+
+
+def test_servers_that_a_name_gains_and_loses_are_connected_and_dropped(
+    stop: threading.Event,
+) -> None:
+    # Given a name that resolves to one server, then to two, then to the second alone
+    ports = [free_port(), free_port()]
+    first, second = (f"tcp://127.0.0.1:{p}" for p in ports)
+    one, two = Router(first), Router(second)
+    answers = [[first], [first, second], [second]]
+    context = zmq.Context()
+    h = Handoff(
+        counters=Counters(),
+        endpoints=["tcp://relay-servers:5555"],
+        ack_timeout_s=2,
+        context=context,
+        one_server=True,
+        resolve_s=0.05,
+        resolve=lambda _endpoint: answers[0],
+    )
+    try:
+        assert h.wait_ready(stop)
+        assert h.available == [first]
+        answers.pop(0)
+        wait_until(
+            lambda: h.wait_ready(stop) and len(h.available) == 2, timeout_s=10, what="both servers"
+        )
+        answers.pop(0)
+        wait_until(
+            lambda: h.wait_ready(stop) and h.available == [second], timeout_s=10, what="second only"
+        )
+        assert h.deliver(batch("x"), stop) == {"x"}
+        assert two.batches[-1] == ["x"]
+    finally:
+        h.close()
+        context.term()
+        one.close()
+        two.close()
+
+
+def test_a_name_that_stops_resolving_keeps_its_last_addresses(
+    endpoint: str, stop: threading.Event
+) -> None:
+    router = Router(endpoint)
+    calls = []
+
+    def resolve(_name: str) -> list[str]:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("Name or service not known")
+        return [endpoint]
+
+    context = zmq.Context()
+    h = Handoff(
+        counters=Counters(),
+        endpoints=["tcp://relay-servers:5555"],
+        ack_timeout_s=2,
+        context=context,
+        resolve_s=0.01,
+        resolve=resolve,
+    )
+    try:
+        assert h.wait_ready(stop)
+        wait_until(
+            lambda: h.wait_ready(stop) and len(calls) > 2, timeout_s=10, what="failed resolutions"
+        )
+        assert h.available == [endpoint]
+        assert h.deliver(batch("y"), stop) == {"y"}
+    finally:
+        h.close()
+        context.term()
         router.close()

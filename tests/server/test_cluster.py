@@ -1,0 +1,233 @@
+"""Cluster mode's shared bus and history (server/cluster.py) against a real redis-server: two
+buses stand for two servers sharing one Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from server.cluster import HistoryUnavailable, RedisBus, parse_stream_key, stream_key
+from server.replay import ReplayBuffer, Stream
+from shared.counters import Counters
+from shared.envelope import Envelope
+from shared.settings import load_settings
+from shared.wire import Delivery
+from tests.integration.helpers import eventually
+from tests.integration.netcut import NetCut
+from tests.processes import Process, Processes, free_port
+
+
+@dataclass
+class Server:
+    """One bus with its own replay buffer, and what its feed reader published."""
+
+    bus: RedisBus
+    replay: ReplayBuffer
+    published: list[tuple[Stream, int, dict[str, Any]]] = field(default_factory=list)
+    gaps: int = 0
+
+    async def publish(
+        self, stream: Stream, offset: int, _event: str, payload: Any, _size: int, _sent: Any
+    ) -> None:
+        self.published.append((stream, offset, orjson.loads(orjson.dumps(payload))))
+
+    def gap(self) -> None:
+        self.gaps += 1
+
+
+@dataclass
+class Cluster:
+    port: int
+    processes: Processes
+    redis: Process
+    make: Callable[..., Server]
+
+
+@pytest.fixture
+async def cluster(processes: Processes) -> AsyncIterator[Cluster]:
+    port = free_port()
+    made: list[Server] = []
+
+    def make(**env: str) -> Server:
+        settings = load_settings({"REDIS_URL": f"redis://127.0.0.1:{port}/0", **env})
+        replay = ReplayBuffer(window_s=120, max_events=1000, max_bytes=16 * 1024 * 1024)
+        server = Server(RedisBus(settings, replay=replay, counters=Counters()), replay)
+        server.bus.start(server.publish, server.gap)
+        made.append(server)
+        return server
+
+    yield Cluster(port, processes, processes.redis(port), make)
+    for server in made:
+        await server.bus.close()
+
+
+def delivery(n: int, room: str | list[str] | None = None) -> Delivery:
+    return Delivery(f"id-{n}", Envelope("e", {"n": n}, room=room), sent_ms=1, received_ms=2)
+
+
+async def started(*servers: Server) -> None:
+    await eventually(lambda: all(s.bus.healthy for s in servers), what="the feed readers")
+
+
+def test_stream_keys_name_every_stream_unambiguously() -> None:
+    streams = [("/", None), ("/", "a"), ("/a", None), ("/", "1:/x"), ("/ns:1", "room")]
+    assert [parse_stream_key(stream_key(s)) for s in streams] == streams
+    assert len({stream_key(s) for s in streams}) == len(streams)
+
+
+async def test_every_server_emits_every_event_with_the_same_offset_in_the_same_order(
+    cluster: Cluster,
+) -> None:
+    # Given two servers on one Redis
+    a, b = cluster.make(), cluster.make()
+    await started(a, b)
+
+    # When batches reach either of them, a message to two rooms among them, some twice
+    batch = [delivery(0), delivery(1, ["x", "y"]), delivery(2, "x"), delivery(3)]
+    appended, duplicates = await a.bus.append(batch, 300)
+    again, repeated = await b.bus.append([delivery(2, "x"), delivery(4, "y")], 300)
+
+    # Then each message is appended once, cluster-wide
+    assert appended == ["id-0", "id-1", "id-2", "id-3"] and duplicates == []
+    assert again == ["id-4"] and repeated == ["id-2"]
+
+    # And both servers publish the same events, in the same order, offsets counting per stream
+    await eventually(lambda: len(a.published) == len(b.published) == 6, what="6 events each")
+    assert a.published == b.published
+    offsets = [(stream, offset, p["id"]) for stream, offset, p in a.published]
+    assert offsets == [
+        (("/", None), 1, "id-0"),
+        (("/", "x"), 1, "id-1"),
+        (("/", "y"), 1, "id-1"),
+        (("/", "x"), 2, "id-2"),
+        (("/", None), 2, "id-3"),
+        (("/", "y"), 2, "id-4"),
+    ]
+    # What a client receives: today's payload, with the cluster's epoch
+    payload = a.published[1][2]
+    assert payload == {
+        "id": "id-1",
+        "data": {"n": 1},
+        "room": "x",
+        "offset": 1,
+        "epoch": a.replay.epoch,
+        "sent_ms": 1,
+        "received_ms": 2,
+        "emitted_ms": payload["emitted_ms"],
+    }
+    assert a.replay.epoch == b.replay.epoch
+
+
+async def test_a_resume_on_another_server_gets_exactly_what_was_missed(cluster: Cluster) -> None:
+    a, b = cluster.make(), cluster.make()
+    await started(a, b)
+    await a.bus.append([delivery(n, "shop") for n in range(6)], 300)
+    await eventually(lambda: len(b.published) == 6, what="6 events on b")
+
+    # A client of a that saw offset 2 resumes on b
+    catch = await b.bus.catch_up(("/", "shop"), {"epoch": a.replay.epoch, "offset": 2}, 10**6)
+
+    assert catch.failure is None
+    assert [orjson.loads(orjson.dumps(p))["data"]["n"] for _e, p in catch.entries] == [2, 3, 4, 5]
+    assert catch.offset == 6  # the local buffer continues from here
+
+    # A client that knows nothing yet just learns the position
+    fresh = await b.bus.catch_up(("/", "shop"), None, 10**6)
+    assert (fresh.entries, fresh.offset, fresh.failure) == ([], 6, None)
+
+
+async def test_what_cannot_be_recovered_is_said(cluster: Cluster) -> None:
+    a = cluster.make(REPLAY_MAX_EVENTS="5")
+    await started(a)
+    await a.bus.append([delivery(n, "shop") for n in range(10)], 300)
+    epoch = a.replay.epoch
+
+    async def since(offset: int, budget: int = 10**6) -> Any:
+        return await a.bus.catch_up(("/", "shop"), {"epoch": epoch, "offset": offset}, budget)
+
+    # Redis trimmed the history to its last 5 events
+    gone = await since(2)
+    assert gone.failure == "offset 2 is out of the replay window" and not gone.entries
+    assert len((await since(5)).entries) == 5
+    assert "ahead of the stream" in str((await since(11)).failure)
+    # One resume replays at most its byte budget
+    big = await since(5, budget=100)
+    assert big.refused and not big.entries
+    # An offset that is not one
+    odd = await a.bus.catch_up(("/", "shop"), {"epoch": epoch, "offset": "7"}, 10**6)
+    assert "non-negative integer" in str(odd.failure)
+
+
+async def test_the_epoch_changes_only_when_redis_lost_its_data(cluster: Cluster) -> None:
+    a = cluster.make()
+    await started(a)
+    await a.bus.append([delivery(1, "shop")], 300)
+    epoch = a.replay.epoch
+
+    # A server that starts later (or again) keeps the epoch
+    b = cluster.make()
+    await started(b)
+    await eventually(lambda: b.replay.epoch == epoch, what="b adopting the epoch")
+
+    # Redis restarted without its data: a new epoch, and a resume from the old one says so
+    await a.bus._redis.flushall()
+    await a.bus.append([delivery(2, "shop")], 300)
+    assert a.replay.epoch != epoch
+    catch = await a.bus.catch_up(("/", "shop"), {"epoch": epoch, "offset": 1}, 10**6)
+    assert "is not the history's" in str(catch.failure)
+    # what the new epoch holds is still sent
+    assert [orjson.loads(orjson.dumps(p))["id"] for _e, p in catch.entries] == ["id-2"]
+
+
+async def test_with_redis_down_nothing_is_confirmed_and_it_resumes_by_itself(
+    cluster: Cluster,
+) -> None:
+    a = cluster.make()
+    await started(a)
+    await a.bus.append([delivery(1)], 300)
+
+    # When Redis goes away
+    cluster.redis.stop()
+    with pytest.raises(HistoryUnavailable):
+        await a.bus.append([delivery(2)], 300)
+    await eventually(lambda: not a.bus.healthy, what="the bus noticing")
+
+    # Then, back (from its append-only file), the same epoch and nothing lost
+    epoch = a.replay.epoch
+    cluster.processes.redis(cluster.port, name="redis-again")
+    await eventually(lambda: a.bus.healthy, timeout_s=15, what="the bus reconnecting")
+    assert await a.bus.append([delivery(2)], 300) == (["id-2"], [])
+    assert await a.bus.append([delivery(1)], 300) == ([], ["id-1"])  # still remembered
+    await eventually(lambda: len(a.published) == 2, what="both events published")
+    assert [offset for _s, offset, _p in a.published] == [1, 2]
+    assert a.replay.epoch == epoch and a.gaps == 0
+
+
+async def test_a_server_cut_off_past_what_the_feed_keeps_sends_its_clients_to_resume(
+    cluster: Cluster,
+) -> None:
+    # Given a server whose network to Redis goes while another appends more than the feed
+    # keeps (REDIS_FEED_MAX_EVENTS)
+    async with NetCut(cluster.port) as net:
+        a = cluster.make(REDIS_URL=f"redis://127.0.0.1:{net.port}/0", REDIS_FEED_MAX_EVENTS="100")
+        other = cluster.make(REDIS_FEED_MAX_EVENTS="100")
+        await started(a, other)
+        await other.bus.append([delivery(0)], 300)
+        await eventually(lambda: len(a.published) == 1, what="the first event on a")
+        net.cut()
+        await eventually(lambda: not a.bus.healthy, what="a noticing the cut")
+        for first in range(1, 1200, 100):
+            await other.bus.append([delivery(n) for n in range(first, first + 100)], 300)
+
+        # When its network comes back
+        net.restore()
+
+        # Then it notices what it missed, sends its clients away to resume from the history,
+        # and goes on with what the feed still has
+        await eventually(lambda: a.gaps == 1, what="the gap being noticed")
+        await eventually(lambda: a.published[-1][2]["id"] == "id-1200", what="the last event")
+        assert len(a.published) < 1201
