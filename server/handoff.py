@@ -175,7 +175,12 @@ class HandoffServer:
                 await self._socket.send_multipart([identity, *wire.encode(wire.PONG)])
             elif kind == wire.DELIVER:
                 batch, deliveries = wire.parse_deliver(body)
-                confirmed = await self._handler.emit(deliveries)
+                confirmed = await self._handler.emit(deliveries) if self._handler.ready else []
+                if not confirmed and not self._handler.ready:
+                    # Not answered, as a hung server is not: the worker leaves this server out
+                    # until it answers pings again, instead of taking the batch back from SQS
+                    # at once and again (each receive counts toward the dead-letter queue).
+                    return
                 await self._socket.send_multipart([identity, *wire.ack(batch, confirmed)])
             else:
                 raise WireError(f"unexpected {kind.decode()} from a worker")

@@ -1,0 +1,99 @@
+// `node cluster_clients.mjs --url URL --token JWT --clients N --rooms r0,r1,r2`: clients of the
+// relay made with the page's own helper (server/static/relay.js, which resumes by itself) over
+// the pinned socket.io-client, half over WebSocket and half over HTTP long-polling (the
+// client's fetch transport: Node has no XMLHttpRequest). Client n joins room n % rooms.
+// Each sends its own `affinity` query parameter, so that nginx spreads them over the servers.
+//
+// Prints {"ready": N} once every client is connected and in its room; then each line
+// "report" on stdin prints, per client, what the app got (event ids, in order), what came
+// over the wire (repeats included), the recoveries and the status changes. SIGTERM or the end
+// of stdin ends it.
+import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+import { randomUUID } from "node:crypto";
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: "string" },
+    token: { type: "string" },
+    clients: { type: "string", default: "12" },
+    rooms: { type: "string", default: "r0,r1,r2" },
+    static: { type: "string" },
+  },
+});
+const vendor = await import(pathToFileURL(`${args.static}/vendor/socket.io-4.8.1.esm.min.js`).href);
+const { connect } = await import(pathToFileURL(`${args.static}/relay.js`).href);
+
+const rooms = args.rooms.split(",");
+const clients = [];
+let ready = 0;
+const allReady = new Promise((resolve) => {
+  for (let n = 0; n < Number(args.clients); n++) {
+    const polling = n % 2 === 1;
+    const state = {
+      n,
+      room: rooms[n % rooms.length],
+      transport: polling ? "polling" : "websocket",
+      ids: [],
+      wire: 0,
+      recoveries: [],
+      statuses: [],
+      joined: false,
+    };
+    const relay = connect(args.url, {
+      token: args.token,
+      transports: polling ? [vendor.Fetch] : [vendor.WebSocket],
+      query: { affinity: randomUUID() },
+      // a client that lost its server is away a while: it has a gap to recover
+      reconnectionDelay: 1500,
+      reconnectionDelayMax: 3000,
+    });
+    relay.on("event", (_event, payload) => state.ids.push(payload.id));
+    relay.on("recovery", (r) => state.recoveries.push(r));
+    relay.on("status", ({ state: s, detail }) => {
+      state.statuses.push(`${s}: ${detail}`);
+      if (s === "connected" && !state.joined) {
+        state.joined = true;
+        relay.join(state.room).then((answer) => {
+          if (!answer?.ok) {
+            state.statuses.push(`join refused: ${JSON.stringify(answer)}`);
+            return;
+          }
+          if (++ready === Number(args.clients)) resolve();
+        });
+      }
+    });
+    relay.socket.onAny((event) => {
+      if (!event.startsWith("relay:")) state.wire++; // relayed events, repeats included
+    });
+    clients.push({ relay, state });
+  }
+});
+
+await allReady;
+console.log(JSON.stringify({ ready }));
+
+function report() {
+  console.log(JSON.stringify({
+    clients: clients.map(({ relay, state }) => ({ ...state, connected: relay.socket.connected })),
+  }));
+}
+
+function stop() {
+  for (const { relay } of clients) relay.close();
+  process.exit(0);
+}
+
+let pending = "";
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => {
+  pending += chunk;
+  let newline;
+  while ((newline = pending.indexOf("\n")) >= 0) {
+    const line = pending.slice(0, newline).trim();
+    pending = pending.slice(newline + 1);
+    if (line === "report") report();
+  }
+});
+process.stdin.on("end", stop);
+process.on("SIGTERM", stop);
