@@ -12,6 +12,7 @@
 // clocks are milliseconds); the harness turns them into HdrHistograms.
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
+import { randomUUID } from "node:crypto";
 
 const { values: args } = parseArgs({
   options: {
@@ -19,6 +20,8 @@ const { values: args } = parseArgs({
     clients: { type: "string", default: "100" },
     bundle: { type: "string" },
     attempts: { type: "string", default: "10" },
+    // a random `affinity` per client, so that nginx's hash spreads them over the servers
+    affinity: { type: "boolean", default: false },
   },
 });
 const { io } = await import(pathToFileURL(args.bundle).href);
@@ -67,6 +70,7 @@ const settled = new Promise((resolve) => {
     const socket = io(args.url, {
       transports: ["websocket"],
       reconnectionAttempts: Number(args.attempts),
+      ...(args.affinity ? { query: { affinity: randomUUID() } } : {}),
     });
     socket.once("connect", () => {
       connected++;

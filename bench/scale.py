@@ -105,12 +105,16 @@ def histogram(counts: list[dict[str, int]]) -> Percentiles:
 class Loadgens:
     """The Node client processes of one case, connected once, asked for a report per step."""
 
-    def __init__(self, stack: Stack, clients: int, per_node: int) -> None:
+    def __init__(
+        self, stack: Stack, clients: int, per_node: int, *, affinity: bool = False
+    ) -> None:
         bundle = VENDOR / "socket.io-4.8.1.esm.min.js"
+        spread = ["--affinity"] if affinity else []  # nginx in front (bench/cluster.py)
         self.procs = [
             subprocess.Popen(
                 [*NODE, str(ROOT / "bench" / "loadgen.mjs"), "--url", stack.url,
-                 "--clients", str(min(per_node, clients - first)), "--bundle", str(bundle)],
+                 "--clients", str(min(per_node, clients - first)), "--bundle", str(bundle),
+                 *spread],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 text=True, cwd=stack.log_dir,
             )

@@ -54,8 +54,9 @@ from shared.wire import Delivery
 
 logger = logging.getLogger(__name__)
 
-#: Feed entries taken per XREAD, and how long one blocks (ms) before looking at the stop flag.
-_READ_COUNT = 1000
+#: Feed entries taken per XREAD (a batch is emitted without yielding the loop: kept small), and
+#: how long one blocks (ms) before looking at the stop flag.
+_READ_COUNT = 200
 _READ_BLOCK_MS = 1000
 #: How long a resume waits for this server's feed reader to reach what the history showed.
 _CATCH_UP_TIMEOUT_S = 5.0

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from devtools.netcut import NetCut
 from tests.conftest import REPORTS
 from tests.integration.helpers import metric, send
-from tests.integration.netcut import NetCut
 from tests.processes import ROOT, Processes, Stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,5 +1,5 @@
 """The Python client helper (client.RelayClient) against real processes, with the network
-between it and the server cut for real (tests/integration/netcut.py): it resumes by itself,
+between it and the server cut for real (devtools/netcut.py): it resumes by itself,
 also before it received anything and also when the server has not noticed the cut."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from client import Event, Recovery, RelayClient
+from devtools.netcut import NetCut
 from tests.integration.helpers import eventually, metric, send
-from tests.integration.netcut import NetCut
 from tests.processes import Processes, Stack
 from tests.tokens import token
 

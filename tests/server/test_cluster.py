@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from devtools.netcut import NetCut
 from server.cluster import HistoryUnavailable, RedisBus, parse_stream_key, stream_key
 from server.replay import ReplayBuffer, Stream
 from shared.counters import Counters
@@ -17,7 +18,6 @@ from shared.envelope import Envelope
 from shared.settings import load_settings
 from shared.wire import Delivery
 from tests.integration.helpers import eventually
-from tests.integration.netcut import NetCut
 from tests.processes import Process, Processes, free_port
 
 

@@ -1,15 +1,21 @@
-"""A TCP forwarder on loopback that a test can cut the way a network does.
+"""A TCP forwarder on loopback that a test or a benchmark can cut the way a network does.
 
 `cut()` resets the client's side of every open connection and leaves the server's side open
 and silent (no FIN, no RST), so the server learns of it only from its ping timeout; while the
 network is down new connections are reset at once, until `restore()`. asyncio streams, a
 few dozen lines: no library does this on loopback without root (tc/netem need a namespace).
+
+In a process of its own (the benchmark's, to cut one server from Redis)::
+
+    python -m devtools.netcut --target 6379 --port 6380   # SIGUSR1 cuts, SIGUSR2 restores
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import signal
 from dataclasses import dataclass, field
 
 
@@ -31,9 +37,9 @@ class NetCut:
             net.restore()                           # and comes back
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, port: int = 0) -> None:
         self.target_port = target_port
-        self.port = 0
+        self.port = port
         self.down = False
         self.cuts = 0
         self._pairs: list[_Pair] = []
@@ -41,7 +47,7 @@ class NetCut:
         self._listener: asyncio.Server | None = None
 
     async def __aenter__(self) -> NetCut:
-        self._listener = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._listener = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self.port = self._listener.sockets[0].getsockname()[1]
         return self
 
@@ -101,3 +107,26 @@ class NetCut:
     def _stop(pair: _Pair) -> None:
         for pump in pair.pumps:
             pump.cancel()
+
+
+async def _serve(target: int, port: int) -> None:
+    async with NetCut(target, port) as net:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, net.cut)
+        loop.add_signal_handler(signal.SIGUSR2, net.restore)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print(f"netcut: 127.0.0.1:{net.port} -> 127.0.0.1:{target} ready", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devtools.netcut", description=__doc__)
+    parser.add_argument("--target", type=int, required=True, help="port to forward to")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.target, args.port))
+
+
+if __name__ == "__main__":
+    main()

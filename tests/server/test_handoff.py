@@ -1,0 +1,75 @@
+"""The server's side of the hand-off (server/handoff.py) on real ZeroMQ sockets, with a
+stand-in handler: while the handler is not ready (cluster mode, Redis unreachable), workers get
+no answer at all, so that they stop taking from SQS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from server.handoff import HandoffServer
+from shared import wire
+from shared.envelope import Envelope
+from shared.settings import load_settings
+from shared.wire import Delivery
+from tests.processes import free_port
+
+
+@dataclass
+class Handler:
+    ready: bool = True
+    batches: list[list[str]] = field(default_factory=list)
+
+    async def emit(self, deliveries: list[Delivery]) -> list[str]:
+        self.batches.append([d.message_id for d in deliveries])
+        return [d.message_id for d in deliveries]
+
+    def cover_visibility_timeout(self, visibility_timeout_s: float | None) -> None:
+        pass
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Handler, zmq.asyncio.Socket]]:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    context = zmq.asyncio.Context()
+    handler = Handler()
+    server = HandoffServer(
+        settings=load_settings({"ZMQ_BIND": endpoint}), handler=handler, context=context
+    )
+    server.bind()
+    server.start()
+    worker = context.socket(zmq.DEALER)
+    worker.connect(endpoint)
+    yield handler, worker
+    worker.close(0)
+    await server.close(1)
+    context.destroy(linger=0)  # term() would wait for the monitor socket, closed by its task
+
+
+async def answer(worker: zmq.asyncio.Socket, frames: list[bytes]) -> bytes | None:
+    await worker.send_multipart(frames)
+    if not await worker.poll(500):
+        return None
+    kind, _body = wire.decode(await worker.recv_multipart())
+    return kind
+
+
+async def test_a_server_that_cannot_take_batches_answers_nothing(
+    served: tuple[Handler, zmq.asyncio.Socket],
+) -> None:
+    handler, worker = served
+    batch = wire.deliver(1, [Delivery("a", Envelope("e", 1))])
+    assert await answer(worker, wire.ping()) == wire.PONG
+    assert await answer(worker, batch) == wire.ACK
+
+    handler.ready = False
+    assert await answer(worker, wire.ping()) is None
+    assert await answer(worker, batch) is None
+    assert handler.batches == [["a"]]  # not even tried
+
+    handler.ready = True
+    assert await answer(worker, wire.ping()) == wire.PONG
