@@ -176,12 +176,14 @@ class HandoffServer:
             elif kind == wire.DELIVER:
                 batch, deliveries = wire.parse_deliver(body)
                 confirmed = await self._handler.emit(deliveries) if self._handler.ready else []
-                if not confirmed and not self._handler.ready:
-                    # Not answered, as a hung server is not: the worker leaves this server out
-                    # until it answers pings again, instead of taking the batch back from SQS
-                    # at once and again (each receive counts toward the dead-letter queue).
-                    return
-                await self._socket.send_multipart([identity, *wire.ack(batch, confirmed)])
+                # Said so when it cannot take batches: the worker leaves this server out until
+                # it answers pings again and hands the batch to another one at once, instead
+                # of waiting ACK_TIMEOUT_S or taking it back from SQS again and again (each
+                # receive counts toward the dead-letter queue).
+                ready = bool(confirmed) or self._handler.ready
+                await self._socket.send_multipart(
+                    [identity, *wire.ack(batch, confirmed, ready=ready)]
+                )
             else:
                 raise WireError(f"unexpected {kind.decode()} from a worker")
         except WireError as exc:

@@ -12,7 +12,10 @@ kind                  direction         body (JSON)
 ``pong``              server → worker   ``{}``
 ``deliver``           worker → server   ``{"batch": int, "messages": [Delivery, ...]}``
 ``ack``               server → worker   ``{"batch": int, "ids": [MessageId, ...]}``: emitted
-                                         (or already emitted before) and safe to delete
+                                         (or already emitted before) and safe to delete;
+                                         with ``"ready": false`` the server cannot take
+                                         batches now (cluster mode: Redis is unreachable):
+                                         the worker hands the batch to another server
 ====================  ================  ======================================================
 
 What an ack promises: the server has put the event in its replay history and in the outgoing
@@ -126,8 +129,16 @@ def parse_deliver(body: dict[str, Any]) -> tuple[int, list[Delivery]]:
     return batch, [Delivery.from_json(m) for m in messages]
 
 
-def ack(batch: int, ids: list[str]) -> list[bytes]:
-    return encode(ACK, {"batch": batch, "ids": ids})
+def ack(batch: int, ids: list[str], *, ready: bool = True) -> list[bytes]:
+    body: dict[str, Any] = {"batch": batch, "ids": ids}
+    if not ready:
+        body["ready"] = False
+    return encode(ACK, body)
+
+
+def ack_ready(body: dict[str, Any]) -> bool:
+    """False when the server said it cannot take batches now."""
+    return body.get("ready") is not False
 
 
 def parse_ack(body: dict[str, Any]) -> tuple[int, list[str]]:

@@ -215,6 +215,9 @@ class Handoff:
                 if acked_batch != batch:
                     continue  # a late answer to a batch that already timed out
                 del pending[sock]
+                if not wire.ack_ready(body):
+                    self._leave(sock, f"cannot take batches now (it answered batch {batch} so)")
+                    continue
                 confirmations.append(set(ids))
             self._ping_if_due(time.monotonic())
         if pending:

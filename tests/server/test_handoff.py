@@ -1,6 +1,7 @@
 """The server's side of the hand-off (server/handoff.py) on real ZeroMQ sockets, with a
-stand-in handler: while the handler is not ready (cluster mode, Redis unreachable), workers get
-no answer at all, so that they stop taking from SQS."""
+stand-in handler: while the handler is not ready (cluster mode, Redis unreachable), pings go
+unanswered, so that workers stop taking from SQS, and a batch is answered "not ready", so that
+it goes to another server at once."""
 
 from __future__ import annotations
 
@@ -54,11 +55,11 @@ async def answer(worker: zmq.asyncio.Socket, frames: list[bytes]) -> bytes | Non
     await worker.send_multipart(frames)
     if not await worker.poll(500):
         return None
-    kind, _body = wire.decode(await worker.recv_multipart())
-    return kind
+    kind, body = wire.decode(await worker.recv_multipart())
+    return kind if kind != wire.ACK or wire.ack_ready(body) else b"not ready"
 
 
-async def test_a_server_that_cannot_take_batches_answers_nothing(
+async def test_a_server_that_cannot_take_batches_says_so(
     served: tuple[Handler, zmq.asyncio.Socket],
 ) -> None:
     handler, worker = served
@@ -68,7 +69,7 @@ async def test_a_server_that_cannot_take_batches_answers_nothing(
 
     handler.ready = False
     assert await answer(worker, wire.ping()) is None
-    assert await answer(worker, batch) is None
+    assert await answer(worker, batch) == b"not ready"
     assert handler.batches == [["a"]]  # not even tried
 
     handler.ready = True

@@ -48,3 +48,9 @@ def test_malformed_frames_raise_wire_error(frames: list[bytes]) -> None:
 def test_a_bad_deliver_body_raises_wire_error(body: dict) -> None:
     with pytest.raises(WireError):
         wire.parse_deliver(body)
+
+
+def test_an_ack_can_say_the_server_cannot_take_batches_now() -> None:
+    _kind, body = wire.decode(wire.ack(3, [], ready=False))
+    assert wire.parse_ack(body) == (3, []) and not wire.ack_ready(body)
+    assert wire.ack_ready(wire.decode(wire.ack(3, ["a"]))[1])

@@ -30,6 +30,7 @@ class Router:
         self.sock.bind(endpoint)
         self.refuse, self.silent = refuse, silent
         self.mute = False
+        self.ready = True
         self.pings: list[dict[str, object]] = []
         self.batches: list[list[str]] = []
         self.stop = threading.Event()
@@ -51,7 +52,9 @@ class Router:
                 batch, deliveries = wire.parse_deliver(body)
                 self.batches.append([d.message_id for d in deliveries])
                 ids = [d.message_id for d in deliveries if d.message_id not in self.refuse]
-                self.sock.send_multipart([identity, *wire.ack(batch, ids)])
+                if not self.ready:
+                    ids = []
+                self.sock.send_multipart([identity, *wire.ack(batch, ids, ready=self.ready)])
 
     def close(self) -> None:
         self.stop.set()
@@ -473,3 +476,32 @@ def test_a_name_that_stops_resolving_keeps_its_last_addresses(
         h.close()
         context.term()
         router.close()
+
+
+def test_cluster_mode_hands_a_batch_on_at_once_when_a_server_says_it_cannot_take_it(
+    endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    second = f"tcp://127.0.0.1:{free_port()}"
+    unready, good = Router(endpoint), Router(second)
+    context = zmq.Context()
+    h = Handoff(
+        counters=Counters(),
+        endpoints=[endpoint, second],
+        ack_timeout_s=30,  # the batch must not wait for it
+        context=context,
+        one_server=True,
+    )
+    try:
+        assert h.wait_ready(stop)
+        unready.ready = False
+        for n in range(2):
+            assert h.deliver(batch(f"m{n}"), stop) == {f"m{n}"}
+        assert good.batches == [["m0"], ["m1"]]
+        # it left on the server's word, not after the 30 s ack timeout
+        assert "cannot take batches now" in caplog.text
+        assert h.available == [second]
+    finally:
+        h.close()
+        context.term()
+        unready.close()
+        good.close()
