@@ -54,7 +54,7 @@ from server.assets import ensure_client_bundle
 
 SERVERS = [1, 2, 4]
 MODES = ["relay", "redis-manager"]
-DELIVERIES = [2_500, 5_000, 10_000, 20_000]
+DELIVERIES = [500, 1_000, 2_500, 5_000, 10_000]
 CONSUMERS = 2
 _MODEL = ConfigDict(extra="forbid", frozen=True)
 
@@ -110,7 +110,7 @@ class ClusterStack(Stack):
             [PYTHON, "-m", "bench.fakesqs", "--port", str(self.sqs_port), "--queue", QUEUE],
         )  # fmt: skip
         sqs.process.wait_ready(lambda: "ready" in sqs.log.read_text(), what="fake SQS")
-        data = self.log_dir / f"redis-{self.redis_port}"
+        data = (self.log_dir / f"redis-{self.redis_port}").resolve()
         data.mkdir(exist_ok=True)
         redis = self.spawn(
             "broker", "redis",
@@ -145,10 +145,11 @@ class ClusterStack(Stack):
             http_ports.append(http_port)
             zmq_ports.append(zmq_port)
         upstreams = ",".join(f"127.0.0.1:{p}" for p in http_ports)
+        nginx_dir = (self.log_dir / f"nginx-{self.http_port}").resolve()
         nginx = self.spawn(
             "balancer", "nginx",
             [PYTHON, "-m", "devtools.balancer", "--listen", f"127.0.0.1:{self.http_port}",
-             "--servers", upstreams, "--dir", str(self.log_dir / f"nginx-{self.http_port}")],
+             "--servers", upstreams, "--dir", str(nginx_dir)],
         )  # fmt: skip
         nginx.process.wait_ready(lambda: _http_ok(f"{self.url}/healthz"), what="nginx")
         endpoints = ",".join(f"tcp://127.0.0.1:{p}" for p in zmq_ports)
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         help="server processes per case, comma list (default: %(default)s)",
     )
     parser.add_argument("--modes", type=lambda s: s.split(","), default=MODES)
-    parser.add_argument("--clients", type=int, default=200, help="clients (default: %(default)s)")
+    parser.add_argument("--clients", type=int, default=100, help="clients (default: %(default)s)")
     parser.add_argument(
         "--deliveries",
         type=lambda s: [float(n) for n in s.split(",")],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import zmq
@@ -25,6 +27,7 @@ class Router:
     def __init__(
         self, endpoint: str, *, refuse: frozenset[str] = frozenset(), silent: bool = False
     ) -> None:
+        self.endpoint = endpoint
         self.context = zmq.Context()
         self.sock = self.context.socket(zmq.ROUTER)
         self.sock.bind(endpoint)
@@ -311,86 +314,79 @@ def test_a_stop_cuts_the_wait_short_without_dropping_the_server(
 # --- cluster mode: one server per batch ---------------------------------------------------------
 
 
+@contextlib.contextmanager
+def cluster_of_two(
+    first: Router, second: Router, **options: Any
+) -> Iterator[tuple[Handoff, Router, Router]]:
+    """A cluster-mode hand-off to two stand-in servers; all closed afterwards."""
+    context = zmq.Context()
+    endpoints = [first.endpoint, second.endpoint]
+    h = Handoff(counters=Counters(), endpoints=endpoints, context=context, one_server=True,
+                **{"ack_timeout_s": 2, **options})  # fmt: skip
+    try:
+        yield h, first, second
+    finally:
+        h.close()
+        context.term()
+        first.close()
+        second.close()
+
+
+def another() -> str:
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
 def test_cluster_mode_hands_each_batch_to_one_server_in_turn(
     endpoint: str, stop: threading.Event
 ) -> None:
-    second = f"tcp://127.0.0.1:{free_port()}"
-    one, two = Router(endpoint), Router(second)
-    context = zmq.Context()
-    h = Handoff(
-        counters=Counters(),
-        endpoints=[endpoint, second],
-        ack_timeout_s=2,
-        context=context,
-        one_server=True,
-    )
-    try:
+    with cluster_of_two(Router(endpoint), Router(another())) as (h, one, two):
         assert h.wait_ready(stop)
         for n in range(4):
             assert h.deliver(batch(f"m{n}"), stop) == {f"m{n}"}
         # each batch went to exactly one server, and both took some
         assert sorted(one.batches + two.batches) == [["m0"], ["m1"], ["m2"], ["m3"]]
         assert len(one.batches) == len(two.batches) == 2
-    finally:
-        h.close()
-        context.term()
-        one.close()
-        two.close()
 
 
 def test_cluster_mode_moves_a_batch_on_when_its_server_does_not_confirm(
     endpoint: str, stop: threading.Event
 ) -> None:
-    second = f"tcp://127.0.0.1:{free_port()}"
-    hung, good = Router(endpoint, silent=True), Router(second)
-    context = zmq.Context()
-    counters = Counters()
-    h = Handoff(
-        counters=counters,
-        endpoints=[endpoint, second],
-        ack_timeout_s=0.5,
-        context=context,
-        one_server=True,
-    )
-    try:
+    hung = Router(endpoint, silent=True)
+    with cluster_of_two(hung, Router(another()), ack_timeout_s=0.5) as (h, _hung, good):
         assert h.wait_ready(stop)
         # whichever server's turn it is, every batch is confirmed, by the one that answers
         for n in range(3):
             assert h.deliver(batch(f"m{n}"), stop) == {f"m{n}"}
         assert good.batches[-3:] == [["m0"], ["m1"], ["m2"]]
-        assert counters.get(c.SERVER_UNAVAILABLE) >= 1
-        assert h.available == [second]
-    finally:
-        h.close()
-        context.term()
-        hung.close()
-        good.close()
+        assert h.counters.get(c.SERVER_UNAVAILABLE) >= 1
+        assert h.available == [good.endpoint]
 
 
 def test_a_server_that_answers_without_confirming_keeps_the_batch(
     endpoint: str, stop: threading.Event
 ) -> None:
-    # A cluster server whose Redis is down acks nothing: the batch is not confirmed, and it is
-    # not handed to another server (which shares the same Redis)
-    second = f"tcp://127.0.0.1:{free_port()}"
-    one, two = Router(endpoint, refuse=frozenset({"a"})), Router(second, refuse=frozenset({"a"}))
-    context = zmq.Context()
-    h = Handoff(
-        counters=Counters(),
-        endpoints=[endpoint, second],
-        ack_timeout_s=2,
-        context=context,
-        one_server=True,
-    )
-    try:
+    # A server that answers but confirms nothing (its emit failed) is still there: the batch
+    # is not confirmed (SQS redelivers it), and not handed to another server
+    refusing = [Router(e, refuse=frozenset({"a"})) for e in (endpoint, another())]
+    with cluster_of_two(*refusing) as (h, one, two):
         assert h.wait_ready(stop)
         assert h.deliver(batch("a"), stop) == set()
         assert len(one.batches) + len(two.batches) == 1
-    finally:
-        h.close()
-        context.term()
-        one.close()
-        two.close()
+
+
+def test_cluster_mode_hands_a_batch_on_at_once_when_a_server_says_it_cannot_take_it(
+    endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ack_timeout_s: the batch must not wait for it
+    with cluster_of_two(Router(endpoint), Router(another()), ack_timeout_s=30) as (h, no, good):
+        assert h.wait_ready(stop)
+        no.ready = False  # a cluster server that cannot reach Redis
+        for n in range(2):
+            assert h.deliver(batch(f"m{n}"), stop) == {f"m{n}"}
+        assert good.batches == [["m0"], ["m1"]]
+        # it left on the server's word, not after the 30 s ack timeout
+        assert "cannot take batches now" in caplog.text
+        assert h.available == [good.endpoint]
 
 
 # --- endpoints that name a host ----------------------------------------------------------------
@@ -476,32 +472,3 @@ def test_a_name_that_stops_resolving_keeps_its_last_addresses(
         h.close()
         context.term()
         router.close()
-
-
-def test_cluster_mode_hands_a_batch_on_at_once_when_a_server_says_it_cannot_take_it(
-    endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
-) -> None:
-    second = f"tcp://127.0.0.1:{free_port()}"
-    unready, good = Router(endpoint), Router(second)
-    context = zmq.Context()
-    h = Handoff(
-        counters=Counters(),
-        endpoints=[endpoint, second],
-        ack_timeout_s=30,  # the batch must not wait for it
-        context=context,
-        one_server=True,
-    )
-    try:
-        assert h.wait_ready(stop)
-        unready.ready = False
-        for n in range(2):
-            assert h.deliver(batch(f"m{n}"), stop) == {f"m{n}"}
-        assert good.batches == [["m0"], ["m1"]]
-        # it left on the server's word, not after the 30 s ack timeout
-        assert "cannot take batches now" in caplog.text
-        assert h.available == [second]
-    finally:
-        h.close()
-        context.term()
-        unready.close()
-        good.close()
