@@ -178,4 +178,5 @@ class Relay:
             self._probe.cancel()
         if self.bus is not None:
             await self.bus.close()
-        logger.info("Relay stopped: %s", self.counters.summary(_SUMMARY))
+        cluster = (c.APPENDED, c.REDIS_ERRORS, c.FEED_GAPS) if self.bus is not None else ()
+        logger.info("Relay stopped: %s", self.counters.summary((*_SUMMARY, *cluster)))

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -143,8 +144,12 @@ class Processes(Supervisor):
 
 
 def healthz(base_url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # nginx's 502 before a server is up, say
+        exc.close()
+        raise
 
 
 def redis_ping(port: int) -> bool:

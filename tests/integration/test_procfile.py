@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import subprocess
+from pathlib import Path
 
+from producer import publish
 from shared.sqs import make_sqs_client
 from tests.clients import RecordingClient
 from tests.processes import PYTHON, ROOT, Processes, Stack, healthz, wait_until
@@ -59,3 +62,46 @@ async def test_honcho_runs_the_procfile_delivers_and_stops_cleanly(
     for name in ("server.1", "worker.1", "sqs.1"):
         assert f"{name} stopped (rc=0)" in log, log
     assert code == 143  # honcho's own convention after SIGTERM: 128 + 15
+
+
+async def test_honcho_runs_the_whole_cluster_from_procfile_cluster(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given `honcho -f Procfile.cluster start` (the README's command for several servers): the
+    # embedded SQS, redis-server, three servers, two workers and nginx on :8000
+    assert shutil.which("redis-server") and (shutil.which("nginx") or Path("/usr/sbin/nginx"))
+    env = stack.env()
+    honcho = processes.start(
+        "honcho", ["-m", "honcho", "-f", str(ROOT / "Procfile.cluster"), "start"], env
+    )
+    url = "http://127.0.0.1:8000"
+    await asyncio.to_thread(
+        wait_until,
+        lambda: honcho.check_alive() or healthz(url)["redis"],
+        timeout_s=90,
+        what="nginx and a server on Redis behind it, started by honcho",
+    )
+    servers = [f"http://127.0.0.1:{port}" for port in (8001, 8002, 8003)]
+    await asyncio.to_thread(
+        wait_until,
+        lambda: all(healthz(s)["redis"] and healthz(s)["workers_connected"] == 2 for s in servers),
+        timeout_s=60,
+        what="three servers on Redis, each with both workers",
+    )
+    client = await RecordingClient().connect(url)
+
+    # When an event is sent, it reaches the client through nginx, and every server emitted it
+    sqs = make_sqs_client(stack.settings())
+    sent = await asyncio.to_thread(publish, sqs, stack.queue_url, "hello", {"hi": 1})
+    [(event, payload)] = await client.wait_for(1)
+    assert (event, payload["id"]) == ("hello", sent)
+    await client.close()
+    for server in servers:
+        assert healthz(server)["counters"]["emitted"] == 1
+
+    # And SIGTERM to honcho stops every process by itself
+    await asyncio.to_thread(honcho.stop, signal.SIGTERM, 20)
+    log = honcho.log()
+    for name in ("sqs", "redis", "server1", "server2", "server3", "worker1", "worker2"):
+        assert f"{name}.1 stopped (rc=0)" in log, log
+    assert "balancer.1 stopped" in log
