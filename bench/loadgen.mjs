@@ -12,6 +12,7 @@
 // clocks are milliseconds); the harness turns them into HdrHistograms.
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
+import { drive } from "./driven.mjs";
 import { randomUUID } from "node:crypto";
 
 const { values: args } = parseArgs({
@@ -147,16 +148,4 @@ function stop() {
   process.exit(0);
 }
 
-let pending = "";
-process.stdin.setEncoding("utf8");
-process.stdin.on("data", (chunk) => {
-  pending += chunk;
-  let newline;
-  while ((newline = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, newline).trim();
-    pending = pending.slice(newline + 1);
-    if (line === "report") report();
-  }
-});
-process.stdin.on("end", stop);
-process.on("SIGTERM", stop);
+drive({ report, stop });

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 import socketio
@@ -122,20 +123,27 @@ class Emitter:
         sent_ms: int | None,
     ) -> None:
         """Cluster mode: one event of the shared feed, to this server's history and clients."""
-        namespace, room = stream
         self._replay.append(stream, offset, event, payload, size + ENTRY_OVERHEAD_BYTES)
-        started = time.perf_counter()
         try:
-            if self._has_members(namespace, target_room(room)):
-                await self._sio.emit(event, payload, to=target_room(room), namespace=namespace)
+            await self._send(stream, event, payload, sent_ms, int(time.time() * 1000))
         except Exception:
             self._counters.inc(c.EMIT_FAILED)
             logger.exception("Emit of offset %d on %s failed", offset, stream)
             return
         self._counters.inc(c.EMITTED)
+
+    async def _send(
+        self, stream: Stream, event: str, payload: Any, sent_ms: int | None, emitted_ms: int
+    ) -> None:
+        """Emit one event to its stream's room (nothing when nobody is in it), and time it;
+        raises what the emit raised."""
+        namespace, room = stream
+        started = time.perf_counter()
+        if self._has_members(namespace, target_room(room)):
+            await self._sio.emit(event, payload, to=target_room(room), namespace=namespace)
         self._metrics.emit_seconds.observe(time.perf_counter() - started)
         if sent_ms is not None:
-            self._metrics.end_to_end_seconds.observe(max(0.0, time.time() * 1000 - sent_ms) / 1000)
+            self._metrics.end_to_end_seconds.observe(max(0.0, emitted_ms - sent_ms) / 1000)
 
     async def _emit_one(self, delivery: Delivery) -> int | None:
         """Emit to each target room not reached before (a stream each, with its own offset).
@@ -163,12 +171,10 @@ class Emitter:
             self._replay.append(
                 stream, offset, envelope.event, payload, ENTRY_OVERHEAD_BYTES, shared
             )
-            started = time.perf_counter()
             try:
-                if self._has_members(envelope.namespace, target_room(room)):
-                    await self._sio.emit(
-                        envelope.event, payload, to=target_room(room), namespace=envelope.namespace
-                    )
+                await self._send(
+                    stream, envelope.event, payload, delivery.sent_ms, payload["emitted_ms"]
+                )
             except Exception:
                 self._counters.inc(c.EMIT_FAILED)
                 logger.exception(
@@ -176,11 +182,6 @@ class Emitter:
                 )
                 return None
             self._seen.add((delivery.message_id, room))
-            self._metrics.emit_seconds.observe(time.perf_counter() - started)
-            if delivery.sent_ms is not None:
-                self._metrics.end_to_end_seconds.observe(
-                    max(0.0, payload["emitted_ms"] - delivery.sent_ms) / 1000
-                )
         return len(rooms)
 
     def _has_members(self, namespace: str, room: str) -> bool:

@@ -10,6 +10,7 @@
 // of stdin ends it.
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
+import { drive } from "../../bench/driven.mjs";
 import { randomUUID } from "node:crypto";
 
 const { values: args } = parseArgs({
@@ -84,16 +85,4 @@ function stop() {
   process.exit(0);
 }
 
-let pending = "";
-process.stdin.setEncoding("utf8");
-process.stdin.on("data", (chunk) => {
-  pending += chunk;
-  let newline;
-  while ((newline = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, newline).trim();
-    pending = pending.slice(newline + 1);
-    if (line === "report") report();
-  }
-});
-process.stdin.on("end", stop);
-process.on("SIGTERM", stop);
+drive({ report, stop });

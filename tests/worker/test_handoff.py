@@ -315,21 +315,29 @@ def test_a_stop_cuts_the_wait_short_without_dropping_the_server(
 
 
 @contextlib.contextmanager
-def cluster_of_two(
-    first: Router, second: Router, **options: Any
-) -> Iterator[tuple[Handoff, Router, Router]]:
-    """A cluster-mode hand-off to two stand-in servers; all closed afterwards."""
+def serving(endpoints: list[str], *routers: Router, **options: Any) -> Iterator[Handoff]:
+    """A hand-off to `endpoints` (ack timeout 2 s unless given); it and `routers` closed
+    afterwards."""
     context = zmq.Context()
-    endpoints = [first.endpoint, second.endpoint]
-    h = Handoff(counters=Counters(), endpoints=endpoints, context=context, one_server=True,
+    h = Handoff(counters=Counters(), endpoints=endpoints, context=context,
                 **{"ack_timeout_s": 2, **options})  # fmt: skip
     try:
-        yield h, first, second
+        yield h
     finally:
         h.close()
         context.term()
-        first.close()
-        second.close()
+        for router in routers:
+            router.close()
+
+
+@contextlib.contextmanager
+def cluster_of_two(
+    first: Router, second: Router, **options: Any
+) -> Iterator[tuple[Handoff, Router, Router]]:
+    """A cluster-mode hand-off to two stand-in servers."""
+    endpoints = [first.endpoint, second.endpoint]
+    with serving(endpoints, first, second, one_server=True, **options) as h:
+        yield h, first, second
 
 
 def another() -> str:
@@ -410,17 +418,10 @@ def test_servers_that_a_name_gains_and_loses_are_connected_and_dropped(
     first, second = (f"tcp://127.0.0.1:{p}" for p in ports)
     one, two = Router(first), Router(second)
     answers = [[first], [first, second], [second]]
-    context = zmq.Context()
-    h = Handoff(
-        counters=Counters(),
-        endpoints=["tcp://relay-servers:5555"],
-        ack_timeout_s=2,
-        context=context,
-        one_server=True,
-        resolve_s=0.05,
-        resolve=lambda _endpoint: answers[0],
-    )
-    try:
+    name = ["tcp://relay-servers:5555"]
+    with serving(
+        name, one, two, one_server=True, resolve_s=0.05, resolve=lambda _name: answers[0]
+    ) as h:
         assert h.wait_ready(stop)
         assert h.available == [first]
         answers.pop(0)
@@ -433,11 +434,6 @@ def test_servers_that_a_name_gains_and_loses_are_connected_and_dropped(
         )
         assert h.deliver(batch("x"), stop) == {"x"}
         assert two.batches[-1] == ["x"]
-    finally:
-        h.close()
-        context.term()
-        one.close()
-        two.close()
 
 
 def test_a_name_that_stops_resolving_keeps_its_last_addresses(
@@ -452,23 +448,10 @@ def test_a_name_that_stops_resolving_keeps_its_last_addresses(
             raise OSError("Name or service not known")
         return [endpoint]
 
-    context = zmq.Context()
-    h = Handoff(
-        counters=Counters(),
-        endpoints=["tcp://relay-servers:5555"],
-        ack_timeout_s=2,
-        context=context,
-        resolve_s=0.01,
-        resolve=resolve,
-    )
-    try:
+    with serving(["tcp://relay-servers:5555"], router, resolve_s=0.01, resolve=resolve) as h:
         assert h.wait_ready(stop)
         wait_until(
             lambda: h.wait_ready(stop) and len(calls) > 2, timeout_s=10, what="failed resolutions"
         )
         assert h.available == [endpoint]
         assert h.deliver(batch("y"), stop) == {"y"}
-    finally:
-        h.close()
-        context.term()
-        router.close()
