@@ -2,12 +2,13 @@
 
 A worker hands a batch to one live server; that server appends it to Redis with one script
 call, which per message de-duplicates by MessageId across the cluster, gives each target
-stream (namespace + room) its next offset, and appends the event to the shared *feed* and
-to the stream's *history*, all atomically; then the server confirms. Every server reads the
-feed (``XREAD``) and emits each event to its own clients, so every replica emits every event
-with the same offset, in the same order. A client that resumes on any server gets what it
-missed from the history. Nothing here is a protocol of our own: it is Redis's streams,
-scripts and expiry, the way Socket.IO's Redis Streams adapter and Centrifugo use them.
+stream (namespace + room) its next offset, appends the message once to the shared *feed*
+and indexes it in each target stream's *history*, all atomically; then the server confirms.
+Every server reads the feed (``XREAD``) and emits each event to its own clients, so every
+replica emits every event with the same offset, in the same order. A client that resumes on
+any server gets what it missed from the history. Nothing here is a protocol of our own: it is
+Redis's streams, sorted sets and scripts, the way Socket.IO's Redis Streams adapter and
+Centrifugo use them.
 
 Keys (``REDIS_PREFIX``, then a colon):
 
@@ -16,17 +17,21 @@ Keys (``REDIS_PREFIX``, then a colon):
                               when Redis lost its data, and then resuming says so
 ``seen:<MessageId>``          appended already (expires after the de-duplication window)
 ``offset:<stream>``           the stream's last offset (``INCR``)
-``history:<stream>``          the stream's replayable events, trimmed by Redis by count
-                              (``MAXLEN``, REPLAY_MAX_EVENTS) and age (``MINID``,
-                              REPLAY_WINDOW_S), and gone when idle that long (``PEXPIRE``)
-``feed``                      every event, for every server; trimmed by count
-                              (REDIS_FEED_MAX_EVENTS); each entry numbered from
-                              ``feed:n``, so that a reader sees what it missed
+``feed``                      every message, once, for every server, numbered from
+                              ``feed:n`` so that a reader sees what it missed. With a
+                              history it *is* the history's store, trimmed by Redis in the
+                              append script by count (REDIS_FEED_MAX_EVENTS), bytes
+                              (REPLAY_MAX_BYTES, held in ``feed:bytes``) and age
+                              (REPLAY_WINDOW_S); without one, by count
+``history:<stream>``          the stream's index into the feed: a sorted set, offset ->
+                              feed ID, trimmed by count (REPLAY_MAX_EVENTS) and with the
+                              feed; empty, Redis deletes it
 ============================  ==============================================================
 
 ``<stream>`` is ``<len(namespace)>:<namespace><room>`` (room empty: the room-less stream).
-A history entry has the same ID as its feed entry, which is what lets a resume tell which
-events this server's feed reader has already handled (:meth:`RedisBus.catch_up`).
+A resume compares the feed IDs its history names with this server's feed position, which is
+how it tells which events this server's feed reader has already handled
+(:meth:`RedisBus.catch_up`).
 """
 
 from __future__ import annotations
@@ -60,80 +65,145 @@ _READ_COUNT = 200
 _READ_BLOCK_MS = 1000
 #: How long a resume waits for this server's feed reader to reach what the history showed.
 _CATCH_UP_TIMEOUT_S = 5.0
-#: History entries per XREVRANGE step while a resume walks back (inside the script).
+#: Index entries per step while a resume walks back (inside the script).
 _WALK = 100
+#: What each target stream of a message adds to the history's bytes, beside its key's length:
+#: its index entry (Redis's MEMORY USAGE gives a sorted set of one member ~104 bytes).
+ROOM_BYTES = 100
 
-# Appends a batch. ARGV: prefix, epoch candidate, dedup TTL (s), feed max, history max,
-# window (ms); then per message: id, room count, and per room: stream, event, head, sent_ms.
-# A head is the client payload's JSON without its closing brace; offset and epoch complete it
-# here. Returns the epoch, then 1 (appended) or 0 (a duplicate) per message.
+# Appends a batch. ARGV: prefix, epoch candidate, dedup TTL (s), feed max events, history max
+# events per stream (0: no history), window (ms), max bytes, room bytes; then per message: id,
+# room count, event, head, sent_ms, and its streams. A head is the client payload's JSON
+# without room, offset, epoch and closing brace: each server completes it per room, so the
+# data is stored once per message whatever its rooms. Returns the epoch, then 1 (appended)
+# or 0 (a duplicate) per message.
+#
+# With a history, the feed is trimmed here, by Redis, oldest first, while it is over any
+# bound (REDIS_FEED_MAX_EVENTS messages, REPLAY_MAX_BYTES, REPLAY_WINDOW_S of age), and never
+# of what this call appended (no server has read it yet); each trimmed message leaves the
+# index of every stream it was in. ``feed:bytes`` is what the feed holds. A feed entry's
+# fields: z (its bytes), r (its streams and offsets, JSON), then n, ep, e, s, h.
 _APPEND = r"""
 local p = ARGV[1]
 local epoch = redis.call('SET', p .. 'epoch', ARGV[2], 'NX', 'GET') or ARGV[2]
-local ttl, feed_max = ARGV[3], ARGV[4]
+local ttl, feed_max = ARGV[3], tonumber(ARGV[4])
 local history_max, window_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
-local now = redis.call('TIME')
-local minid = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - window_ms
-local out = {epoch}
-local i = 7
+local max_bytes, room_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
+local feed, held = p .. 'feed', p .. 'feed:bytes'
+local out, first, added = {epoch}, nil, 0
+local i = 9
 while i <= #ARGV do
-  local id, rooms = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
+  local id, rooms, event, head, sent = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2],
+    ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
   if redis.call('SET', p .. 'seen:' .. id, '1', 'NX', 'EX', ttl) then
-    for _ = 1, rooms do
-      local key, event, head, sent = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-      i = i + 4
-      local offset = redis.call('INCR', p .. 'offset:' .. key)
-      local payload = head .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}'
-      local id = redis.call('XADD', p .. 'feed', 'MAXLEN', '~', feed_max, '*',
-        'k', key, 'o', offset, 'e', event, 'p', payload, 'ep', epoch, 's', sent,
-        'n', redis.call('INCR', p .. 'feed:n'))
-      if history_max > 0 and window_ms > 0 then
-        local h = p .. 'history:' .. key
-        redis.call('XADD', h, 'MAXLEN', '=', history_max, id, 'o', offset, 'e', event,
-          'p', payload)
-        redis.call('XTRIM', h, 'MINID', '=', math.max(0, minid))
-        redis.call('PEXPIRE', h, window_ms)
-      end
+    local targets, size = {}, #head
+    for r = i, i + rooms - 1 do
+      targets[#targets + 1] = ARGV[r]
+      targets[#targets + 1] = redis.call('INCR', p .. 'offset:' .. ARGV[r])
+      size = size + #ARGV[r] + room_bytes
     end
+    local fields = {'z', size, 'r', cjson.encode(targets), 'n', redis.call('INCR', p .. 'feed:n'),
+      'ep', epoch, 'e', event, 's', sent, 'h', head}
+    local entry
+    if history_max > 0 then
+      entry = redis.call('XADD', feed, '*', unpack(fields))
+      for t = 1, #targets, 2 do
+        local index = p .. 'history:' .. targets[t]
+        redis.call('ZADD', index, targets[t + 1], entry)
+        redis.call('ZREMRANGEBYRANK', index, 0, -history_max - 1)
+      end
+      added = added + size
+    else
+      entry = redis.call('XADD', feed, 'MAXLEN', '~', feed_max, '*', unpack(fields))
+    end
+    first = first or entry
     out[#out + 1] = 1
   else
-    i = i + 4 * rooms
     out[#out + 1] = 0
+  end
+  i = i + rooms
+end
+if first and history_max > 0 then
+  local now = redis.call('TIME')
+  local oldest_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - window_ms
+  local bytes = redis.call('INCRBY', held, added)
+  local count = redis.call('XLEN', feed)
+  -- A page as long as what was added: at a steady state, what one call trims
+  local from, cut, page = '-', nil, #out
+  while true do
+    local rows = redis.call('XRANGE', feed, from, first, 'COUNT', page)
+    local trimmed = 0
+    for _, row in ipairs(rows) do
+      local ms = tonumber(string.match(row[1], '^(%d+)'))
+      if row[1] == first or not (bytes > max_bytes or count > feed_max or ms < oldest_ms) then
+        break
+      end
+      local f = row[2]
+      if f[1] == 'z' and f[3] == 'r' then
+        bytes = bytes - tonumber(f[2])
+        local targets = cjson.decode(f[4])
+        for t = 1, #targets, 2 do
+          redis.call('ZREMRANGEBYSCORE', p .. 'history:' .. targets[t], '-inf', targets[t + 1])
+        end
+      end
+      count, cut, trimmed = count - 1, row[1], trimmed + 1
+    end
+    if trimmed < #rows or #rows == 0 then break end
+    from = '(' .. cut
+  end
+  if cut then
+    local ms, seq = string.match(cut, '^(%d+)-(%d+)$')
+    redis.call('XTRIM', feed, 'MINID', '=', ms .. '-' .. (tonumber(seq) + 1))
+    redis.call('SET', held, math.max(0, bytes))
   end
 end
 return out
 """
 
 # What a resume needs, in one consistent view. ARGV: prefix, epoch candidate, stream, after
-# (-1: nothing to replay), max bytes. Returns epoch, the stream's last offset, the feed's last
-# ID, a status (ok, ahead, gone, big), then offset, event, payload of each missed entry,
-# newest first.
+# (-1: nothing to replay), max bytes, walk step, the room as JSON, window (ms). Returns epoch,
+# the stream's last offset, the feed's last ID, a status (ok, ahead, gone, big), then offset,
+# event, payload of each missed entry, newest first. A stream's index (a sorted set, offset
+# -> feed ID) names the feed entries that hold its events: one the feed no longer holds, or
+# older than the window, is out of the history.
 _SNAPSHOT = r"""
 local p, key = ARGV[1], ARGV[3]
 local epoch = redis.call('SET', p .. 'epoch', ARGV[2], 'NX', 'GET') or ARGV[2]
-local after, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local after, max_bytes, walk, room = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
+  ARGV[7]
+local feed = p .. 'feed'
 local last = tonumber(redis.call('GET', p .. 'offset:' .. key) or '0')
-local tip = redis.call('XREVRANGE', p .. 'feed', '+', '-', 'COUNT', 1)
+local tip = redis.call('XREVRANGE', feed, '+', '-', 'COUNT', 1)
 local head = {epoch, last, tip[1] and tip[1][1] or '0-0'}
 if after < 0 then head[4] = 'ok'; return head end
 if after > last then head[4] = 'ahead'; return head end
-local out, bytes, from, oldest, complete = {}, 0, '+', last + 1, false
-local h = p .. 'history:' .. key
-while not complete do
-  local rows = redis.call('XREVRANGE', h, from, '-', 'COUNT', tonumber(ARGV[6]))
-  for _, row in ipairs(rows) do
-    local f = row[2]
-    local offset = tonumber(f[2])
-    if offset <= after then complete = true; break end
-    bytes = bytes + #f[6]
+local now = redis.call('TIME')
+local oldest_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ARGV[8]
+local out, bytes, top, oldest, lost = {}, 0, '+inf', last + 1, false
+local index = p .. 'history:' .. key
+while not lost do
+  local rows = redis.call('ZRANGE', index, top, '(' .. after, 'BYSCORE', 'REV', 'LIMIT', 0,
+    walk, 'WITHSCORES')
+  for n = 1, #rows, 2 do
+    local id, offset = rows[n], tonumber(rows[n + 1])
+    local event = nil
+    if tonumber(string.match(id, '^(%d+)')) >= oldest_ms then
+      event = redis.call('XRANGE', feed, id, id)[1]
+    end
+    if not event then lost = true; break end
+    local f = {}
+    for k = 1, #event[2], 2 do f[event[2][k]] = event[2][k + 1] end
+    local payload = f.h .. ',"room":' .. room .. ',"offset":' .. rows[n + 1] .. ',"epoch":"' ..
+      epoch .. '"}'
+    bytes = bytes + #payload
     if bytes > max_bytes then head[4] = 'big'; return head end
-    out[#out + 1] = offset; out[#out + 1] = f[4]; out[#out + 1] = f[6]
-    oldest, from = offset, '(' .. row[1]
+    out[#out + 1] = offset; out[#out + 1] = f.e; out[#out + 1] = payload
+    oldest, top = offset, '(' .. rows[n + 1]
   end
-  if #rows < tonumber(ARGV[6]) then break end
+  if #rows < 2 * walk then break end
 end
-head[4] = (complete or oldest == after + 1) and 'ok' or 'gone'
+head[4] = oldest == after + 1 and 'ok' or 'gone'
 for _, v in ipairs(out) do head[#head + 1] = v end
 return head
 """
@@ -234,13 +304,16 @@ class RedisBus:
         safe to delete. A message that cannot be encoded is in neither (SQS redelivers it and
         its redrive policy dead-letters it). HistoryUnavailable if Redis cannot be reached."""
         settings = self._settings
+        history = settings.replay_max_bytes > 0 and settings.replay_window_s > 0
         args: list[Any] = [
             self._prefix,
             secrets.token_hex(6),
             max(1, int(dedup_ttl_s + 0.999)),
             settings.redis_feed_max_events,
-            settings.replay_max_events if settings.replay_max_bytes else 0,
+            settings.replay_max_events if history else 0,
             int(settings.replay_window_s * 1000),
+            settings.replay_max_bytes,
+            ROOM_BYTES,
         ]
         ids = []
         emitted_ms = int(time.time() * 1000)
@@ -252,21 +325,18 @@ class RedisBus:
                 self._counters.inc(c.EMIT_FAILED)
                 logger.error("Message %s cannot be sent to clients: %s", delivery.message_id, exc)
                 continue
+            head = orjson.dumps(
+                {
+                    "id": delivery.message_id,
+                    "data": data,
+                    "sent_ms": delivery.sent_ms,
+                    "received_ms": delivery.received_ms,
+                    "emitted_ms": emitted_ms,
+                }
+            )[:-1]
             rooms = envelope.rooms
-            args += [delivery.message_id, len(rooms)]
-            for room in rooms:
-                head = orjson.dumps(
-                    {
-                        "id": delivery.message_id,
-                        "data": data,
-                        "room": room,
-                        "sent_ms": delivery.sent_ms,
-                        "received_ms": delivery.received_ms,
-                        "emitted_ms": emitted_ms,
-                    }
-                )[:-1]
-                stream = stream_key((envelope.namespace, room))
-                args += [stream, envelope.event, head, delivery.sent_ms or ""]
+            args += [delivery.message_id, len(rooms), envelope.event, head, delivery.sent_ms or ""]
+            args += [stream_key((envelope.namespace, room)) for room in rooms]
             ids.append(delivery.message_id)
         if not ids:
             return [], []
@@ -293,7 +363,16 @@ class RedisBus:
             after, failure = self._after(since)
         try:
             reply = await self._snapshot(
-                args=[self._prefix, secrets.token_hex(6), stream_key(stream), after, budget, _WALK]
+                args=[
+                    self._prefix,
+                    secrets.token_hex(6),
+                    stream_key(stream),
+                    after,
+                    budget,
+                    _WALK,
+                    orjson.dumps(stream[1]),
+                    int(self._settings.replay_window_s * 1000),
+                ]
             )
         except RedisError as exc:
             self._failed(exc, "resume")
@@ -414,27 +493,44 @@ class RedisBus:
         try:
             number = int(fields[b"n"])
             epoch = fields[b"ep"]
-            stream = parse_stream_key(fields[b"k"].decode())
-            offset = int(fields[b"o"])
             event = fields[b"e"].decode()
-            payload = fields[b"p"]
+            head = fields[b"h"]
             sent = fields.get(b"s")
             sent_ms = int(sent) if sent else None
-        except (KeyError, ValueError, UnicodeDecodeError):
+            targets = orjson.loads(fields[b"r"])
+            streams = [
+                (parse_stream_key(key), int(offset))
+                for key, offset in zip(targets[::2], targets[1::2], strict=True)
+            ]
+        except (KeyError, ValueError, TypeError, UnicodeDecodeError):
             logger.warning("Skipping a malformed feed entry %r", entry_id)
         else:
             self._adopt(epoch)
             if self._number is not None and number != self._number + 1:
                 self._counters.inc(c.FEED_GAPS)
                 logger.warning(
-                    "This server missed %d event(s) of the shared feed (it was trimmed while "
+                    "This server missed %d message(s) of the shared feed (it was trimmed while "
                     "this server was cut off): its clients are sent away to resume from the "
                     "history",
                     number - self._number - 1,
                 )
                 on_gap()
             self._number = number
-            await publish(stream, offset, event, orjson.Fragment(payload), len(payload), sent_ms)
+            tail = b',"epoch":"' + epoch + b'"}'
+            for stream, offset in streams:
+                payload = b"".join(
+                    (
+                        head,
+                        b',"room":',
+                        orjson.dumps(stream[1]),
+                        b',"offset":',
+                        b"%d" % offset,
+                        tail,
+                    )
+                )
+                await publish(
+                    stream, offset, event, orjson.Fragment(payload), len(payload), sent_ms
+                )
         self.position = parse_id(entry_id)
 
     # --- health and epoch -------------------------------------------------------------------------

@@ -90,7 +90,6 @@ class Envelope:
     def __post_init__(self) -> None:
         _check_event(self.event)
         if isinstance(self.room, list | tuple):
-            object.__setattr__(self, "room", tuple(self.room))
             if not self.room or len(self.room) > MAX_ROOMS:
                 raise DecodeError(
                     "bad_envelope",
@@ -98,6 +97,8 @@ class Envelope:
                 )
             for room in self.room:
                 _check_room(room)
+            # A room named twice is one target: one offset in its stream, one delivery.
+            object.__setattr__(self, "room", tuple(dict.fromkeys(self.room)))
         elif self.room is not None:
             _check_room(self.room)
         if not isinstance(self.namespace, str) or not self.namespace.startswith("/"):

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         10_000,
         ge=100,
         le=100_000_000,
-        description="events the shared feed keeps for a server that lost Redis for a while",
+        description="messages the shared feed (and history) keeps in all, for every server",
     )
 
     # --- Socket.IO server --------------------------------------------------------------------

@@ -162,6 +162,58 @@ async def test_what_cannot_be_recovered_is_said(cluster: Cluster) -> None:
     assert "non-negative integer" in str(odd.failure)
 
 
+async def test_redis_bounds_the_history_by_bytes_over_all_streams(cluster: Cluster) -> None:
+    # Given a history of at most 20 kB in all (REPLAY_MAX_BYTES), and ~1 kB messages spread
+    # over three rooms
+    a = cluster.make(REPLAY_MAX_BYTES="20000")
+    await started(a)
+    rooms = ["a", "b", "c"]
+    for first in range(0, 120, 10):
+        batch = [
+            Delivery(f"id-{n}", Envelope("e", "x" * 1000, room=rooms[n % 3]), None, None)
+            for n in range(first, first + 10)
+        ]
+        await a.bus.append(batch, 300)
+    await eventually(lambda: len(a.published) == 120, what="120 events published")
+
+    # Then what Redis holds of them stays within the bound: the oldest were trimmed
+    redis, feed = a.bus._redis, "relay:feed"
+    held = await redis.xrange(feed)
+    assert 10 <= len(held) <= 20
+    assert sum(len(fields[b"h"]) for _id, fields in held) <= 20_000
+    assert int(await redis.get("relay:feed:bytes")) == sum(int(f[b"z"]) for _i, f in held)
+    # ... and a resume from before what is kept says so, while a recent one replays exactly
+    epoch = a.replay.epoch
+    old = await a.bus.catch_up(("/", "a"), {"epoch": epoch, "offset": 1}, 10**6)
+    assert old.failure == "offset 1 is out of the replay window" and not old.entries
+    recent = await a.bus.catch_up(("/", "b"), {"epoch": epoch, "offset": 38}, 10**6)
+    assert recent.failure is None
+    assert [orjson.loads(orjson.dumps(p))["id"] for _e, p in recent.entries] == ["id-115", "id-118"]
+
+
+async def test_a_message_to_many_rooms_is_stored_once(cluster: Cluster) -> None:
+    a = cluster.make()
+    await started(a)
+    # A 100 kB message to 100 rooms (MAX_MESSAGE_ROOMS)
+    rooms = [f"room-{n}" for n in range(100)]
+    big = Delivery("id-big", Envelope("e", "x" * 100_000, room=rooms), None, None)
+    await a.bus.append([big], 300)
+    await eventually(lambda: len(a.published) == 100, what="one event per room")
+
+    # Redis holds its data once (it held it once per room: over 10 MB; now 100 kB, plus about
+    # 180 bytes per room: its index entry and its offset)
+    redis = a.bus._redis
+    used = 0
+    async for key in redis.scan_iter(match="relay:*"):
+        used += await redis.memory_usage(key, samples=0) or 0
+    assert used < 160_000
+    # and each room's resume still gets it, with the room's own offset
+    catch = await a.bus.catch_up(("/", "room-7"), {"epoch": a.replay.epoch, "offset": 0}, 10**6)
+    ((_event, payload),) = catch.entries
+    assert orjson.loads(orjson.dumps(payload))["room"] == "room-7"
+    assert [offset for _s, offset, _p in a.published] == [1] * 100
+
+
 async def test_the_epoch_changes_only_when_redis_lost_its_data(cluster: Cluster) -> None:
     a = cluster.make()
     await started(a)

@@ -183,6 +183,13 @@ def test_to_body_leaves_out_the_defaults_and_writes_rooms_as_a_list() -> None:
     }
 
 
+def test_a_room_named_twice_is_one_target() -> None:
+    # Else its clients got the message twice, under two offsets of one stream
+    envelope = Envelope("e", 1, room=["b", "a", "b", "a"])
+    assert envelope.rooms == ("b", "a")
+    assert parse_body('{"event":"e","data":1,"room":["x","x"]}', default_event="m").rooms == ("x",)
+
+
 def test_to_body_writes_ascii_so_that_sqs_takes_every_character() -> None:
     # SQS refuses U+FFFF written as it is; its escape is plain ASCII
     body = Envelope("e", "\uffff é").to_body()
