@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         le=100_000_000,
         description="messages the shared feed (and history) keeps in all, for every server",
     )
+    redis_stream_ttl_s: float = Field(
+        86_400.0,
+        ge=1,
+        le=366 * 86_400,
+        description="how long Redis keeps an idle stream's position (at least REPLAY_WINDOW_S)",
+    )
 
     # --- Socket.IO server --------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="interface the HTTP server listens on")

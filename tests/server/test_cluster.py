@@ -3,6 +3,8 @@ buses stand for two servers sharing one Redis."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +13,7 @@ import orjson
 import pytest
 
 from devtools.netcut import NetCut
+from server import cluster as cluster_module
 from server.cluster import HistoryUnavailable, RedisBus, parse_stream_key, stream_key
 from server.replay import ReplayBuffer, Stream
 from shared.counters import Counters
@@ -212,6 +215,50 @@ async def test_a_message_to_many_rooms_is_stored_once(cluster: Cluster) -> None:
     ((_event, payload),) = catch.entries
     assert orjson.loads(orjson.dumps(payload))["room"] == "room-7"
     assert [offset for _s, offset, _p in a.published] == [1] * 100
+
+
+async def test_a_client_that_joined_a_stream_before_its_first_event_resumes_from_there(
+    cluster: Cluster,
+) -> None:
+    a = cluster.make()
+    await started(a)
+    joined = await a.bus.catch_up(("/", "new"), None, 10**6)
+    await a.bus.append([delivery(1, "new")], 300)
+    catch = await a.bus.catch_up(
+        ("/", "new"), {"epoch": a.replay.epoch, "offset": joined.offset}, 10**6
+    )
+    assert catch.failure is None and len(catch.entries) == 1
+
+
+async def test_a_stream_whose_position_expired_never_hands_an_offset_out_again(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given positions kept 1 s after a stream's last event (REDIS_STREAM_TTL_S), marked every
+    # 0.2 s, and a quiet stream at offset 3 beside a busier one
+    monkeypatch.setattr(cluster_module, "MARK_S", 0.2)
+    a = cluster.make(REDIS_STREAM_TTL_S="1", REPLAY_WINDOW_S="1")
+    await started(a)
+    await a.bus.append([delivery(n, "busy") for n in range(10)], 300)
+    await a.bus.append([delivery(n, "quiet") for n in range(10, 13)], 300)
+    redis, quiet = a.bus._redis, "relay:offset:1:/quiet"
+    assert int(await redis.get(quiet)) == 3
+    assert 0 < await redis.pttl(quiet) <= 1000
+
+    # When it stays idle past that while the other goes on, Redis forgets its position
+    n, deadline = 100, time.monotonic() + 10
+    while await redis.exists(quiet):
+        assert time.monotonic() < deadline, "the quiet stream's position did not expire"
+        n += 1
+        await a.bus.append([delivery(n, "busy")], 300)
+        await asyncio.sleep(0.05)  # paces the busy stream; the loop waits on the key itself
+    assert await redis.hlen("relay:offset:marks") <= 8  # the marks of the last TTL, no more
+
+    # Then, back, it starts above every offset it had: a client that saw offset 3 is told it
+    # cannot recover, not handed new events under old offsets
+    await a.bus.append([delivery(1000, "quiet")], 300)
+    assert int(await redis.get(quiet)) > 3
+    catch = await a.bus.catch_up(("/", "quiet"), {"epoch": a.replay.epoch, "offset": 3}, 10**6)
+    assert catch.failure == "offset 3 is out of the replay window" and not catch.entries
 
 
 async def test_the_epoch_changes_only_when_redis_lost_its_data(cluster: Cluster) -> None:
