@@ -12,7 +12,9 @@ server, which appends it to Redis Streams; every server emits from the shared fe
 (Redis pub/sub), fed by the same blocking boto3 consumer emitting through
 `socketio.RedisManager` (bench/variants.py).
 
-Per case: broadcasts at a rising number of deliveries per second (messages/s x clients) until
+Per case, after a warm-up at the first rate (--warmup seconds, not counted: the clients' first
+events pay for connections settling and the first emits, which set a higher p99 than any
+later step's), broadcasts at a rising number of deliveries per second (messages/s x clients) until
 a step is not sustained (p99 over 100 ms or under 99 % delivered); then one more step at the
 first rate during which the first server's connection to Redis is cut for --drop seconds:
 what its clients lost, and the p99 that step had.
@@ -183,6 +185,7 @@ def run_case(
     drop_s: float,
     deliveries: list[float],
     log_dir: Path,
+    warmup_s: float = 0.0,
 ) -> ClusterCase:
     case = Case("cluster", mode, CONSUMERS, clients, "fast", [], False)
     stack = ClusterStack(case, log_dir, servers=servers)
@@ -194,6 +197,13 @@ def run_case(
         loadgens = Loadgens(stack, clients, clients, affinity=True)
         result["connected"] = sum(r["ready"] for r in loadgens.ready())
         depth = _queue_depth_reader(stack)
+        if warmup_s > 0:
+            warm = run_step(stack, loadgens, deliveries[0], warmup_s, len(deliveries) + 2, depth)
+            print(
+                f"  {mode:13} x{servers}: warm-up, p99 {warm.latency_ms.p99} ms (not counted)",
+                file=sys.stderr,
+                flush=True,
+            )
         for index, offered in enumerate(deliveries):
             step = run_step(stack, loadgens, offered, duration_s, index, depth)
             steps.append(step)
@@ -344,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per step")
     parser.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds at the first rate before the first step, not counted (default: %(default)s)",
+    )
+    parser.add_argument(
         "--drop",
         type=float,
         default=1.0,
@@ -367,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_s=args.drop,
             deliveries=args.deliveries,
             log_dir=logs,
+            warmup_s=args.warmup,
         )
         for n in args.servers
         for mode in args.modes
