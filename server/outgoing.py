@@ -166,6 +166,19 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
             return
         socket.queue.put_nowait(pkt)
 
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        result = await super()._trigger_event(event, *args, **kwargs)
+        if event == "disconnect" and args[1:2] == (self.reason.CLIENT_DISCONNECT,):
+            # A long-polling client closed: python-engineio leaves the GET it has pending
+            # open until the ping times out (the client's disconnect() waited ~30 s for it,
+            # and the server held the request that long). Answer it now, as Node's engine.io
+            # does; the queue's None makes engine.io's poll return nothing. No public hook
+            # sees a client's close, hence the engine.io server's own event dispatch.
+            socket = self.sockets.get(args[0])
+            if socket is not None and not socket.upgraded:
+                socket.queue.put_nowait(None)
+        return result
+
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         if self.max_packets is None or self.max_bytes is None or self.on_overflow is None:
             return super().create_queue(*args, **kwargs)

@@ -1,7 +1,7 @@
 """No single client can break, stall or fill the server (issue: hardening), on real processes:
 non-finite numbers in client events, a replay flood from a client that never reads,
-join/leave order, and token expiry. (A transport that closes while connecting:
-tests/server/test_handlers.py, where the test decides the moment.)"""
+join/leave order, token expiry, and a long-polling client's close. (A transport that closes
+while connecting: tests/server/test_handlers.py, where the test decides the moment.)"""
 
 from __future__ import annotations
 
@@ -170,3 +170,16 @@ async def test_an_expired_token_is_disconnected_with_a_reason(
     await asyncio.to_thread(
         wait_until, lambda: not client.sio.connected, timeout_s=10, what="the disconnect"
     )
+
+
+async def test_a_long_polling_client_that_closes_is_answered_at_once(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a client on long-polling, its GET pending at the server
+    processes.server(stack)
+    client = await RecordingClient().connect(stack.base_url, transports=["polling"])
+    assert (await client.call("join", "shop"))["ok"]
+
+    # When it closes, then the server answers that GET at once (the client's close waits for
+    # it), not at the next ping 25 s on: python-engineio on its own held it ~30 s
+    await asyncio.wait_for(client.close(), timeout=10)
