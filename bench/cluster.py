@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.measure import cpu_seconds
 from bench.results import SUSTAINED_DELIVERED, SUSTAINED_P99_MS, Percentiles, RunMeta
 from bench.runner import SEQ_STRIDE, _queue_depth_reader, offer_load, wait_for_drain
-from bench.scale import Loadgens, histogram
+from bench.scale import Loadgens, histogram, start_run
 from bench.stack import (
     PYTHON,
     QUEUE,
@@ -52,7 +51,6 @@ from bench.stack import (
     _workers_connected,
     free_port,
 )
-from server.assets import ensure_client_bundle
 
 SERVERS = [1, 2, 4]
 MODES = ["relay", "redis-manager"]
@@ -367,12 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="output folder (default bench/out/cluster-<time>)")
     args = parser.parse_args(argv)
-    started = datetime.now(UTC)
-    out: Path = args.out or Path("bench/out") / started.strftime("cluster-%Y%m%d-%H%M%S")
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    ensure_client_bundle()
-    print(f"{len(args.modes) * len(args.servers)} cases; output in {out}", file=sys.stderr)
+    started, out, logs = start_run(args.out, "cluster", len(args.modes) * len(args.servers))
     t0 = time.monotonic()
     cases = [
         run_case(

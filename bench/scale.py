@@ -258,6 +258,18 @@ def run_step(
     )
 
 
+def start_run(out: Path | None, name: str, cases: int) -> tuple[datetime, Path, Path]:
+    """A run of Node clients begins: (its start, its output folder, that folder's logs/),
+    the folder made (default bench/out/<name>-<time>) and the client bundle in place."""
+    started = datetime.now(UTC)
+    folder = out or Path("bench/out") / started.strftime(f"{name}-%Y%m%d-%H%M%S")
+    logs = folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    ensure_client_bundle()
+    print(f"{cases} cases; output in {folder}", file=sys.stderr)
+    return started, folder, logs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.scale",
@@ -283,12 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="clients per Node process (default: %(default)s)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="output folder (default bench/out/scale-<time>)")
     args = parser.parse_args(argv)
-    started = datetime.now(UTC)
-    out: Path = args.out or Path("bench/out") / started.strftime("scale-%Y%m%d-%H%M%S")
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    ensure_client_bundle()
-    print(f"{len(args.modes) * len(args.clients)} cases; output in {out}", file=sys.stderr)
+    started, out, logs = start_run(args.out, "scale", len(args.modes) * len(args.clients))
     t0 = time.monotonic()
     cases = [
         run_case(
