@@ -218,6 +218,12 @@ class Settings(BaseSettings):
         4.0, gt=0, le=60, description="graceful-stop budget; honcho SIGKILLs after 5 s"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    gc_young_threshold: int = Field(
+        10_000,
+        ge=100,
+        le=10_000_000,
+        description="server: new objects between the collector's young passes (Python: 700)",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -61,6 +61,7 @@ def test_zmq_connect_is_a_comma_separated_list() -> None:
         ("JWT_AUDIENCE", "", "must not be empty"),
         ("CLIENT_QUEUE_MAX_BYTES", "1048576", "must be above RESUME_MAX_BYTES"),
         ("CLIENT_QUEUE_MAX_PACKETS", "1", "greater than or equal to 10"),
+        ("GC_YOUNG_THRESHOLD", "10", "greater than or equal to 100"),
     ],
 )
 def test_a_wrong_value_names_the_variable_and_the_reason(
