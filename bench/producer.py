@@ -1,8 +1,9 @@
 """`python -m bench.producer`: send bench events to SQS at a controlled rate for a while.
 
 Each body is an envelope ``{"event": "bench", "data": {"seq": n, "t": <send time>}}``; the
-clients measure latency from ``t``. Sends in batches of 10 (SendMessageBatch), paced so the
-offered rate holds; prints one JSON summary line at the end.
+clients measure latency from ``t``. Sends in batches (SendMessageBatch) of up to 10 and of
+at most what `BATCH_SPAN_S` of the rate holds, paced so the offered rate holds: 0.25/s is
+one message every 4 s, not ten at once every 40 s. Prints one JSON summary line at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from botocore.config import Config
 from producer import PublishError, publish_batch
 from shared.envelope import Envelope
 
+#: A batch holds at most the messages this much of the offered rate spans (and at most 10).
+BATCH_SPAN_S = 0.1
+
 
 def make_client(endpoint: str) -> Any:
     return boto3.session.Session(region_name="us-east-1").client(
@@ -29,6 +33,12 @@ def make_client(endpoint: str) -> Any:
         aws_secret_access_key="bench",
         config=Config(retries={"mode": "standard"}, max_pool_connections=20),
     )
+
+
+def batch_size(rate: float) -> int:
+    """Messages per SendMessageBatch at `rate` messages/s: 10 from 100/s up, fewer below, so
+    that a low rate is offered as that rate and not as bursts."""
+    return max(1, min(10, int(rate * BATCH_SPAN_S)))
 
 
 def produce(
@@ -41,7 +51,8 @@ def produce(
 ) -> dict[str, Any]:
     """Offer `rate` messages/s for `duration_s`, split over `threads` senders."""
     total = int(rate * duration_s)
-    batches = [list(range(start, min(total, start + 10))) for start in range(0, total, 10)]
+    size = batch_size(rate)
+    batches = [list(range(start, min(total, start + size))) for start in range(0, total, size)]
     started = time.time() + 0.05
     sent = [0] * threads
     errors: list[str] = []

@@ -1,9 +1,9 @@
 """`python -m bench.scale`: many clients on one server process, with the reference JS client.
 
 For each mode and each number of clients, on a fresh stack (the fast SQS back end, or the
-embedded moto with --backend moto): every
-client connects at once (a connect storm; socket.io-client's own reconnection retries what
-the server could not take yet), then broadcasts are offered at a rising number of
+embedded moto with --backend moto): every client connects at once, or evenly over --storm-s
+seconds (a connect storm; socket.io-client's own reconnection retries what the server could
+not take yet), then broadcasts are offered at a rising number of
 deliveries per second (messages/s x clients) until a step is not sustained (p99 over 100 ms
 or under 99 % delivered, bench/results.py). Measured per case: how long the storm took, how
 many attempts failed and were retried, the server's RSS idle and with everyone connected;
@@ -74,6 +74,8 @@ class ScaleCase(BaseModel):
 
     mode: str
     clients: int
+    storm_s: float = 0.0  # the window every client's first connect fell in (0: all at once)
+    settle_s: float = 0.0  # waited after the last connect, before the first step
     connected: int = 0
     connect_s: float | None = None  # until every client connected (or gave up)
     connect_retries: int = 0  # failed attempts, each retried by the client itself
@@ -106,10 +108,18 @@ class Loadgens:
     """The Node client processes of one case, connected once, asked for a report per step."""
 
     def __init__(
-        self, stack: Stack, clients: int, per_node: int, *, affinity: bool = False
+        self,
+        stack: Stack,
+        clients: int,
+        per_node: int,
+        *,
+        affinity: bool = False,
+        storm_s: float = 0.0,
     ) -> None:
         bundle = VENDOR / "socket.io-4.8.1.esm.min.js"
         spread = ["--affinity"] if affinity else []  # nginx in front (bench/cluster.py)
+        # every process spreads its first connects over the same window (0: all at once)
+        spread += ["--ramp-ms", str(round(storm_s * 1000))]
         self.procs = [
             subprocess.Popen(
                 [*NODE, str(ROOT / "bench" / "loadgen.mjs"), "--url", stack.url,
@@ -166,10 +176,17 @@ def run_case(
     log_dir: Path,
     backend: str = "fast",
     deliveries: list[float] | None = None,
+    storm_s: float = 0.0,
+    settle_s: float = 0.0,
 ) -> ScaleCase:
     case = Case("scale", mode, 2, clients, backend, [], False)
     stack = Stack(case, log_dir, 0.0)
-    result: dict[str, Any] = {"mode": mode, "clients": clients}
+    result: dict[str, Any] = {
+        "mode": mode,
+        "clients": clients,
+        "storm_s": storm_s,
+        "settle_s": settle_s,
+    }
     steps: list[ScaleStep] = []
     loadgens = None
     try:
@@ -177,7 +194,7 @@ def run_case(
         server = stack.by_role()["server"][0]
         result["rss_idle_mb"] = server.memory_info().rss / 2**20
         started = time.monotonic()
-        loadgens = Loadgens(stack, clients, per_node)
+        loadgens = Loadgens(stack, clients, per_node, storm_s=storm_s)
         ready = loadgens.ready()
         result["connect_s"] = round(time.monotonic() - started, 2)
         result["connected"] = sum(r["ready"] for r in ready)
@@ -191,6 +208,7 @@ def run_case(
             file=sys.stderr,
             flush=True,
         )
+        time.sleep(settle_s)  # the storm's tail (engine.io's first pings) out of the steps
         depth = _queue_depth_reader(stack)
         for index, offered in enumerate(deliveries or DELIVERIES):
             step = run_step(stack, loadgens, server, offered, duration_s, index, depth)
@@ -291,6 +309,20 @@ def main(argv: list[str] | None = None) -> int:
         help="fast: bench/fakesqs.py; moto: the embedded emulator (tops out near 70-80 msg/s)",
     )
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per step")
+    parser.add_argument(
+        "--storm-s",
+        type=float,
+        default=0.0,
+        help="spread the clients' first connects evenly over this many seconds "
+        "(default 0: every client at once)",
+    )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=0.0,
+        help="wait this long after the last client connected before the first step "
+        "(default 0), so that the steps measure delivery, not the storm's tail",
+    )
     parser.add_argument("--per-node", type=int, default=CLIENTS_PER_NODE,
                         help="clients per Node process (default: %(default)s)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="output folder (default bench/out/scale-<time>)")
@@ -306,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=logs,
             backend=args.backend,
             deliveries=args.deliveries,
+            storm_s=args.storm_s,
+            settle_s=args.settle_s,
         )
         for n in args.clients
         for mode in args.modes

@@ -48,15 +48,17 @@ def render(results: ScaleResults) -> str:
         f"{SUSTAINED_DELIVERED:.0%} is delivered. CPU per delivery is the server process's "
         "CPU seconds over the step divided by the deliveries.",
         "",
-        "| Case | Clients | Connect storm (s) | Attempts retried | Gave up | RSS idle (MB) "
+        "| Case | Clients | Connects spread over (s) | All connected in (s) | Attempts retried "
+        "| Gave up | RSS idle (MB) "
         "| RSS connected (MB) | Max sustained deliveries/s | p99 @ first step (ms) "
         "| Server CPU per delivery @ first step (us) | Deliveries per server CPU-second |",
-        "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in results.cases:
         p99, us = first_step_figures(case)
         lines.append(
-            f"| {LABELS.get(case.mode, case.mode)} | {case.clients:,} | {_fmt(case.connect_s)} "
+            f"| {LABELS.get(case.mode, case.mode)} | {case.clients:,} "
+            f"| {_fmt(case.storm_s) if case.storm_s else 'at once'} | {_fmt(case.connect_s)} "
             f"| {case.connect_retries:,} | {case.connect_failed:,} | {_fmt(case.rss_idle_mb, 0)} "
             f"| {_fmt(case.rss_connected_mb, 0)} | {case.max_sustained_deliveries:,.0f} "
             f"| {_fmt(p99)} | {_fmt(us)} | {_fmt(per_cpu_second(case), 0)} |"
@@ -67,6 +69,11 @@ def render(results: ScaleResults) -> str:
             f"## {LABELS.get(case.mode, case.mode)}, {case.clients:,} clients",
             "",
             *(f"- {note}" for note in case.notes),
+            *(
+                [f"Steps began {case.settle_s:g} s after the last client connected.", ""]
+                if case.settle_s
+                else []
+            ),
             "| Offered deliveries/s | Broadcasts/s | Sent | Delivered | Deliveries/s | p50 (ms) "
             "| p99 (ms) | max (ms) | Server emit→client p99 (ms) | Server CPU (s) "
             "| Server CPU per delivery (us) | Clients' CPU per delivery (us) "
