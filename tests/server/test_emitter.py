@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import time
 from typing import Any
 
 from server.emitter import Emitter
@@ -142,3 +145,50 @@ def test_a_reported_visibility_timeout_widens_the_window() -> None:
     relay.emitter.cover_visibility_timeout(None)
     relay.emitter.cover_visibility_timeout(30)  # never narrows
     assert relay.emitter.dedup_window_s == 605
+
+
+async def test_a_batch_that_holds_the_loop_lets_it_run_between_two_emits() -> None:
+    class SlowSio(FakeSio):
+        async def emit(self, *args: Any, **kwargs: Any) -> None:
+            time.sleep(0.03)  # a broadcast to many clients: no await inside, past HOLD_S
+            marks.append("emit")
+            await super().emit(*args, **kwargs)
+
+    marks: list[str] = []
+
+    async def other_client() -> None:
+        while True:
+            marks.append("other")
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_client())
+    await asyncio.sleep(0)
+    marks.clear()
+    confirmed = await emitter(SlowSio()).emit([delivery(x) for x in "abc"])
+    other.cancel()
+    assert confirmed == ["a", "b", "c"]
+    # the loop served the other task between every two emits, not only after the batch
+    emits = [i for i, m in enumerate(marks) if m == "emit"]
+    assert len(emits) == 3
+    assert all("other" in marks[a:b] for a, b in itertools.pairwise(emits))
+
+
+async def test_quick_emits_do_not_yield_the_loop() -> None:
+    marks: list[str] = []
+
+    class MarkingSio(FakeSio):
+        async def emit(self, *args: Any, **kwargs: Any) -> None:
+            marks.append("emit")
+            await super().emit(*args, **kwargs)
+
+    async def other_client() -> None:
+        while True:
+            marks.append("other")
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_client())
+    await asyncio.sleep(0)
+    marks.clear()
+    await emitter(MarkingSio()).emit([delivery(x) for x in "abc"])
+    other.cancel()
+    assert marks == ["emit", "emit", "emit"]  # five clients' emits: the hot path unchanged
