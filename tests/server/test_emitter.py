@@ -147,13 +147,22 @@ def test_a_reported_visibility_timeout_widens_the_window() -> None:
     assert relay.emitter.dedup_window_s == 605
 
 
-async def test_a_batch_that_holds_the_loop_lets_it_run_between_two_emits() -> None:
-    class SlowSio(FakeSio):
-        async def emit(self, *args: Any, **kwargs: Any) -> None:
-            time.sleep(0.03)  # a broadcast to many clients: no await inside, past HOLD_S
-            marks.append("emit")
-            await super().emit(*args, **kwargs)
+class TimedSio(FakeSio):
+    """Notes each emit in `marks`; each takes `hold_s` without an await, as a broadcast to
+    many clients does."""
 
+    def __init__(self, marks: list[str], hold_s: float) -> None:
+        super().__init__()
+        self.marks, self.hold_s = marks, hold_s
+
+    async def emit(self, *args: Any, **kwargs: Any) -> None:
+        time.sleep(self.hold_s)
+        self.marks.append("emit")
+        await super().emit(*args, **kwargs)
+
+
+async def beside_another_task(hold_s: float) -> list[str]:
+    """Emit a batch of three while another task marks each turn it gets; the marks."""
     marks: list[str] = []
 
     async def other_client() -> None:
@@ -164,9 +173,14 @@ async def test_a_batch_that_holds_the_loop_lets_it_run_between_two_emits() -> No
     other = asyncio.create_task(other_client())
     await asyncio.sleep(0)
     marks.clear()
-    confirmed = await emitter(SlowSio()).emit([delivery(x) for x in "abc"])
+    confirmed = await emitter(TimedSio(marks, hold_s)).emit([delivery(x) for x in "abc"])
     other.cancel()
     assert confirmed == ["a", "b", "c"]
+    return marks
+
+
+async def test_a_batch_that_holds_the_loop_lets_it_run_between_two_emits() -> None:
+    marks = await beside_another_task(0.03)  # past HOLD_S (20 ms) each
     # the loop served the other task between every two emits, not only after the batch
     emits = [i for i, m in enumerate(marks) if m == "emit"]
     assert len(emits) == 3
@@ -174,21 +188,5 @@ async def test_a_batch_that_holds_the_loop_lets_it_run_between_two_emits() -> No
 
 
 async def test_quick_emits_do_not_yield_the_loop() -> None:
-    marks: list[str] = []
-
-    class MarkingSio(FakeSio):
-        async def emit(self, *args: Any, **kwargs: Any) -> None:
-            marks.append("emit")
-            await super().emit(*args, **kwargs)
-
-    async def other_client() -> None:
-        while True:
-            marks.append("other")
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(other_client())
-    await asyncio.sleep(0)
-    marks.clear()
-    await emitter(MarkingSio()).emit([delivery(x) for x in "abc"])
-    other.cancel()
-    assert marks == ["emit", "emit", "emit"]  # five clients' emits: the hot path unchanged
+    # five clients' emits: the hot path is unchanged
+    assert await beside_another_task(0.0) == ["emit", "emit", "emit"]
