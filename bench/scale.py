@@ -117,14 +117,14 @@ class Loadgens:
         storm_s: float = 0.0,
     ) -> None:
         bundle = VENDOR / "socket.io-4.8.1.esm.min.js"
-        spread = ["--affinity"] if affinity else []  # nginx in front (bench/cluster.py)
+        flags = ["--affinity"] if affinity else []  # nginx in front (bench/cluster.py)
         # every process spreads its first connects over the same window (0: all at once)
-        spread += ["--ramp-ms", str(round(storm_s * 1000))]
+        flags += ["--ramp-ms", str(round(storm_s * 1000))]
         self.procs = [
             subprocess.Popen(
                 [*NODE, str(ROOT / "bench" / "loadgen.mjs"), "--url", stack.url,
                  "--clients", str(min(per_node, clients - first)), "--bundle", str(bundle),
-                 *spread],
+                 *flags],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 text=True, cwd=stack.log_dir,
             )
@@ -208,7 +208,7 @@ def run_case(
             file=sys.stderr,
             flush=True,
         )
-        time.sleep(settle_s)  # the storm's tail (engine.io's first pings) out of the steps
+        time.sleep(settle_s)  # --settle-s: the steps measure delivery, not the storm's tail
         depth = _queue_depth_reader(stack)
         for index, offered in enumerate(deliveries or DELIVERIES):
             step = run_step(stack, loadgens, server, offered, duration_s, index, depth)

@@ -106,8 +106,8 @@ def tune_garbage_collector(young_threshold: int) -> int:
     Python's young threshold (700 new objects) moves objects that live for one request into
     the old generation, and its full pass over every object runs each time the old generation
     grew by a quarter: a connect storm pays for pass after pass, each longer than the last
-    and each holding the event loop (10,000 clients: 17 passes, about 20 s of the server's
-    CPU; README "Many clients"). Here the start-up's objects (modules, the app), which live as
+    and each holding the event loop (10,000 clients: 16 passes, 9.1 s of the server's CPU;
+    README "Many clients"). Here the start-up's objects (modules, the app), which live as
     long as the process, are frozen out of every pass (`gc.freeze`), and the young generation
     is collected every `young_threshold` new objects. A full pass is considered after two
     middle ones, about every 220,000 new objects with the default (Python's: about 77,000),
