@@ -66,3 +66,9 @@ def ensure_node_packages(bench: Path = BENCH) -> None:
         raise NodePackagesError(
             f"npm ci in {bench} failed (exit {code}); is the npm registry reachable?"
         )
+
+
+def client_websocket(bench: Path = BENCH) -> str:
+    """What the clients use as their WebSocket, for the reports: "ws <version>"."""
+    locked = json.loads((bench / "package-lock.json").read_text())["packages"]
+    return f"ws {locked['node_modules/ws']['version']}"

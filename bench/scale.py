@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.loadgen import percentiles
 from bench.measure import ResourceSampler, cpu_seconds
-from bench.node import NODE, ensure_node_packages
+from bench.node import NODE, client_websocket, ensure_node_packages
 from bench.results import SUSTAINED_DELIVERED, SUSTAINED_P99_MS, Percentiles, RunMeta
 from bench.runner import SEQ_STRIDE, _queue_depth_reader, offer_load, wait_for_drain
 from bench.stack import Case, Stack
@@ -93,6 +93,8 @@ class ScaleResults(BaseModel):
 
     meta: RunMeta
     cases: list[ScaleCase]
+    # the clients' WebSocket: runs saved before bench/node.py used Node's built-in one
+    client_websocket: str = "Node's built-in WebSocket"
 
 
 def histogram(counts: list[dict[str, int]]) -> Percentiles:
@@ -353,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         backend=args.backend,
         duration_s=round(time.monotonic() - t0, 1),
     )
-    results = ScaleResults(meta=meta, cases=cases)
+    results = ScaleResults(meta=meta, cases=cases, client_websocket=client_websocket())
     (out / "scale.json").write_text(results.model_dump_json(indent=2), encoding="utf-8")
     from bench.scale_report import write_scale_report  # matplotlib: slow to import
 

@@ -43,7 +43,8 @@ def render(results: ScaleResults) -> str:
         f"`{meta.command}` on {meta.machine}, Python {meta.python}, {meta.started}, "
         f"{_fmt(meta.duration_s, 0)} s; SQS back end: {meta.backend}.",
         "",
-        "Clients: socket.io-client 4.8.1 (the demo page's build) in Node, websocket. A step "
+        "Clients: socket.io-client 4.8.1 (the demo page's build) in Node over "
+        f"{results.client_websocket}, websocket transport. A step "
         f"is sustained while p99 <= {SUSTAINED_P99_MS:.0f} ms and >= "
         f"{SUSTAINED_DELIVERED:.0%} is delivered. CPU per delivery is the server process's "
         "CPU seconds over the step divided by the deliveries.",

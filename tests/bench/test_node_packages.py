@@ -53,3 +53,16 @@ def test_an_install_that_leaves_a_package_missing_says_so(
 def test_the_committed_lockfile_pins_ws_with_its_integrity() -> None:
     locked = json.loads(node.LOCKFILE.read_text())["packages"]["node_modules/ws"]
     assert locked["version"] and locked["integrity"].startswith("sha512-")
+
+
+def test_the_report_names_the_clients_websocket_and_old_runs_still_read() -> None:
+    from bench.scale import ScaleResults
+    from bench.scale_report import render
+
+    committed = Path(__file__).parents[2] / "bench/results/2-core/scale/scale.json"
+    old = ScaleResults.model_validate_json(committed.read_text())  # saved before the field
+    assert old.client_websocket == "Node's built-in WebSocket"
+    assert "in Node over Node's built-in WebSocket" in render(old)
+    new = old.model_copy(update={"client_websocket": node.client_websocket()})
+    version = json.loads(node.LOCKFILE.read_text())["packages"]["node_modules/ws"]["version"]
+    assert f"in Node over ws {version}," in render(new)
