@@ -138,9 +138,12 @@ async def test_thread_mode_counts_its_worker_threads_at_healthz_and_metrics(
     # they counted into private counters that nothing showed)
     await stack.wait_counter("delivered", 10, timeout_s=30)
     counters = (await asyncio.to_thread(get, f"{stack.base_url}/healthz"))[1]
-    assert json.loads(counters)["counters"]["received"] == 11
+    # SQS is at-least-once: a message can be received twice (seen once in CI, with two
+    # threads polling the emulator: 12 receipts of 11 messages), and is still delivered once
+    received = json.loads(counters)["counters"]["received"]
+    assert received >= 11
     found = await asyncio.to_thread(samples, f"{stack.base_url}/metrics")
-    assert found["relay_received_total"] == 11
+    assert found["relay_received_total"] >= received
     assert found["relay_delivered_total"] == 10
     assert found['relay_dead_lettered_total{reason="not_json"}'] == 1
     assert found["relay_emitted_total"] == 10
