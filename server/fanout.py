@@ -15,11 +15,13 @@ never does, RFC 6455 5.1). Here the work per recipient is a few lookups and one
 - The queue (server/outgoing.py) writes the packet's frame (:func:`text_frame`, made once
   per packet) straight to the connection when nothing else is queued for that client and
   its writer is idle, so the order of what a client receives is unchanged; otherwise, and
-  for long-polling clients, the packet waits in the queue as before and engine.io's writer
-  sends it.
+  for long-polling clients, the packet waits in the queue as before and the socket's
+  writer sends it.
 - uvicorn's protocol (server/wsprotocol.py) advertises that it can take whole frames as an
   ASGI scope extension, :data:`FRAMES_EXTENSION`; :class:`FrameWebSocket`, the websocket
-  class engine.io's ASGI driver builds per connection, hands it to that client's queue.
+  class engine.io's ASGI driver builds per connection, carries it to the client's socket
+  (server/transport.py), which attaches it to its queue while the websocket is its
+  transport.
 
 A permessage-deflate connection takes an uncompressed frame too (RFC 7692 6: the RSV1 bit
 says per message whether it is compressed), so the frame needs no per-client encoding.
@@ -31,6 +33,7 @@ write-buffer high-water mark; a client that stops reading falls back to its boun
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import socketio
@@ -44,7 +47,10 @@ FRAMES_EXTENSION = "relay.websocket.frames"
 
 
 class FrameWriter(Protocol):
-    """What :data:`FRAMES_EXTENSION` holds: a connection that takes whole websocket frames."""
+    """What :data:`FRAMES_EXTENSION` holds: a connection that takes whole websocket frames,
+    and hands the client's engine.io PONGs to `on_pong` while it is set."""
+
+    on_pong: Callable[[], None] | None
 
     def write_frame(self, frame: bytes) -> bool:
         """Write `frame` now if the connection can take it; False if not (nothing written)."""
@@ -62,22 +68,16 @@ def text_frame(pkt: eio_packet.Packet) -> bytes:
 
 
 class FrameWebSocket(WebSocket):  # type: ignore[misc]
-    """engine.io's ASGI websocket, which also hands the connection's frame writer (when the
-    ASGI server offers one) to the client's outgoing queue while the websocket is open."""
+    """engine.io's ASGI websocket, which carries the connection's frame writer (when the
+    ASGI server offers one) as `frame_writer`, for the client's socket to attach to its
+    outgoing queue (server/transport.py)."""
+
+    frame_writer: FrameWriter | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> Any:
-        socket = getattr(self.handler, "__self__", None)  # the engine.io socket it serves
-        queue = getattr(socket, "queue", None)
         extensions = environ.get("asgi.scope", {}).get("extensions") or {}
-        writer = extensions.get(FRAMES_EXTENSION)
-        attach = getattr(queue, "attach_writer", None)
-        if writer is None or attach is None:
-            return await super().__call__(environ)
-        attach(writer, socket)
-        try:
-            return await super().__call__(environ)
-        finally:
-            attach(None, None)
+        self.frame_writer = extensions.get(FRAMES_EXTENSION)
+        return await super().__call__(environ)
 
 
 class RelayManager(socketio.AsyncManager):  # type: ignore[misc]

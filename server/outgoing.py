@@ -33,6 +33,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from server.fanout import FrameWebSocket, FrameWriter, RelayManager, text_frame
+from server.transport import RelaySocket
 from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import OVERFLOW_EVENT
@@ -57,10 +58,11 @@ class OutgoingQueue(asyncio.Queue[Any]):
     only what `put_notice` puts (the reason, for the client) and the `None` that ends
     engine.io's writer, and drops the rest.
 
-    While a websocket with a frame writer is attached (:meth:`attach_writer`), a text packet
-    put while the queue is empty and its reader (engine.io's writer task) waits in
-    :meth:`get` is written to the connection at once instead: nothing is queued then and
-    nothing is in the writer's hands, so the order is the same as through the queue.
+    While a websocket's frame writer is attached (:meth:`attach_writer`, by
+    server/transport.py's socket while the websocket is its transport), a text packet put
+    while the queue is empty and its reader (the socket's writer task) waits in :meth:`get`
+    is written to the connection at once instead: nothing is queued then and nothing is in
+    the writer's hands, so the order is the same as through the queue.
     """
 
     def __init__(
@@ -73,12 +75,11 @@ class OutgoingQueue(asyncio.Queue[Any]):
         self.overflowed = False
         self._on_overflow = on_overflow
         self._writer: FrameWriter | None = None
-        self._socket: Any = None  # the engine.io socket the writer's websocket serves
         self._readers = 0  # get() calls waiting
 
-    def attach_writer(self, writer: FrameWriter | None, socket: Any) -> None:
+    def attach_writer(self, writer: FrameWriter | None) -> None:
         """Write packets straight to `writer` when nothing waits (None: stop)."""
-        self._writer, self._socket = writer, socket
+        self._writer = writer
 
     async def get(self) -> Any:
         self._readers += 1
@@ -93,24 +94,14 @@ class OutgoingQueue(asyncio.Queue[Any]):
             return
         if self.overflowed:
             return
-        # Messages only: engine.io's PING still goes through the queue, so its writer task
-        # wakes at least once a ping interval; it closes the connection when it waits longer
-        # than ping_interval + ping_timeout for a packet.
         if (
             self._writer is not None
             and self._readers
             and self.empty()
-            and item.packet_type == eio_packet.MESSAGE
             and not item.binary
+            and self._writer.write_frame(text_frame(item))
         ):
-            socket = self._socket
-            # upgraded, not upgrading: the websocket is the transport and its writer runs
-            if (
-                socket.upgraded
-                and not socket.upgrading
-                and self._writer.write_frame(text_frame(item))
-            ):
-                return
+            return
         size = packet_bytes(item)
         if self.qsize() >= self.max_packets or self.bytes + size > self.max_bytes:
             self._overflow()
@@ -140,8 +131,9 @@ class OutgoingQueue(asyncio.Queue[Any]):
 
 
 class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    """python-engineio's server with an :class:`OutgoingQueue` per client socket, and a
-    send for the fan-out that needs no coroutine per recipient."""
+    """python-engineio's server with an :class:`OutgoingQueue` per client socket, each
+    socket a :class:`~server.transport.RelaySocket`, and a send for the fan-out that needs
+    no coroutine per recipient."""
 
     max_packets: int | None = None  # set by RelaySocketServer; None: unbounded
     max_bytes: int | None = None
@@ -167,6 +159,10 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         socket.queue.put_nowait(pkt)
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "connect":
+            # the socket's heartbeat and websocket transport (server/transport.py): its
+            # first place in a hook, before its ping is scheduled or its transport runs
+            RelaySocket.adopt(self.sockets.get(args[0]))
         result = await super()._trigger_event(event, *args, **kwargs)
         if event == "disconnect" and args[1:2] == (self.reason.CLIENT_DISCONNECT,):
             # A long-polling client closed: python-engineio leaves the GET it has pending

@@ -75,6 +75,9 @@ class Relay:
             max_queue_packets=settings.client_queue_max_packets,
             counters=self.counters,
             async_mode="asgi",
+            # the heartbeat, on timers per client (server/transport.py)
+            ping_interval=settings.client_ping_interval_s,
+            ping_timeout=settings.client_ping_timeout_s,
             namespaces="*",
             json=ClientJSON,  # strict, and each message's data encoded once (server/payload.py)
             # None is python-socketio's "same origin only"

@@ -13,6 +13,11 @@ websockets-sansio protocol (what its "auto" picks) with two additions:
   scope's extensions as a :class:`~server.fanout.FrameWriter`, which writes a frame made
   once for all recipients while the connection is open and its transport below the
   high-water mark.
+- **PONGs that do not wake the app.** While the client's engine.io socket has set
+  `on_pong` (server/transport.py), a text frame that is exactly engine.io's PONG ("3")
+  calls it instead of going through the ASGI receive queue: the app's reader stays in its
+  one wait, and a client that only keeps its connection alive costs no task, coroutine or
+  future per ping interval.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import asyncio
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 from websockets.http11 import Request
 from websockets.protocol import State
 
@@ -31,9 +38,21 @@ from server.fanout import FRAMES_EXTENSION
 
 logger = logging.getLogger(__name__)
 
+#: engine.io's PONG packet, the whole of a client's heartbeat answer
+ENGINEIO_PONG = b"3"
+
 
 class _RelayWebSocketProtocol(WebSocketsSansIOProtocol):
     write_timeout_s: float = 10.0
+    on_pong: Callable[[], None] | None = None  # set by the client's engine.io socket
+
+    def handle_text(self, event: Frame) -> None:
+        on_pong = self.on_pong
+        if on_pong is not None and event.fin and event.data == ENGINEIO_PONG:
+            if not self.close_sent:  # past the app's close, uvicorn drops messages too
+                on_pong()
+            return
+        super().handle_text(event)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)

@@ -164,6 +164,19 @@ class Settings(BaseSettings):
         le=3600,
         description="a WebSocket client that takes no data this long has its connection aborted",
     )
+    # Whole seconds: engine.io tells the client its interval in whole seconds' worth of ms.
+    client_ping_interval_s: int = Field(
+        25,
+        ge=1,
+        le=3600,
+        description="seconds between the server's engine.io PINGs to each client (Socket.IO: 25)",
+    )
+    client_ping_timeout_s: int = Field(
+        20,
+        ge=1,
+        le=3600,
+        description="a client that leaves a PING unanswered this long is cut off (Socket.IO: 20)",
+    )
 
     # --- Security -----------------------------------------------------------------------------
     auth: Literal["jwt", "none"] = Field("jwt", description="client authentication on connect")

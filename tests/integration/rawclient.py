@@ -54,6 +54,27 @@ class RawClient:
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.sock.sendall(header + mask + masked)
 
+    def next_frame(self, timeout_s: float = 30) -> tuple[int, bytes]:
+        """The server's next WebSocket frame, whole: (opcode, payload). A server's frames
+        are unmasked (RFC 6455 5.1)."""
+        self.sock.settimeout(timeout_s)
+        first, second = self._exactly(2)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", self._exactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", self._exactly(8))
+        return first & 0x0F, self._exactly(length)
+
+    def _exactly(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            data += chunk
+        return data
+
     def read_all(self, timeout_s: float = 60) -> bytes:
         """Read what the server sent until it closes (or `timeout_s` passes)."""
         self.sock.settimeout(timeout_s)

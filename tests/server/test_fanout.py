@@ -53,15 +53,9 @@ class Writer:
         return self.takes
 
 
-@dataclass
-class Socket:
-    upgraded: bool = True
-    upgrading: bool = False
-
-
-def attached(writer: Writer, socket: Socket | None = None) -> OutgoingQueue:
+def attached(writer: Writer) -> OutgoingQueue:
     queue = OutgoingQueue(max_packets=100, max_bytes=1 << 20, on_overflow=lambda _q: None)
-    queue.attach_writer(writer, socket or Socket())
+    queue.attach_writer(writer)
     return queue
 
 
@@ -99,17 +93,24 @@ async def test_a_packet_waits_in_the_queue_whenever_writing_it_now_could_reorder
     assert (await getter).data == "c" and queue.get_nowait().data == "d"
 
 
-async def test_no_direct_write_while_upgrading_over_a_full_transport_or_for_binary() -> None:
+async def test_a_ping_is_written_at_once_like_an_event() -> None:
+    # the socket's writer waits without a timeout (server/transport.py): a PING need not
+    # wake it
+    writer = Writer()
+    queue = attached(writer)
+    getter = await reader_waiting(queue)
+    queue.put_nowait(packet.Packet(packet.PING))
+    assert writer.frames == [b"\x81\x012"] and not getter.done()
+    getter.cancel()
+
+
+async def test_no_direct_write_over_a_full_transport_or_for_binary() -> None:
     cases = [
-        (Writer(), Socket(upgrading=True), message("a")),
-        (Writer(), Socket(upgraded=False), message("a")),
-        (Writer(takes=False), Socket(), message("a")),  # the transport is over its mark
-        (Writer(), Socket(), packet.Packet(packet.MESSAGE, data=b"\x01")),
-        # the ping wakes engine.io's writer, which closes a connection idle past its timeout
-        (Writer(), Socket(), packet.Packet(packet.PING)),
+        (Writer(takes=False), message("a")),  # the transport is over its mark
+        (Writer(), packet.Packet(packet.MESSAGE, data=b"\x01")),
     ]
-    for writer, socket, pkt in cases:
-        queue = attached(writer, socket)
+    for writer, pkt in cases:
+        queue = attached(writer)
         getter = await reader_waiting(queue)
         queue.put_nowait(pkt)
         assert writer.frames == [] and (await getter) is pkt
@@ -118,7 +119,7 @@ async def test_no_direct_write_while_upgrading_over_a_full_transport_or_for_bina
 async def test_a_detached_queue_is_engineios_queue_again() -> None:
     writer = Writer()
     queue = attached(writer)
-    queue.attach_writer(None, None)
+    queue.attach_writer(None)
     getter = await reader_waiting(queue)
     queue.put_nowait(message("a"))
     assert writer.frames == [] and (await getter).data == "a"

@@ -1,0 +1,212 @@
+"""Each client's engine.io socket (server/transport.py): the heartbeat on timers, and the
+websocket transport whose reader and writer wait without timeouts, on a real engine.io
+server with a stand-in websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from engineio import packet
+from engineio.async_socket import AsyncSocket
+from websockets.frames import Frame, Opcode
+
+from server.outgoing import BoundedEngineIO, RelaySocketServer
+from server.transport import PING, RelaySocket
+from server.wsprotocol import websocket_protocol
+from shared.counters import Counters
+
+
+def engine(ping_interval: float = 0.1, ping_timeout: float = 0.02) -> BoundedEngineIO:
+    sio = RelaySocketServer(
+        max_queue_bytes=1 << 20, max_queue_packets=100, counters=Counters(), async_mode="asgi"
+    )
+    eio: BoundedEngineIO = sio.eio
+    eio.ping_interval, eio.ping_timeout = ping_interval, ping_timeout  # fast, for the test
+    return eio
+
+
+def new_socket(eio: BoundedEngineIO, sid: str = "s1") -> RelaySocket:
+    socket = AsyncSocket(eio, sid)
+    eio.sockets[sid] = socket
+    RelaySocket.adopt(socket)
+    assert type(socket) is RelaySocket
+    return socket  # type: ignore[return-value]
+
+
+def reasons(eio: BoundedEngineIO) -> list[Any]:
+    seen: list[Any] = []
+
+    async def disconnect(_sid: str, reason: Any) -> None:
+        seen.append(reason)
+
+    eio.on("disconnect", disconnect)
+    return seen
+
+
+async def test_a_ping_is_a_timer_and_an_answer_schedules_the_next_one() -> None:
+    eio = engine()
+    gone = reasons(eio)
+    socket = new_socket(eio)
+    tasks = asyncio.all_tasks()
+    socket.schedule_ping()  # as at connect
+    assert await asyncio.wait_for(socket.queue.get(), 5) is PING and socket.last_ping
+    assert asyncio.all_tasks() == tasks  # no task for the heartbeat
+    # an answer in time (the PONG): the next PING comes an interval later, past the
+    # answered one's deadline, and the client is kept
+    socket.schedule_ping()
+    assert socket.last_ping is None
+    assert await asyncio.wait_for(socket.queue.get(), 5) is PING
+    assert not socket.closed and gone == []
+    await socket.close(wait=False, abort=True)
+
+
+async def test_a_pong_nobody_asked_for_schedules_nothing() -> None:
+    socket = new_socket(engine())
+    socket.schedule_ping()
+    heartbeat = socket._heartbeat
+    socket.schedule_ping()  # a second PONG before any PING
+    assert socket._heartbeat is heartbeat
+    await socket.close(wait=False, abort=True)
+    assert heartbeat is not None and heartbeat.cancelled()  # a closed socket pings no more
+
+
+async def test_a_client_that_does_not_answer_is_closed_at_its_deadline() -> None:
+    eio = engine()
+    gone = reasons(eio)
+    socket = new_socket(eio)
+    socket.schedule_ping()
+    assert await asyncio.wait_for(socket.queue.get(), 5) is PING
+    # no PONG: the deadline closes it, and the None ends its writer
+    assert await asyncio.wait_for(socket.queue.get(), 5) is None
+    assert socket.closed and gone == [eio.reason.PING_TIMEOUT]
+
+
+class FrameWriter:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.on_pong: Any = None
+
+    def write_frame(self, frame: bytes) -> bool:
+        self.frames.append(frame)
+        return True
+
+
+class WebSocket:
+    """What engine.io's ASGI websocket offers the socket, fed by the test."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[Any] = asyncio.Queue()
+        self.sent: list[Any] = []
+        self.closed = asyncio.Event()
+        self.frame_writer = FrameWriter()
+
+    async def wait(self) -> Any:
+        item = await self.incoming.get()
+        if item is OSError:
+            raise OSError("gone")
+        return item
+
+    async def send(self, data: Any) -> None:
+        self.sent.append(data)
+
+    async def close(self) -> None:
+        self.closed.set()
+
+
+async def running(socket: RelaySocket, ws: WebSocket) -> asyncio.Task[None]:
+    task = asyncio.ensure_future(socket._websocket_handler(ws))
+    for _ in range(10):
+        await asyncio.sleep(0)  # up to its waits
+    return task
+
+
+async def test_a_websocket_client_is_served_until_its_connection_goes() -> None:
+    eio = engine()
+    got: list[Any] = []
+
+    async def message(_sid: str, data: Any) -> None:
+        got.append(data)
+
+    eio.on("message", message)
+    eio.async_handlers = False
+    socket, ws = new_socket(eio), WebSocket()
+    task = await running(socket, ws)
+    # its queue writes to the connection, and its PONGs go to the heartbeat
+    assert ws.frame_writer.on_pong == socket.schedule_ping
+    socket.queue.put_nowait(packet.Packet(packet.MESSAGE, data="hi"))
+    assert ws.frame_writer.frames == [b"\x81\x034hi"] and ws.sent == []
+    await ws.incoming.put("4hello")
+    await asyncio.wait_for(_until(lambda: got == ["hello"]), 5)
+    # When the connection goes
+    await ws.incoming.put(OSError)
+    await asyncio.wait_for(task, 5)
+    # Then the writer closed the websocket, the socket is closed and detached
+    assert ws.closed.is_set() and socket.closed
+    assert ws.frame_writer.on_pong is None
+
+
+async def test_a_client_that_sends_what_is_not_an_engineio_packet_is_cut(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    eio = engine()
+    gone = reasons(eio)
+    socket, ws = new_socket(eio), WebSocket()
+    task = await running(socket, ws)
+    with caplog.at_level(logging.WARNING):
+        await ws.incoming.put("")  # no packet type at all
+        await asyncio.wait_for(task, 5)
+    assert "not an engine.io packet" in caplog.text
+    assert socket.closed and ws.closed.is_set() and gone == [eio.reason.TRANSPORT_CLOSE]
+
+
+async def test_an_upgrade_from_long_polling_answers_the_probe_then_waits_for_upgrade() -> None:
+    eio = engine()
+    socket, ws = new_socket(eio), WebSocket()
+    socket.connected = True  # it came over long-polling
+    task = await running(socket, ws)
+    assert socket.upgrading and not socket.upgraded
+    await ws.incoming.put("2probe")
+    await asyncio.wait_for(_until(lambda: ws.sent == ["3probe"]), 5)
+    assert socket.queue.get_nowait().packet_type == packet.NOOP  # ends the pending poll
+    await ws.incoming.put("5")
+    await asyncio.wait_for(_until(lambda: socket.upgraded), 5)
+    assert not socket.upgrading
+    await ws.incoming.put(OSError)
+    await asyncio.wait_for(task, 5)
+
+
+async def test_an_upgrade_without_the_probe_leaves_the_client_on_long_polling() -> None:
+    socket, ws = new_socket(engine()), WebSocket()
+    socket.connected = True
+    task = await running(socket, ws)
+    await ws.incoming.put("2")  # a PING, but not the probe
+    await asyncio.wait_for(task, 5)
+    assert not socket.upgraded and not socket.upgrading and not socket.closed
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+class Transport:
+    def pause_reading(self) -> None:
+        pass
+
+
+def test_the_protocol_hands_a_pong_to_the_socket_and_everything_else_to_the_app() -> None:
+    protocol: Any = object.__new__(websocket_protocol(10.0))  # only what handle_text uses
+    protocol.queue, protocol.frames, protocol.close_sent = asyncio.Queue(), [], False
+    protocol.read_paused, protocol.transport = False, Transport()
+    pongs: list[None] = []
+    protocol.on_pong = lambda: pongs.append(None)
+    protocol.handle_text(Frame(Opcode.TEXT, b"3"))
+    assert pongs == [None] and protocol.queue.empty()
+    protocol.handle_text(Frame(Opcode.TEXT, b'42["e"]'))
+    assert protocol.queue.get_nowait() == {"type": "websocket.receive", "text": '42["e"]'}
+    protocol.on_pong = None  # no socket that takes them: a PONG goes to the app as before
+    protocol.handle_text(Frame(Opcode.TEXT, b"3"))
+    assert protocol.queue.get_nowait()["text"] == "3" and pongs == [None]
