@@ -59,7 +59,7 @@ def test_the_report_names_the_clients_websocket_and_old_runs_still_read() -> Non
     from bench.scale import ScaleResults
     from bench.scale_report import render
 
-    committed = Path(__file__).parents[2] / "bench/results/2-core/scale/scale.json"
+    committed = Path(__file__).parents[2] / "bench/results/2-core/scale-moto-200/scale.json"
     old = ScaleResults.model_validate_json(committed.read_text())  # saved before the field
     assert old.client_websocket == "Node's built-in WebSocket"
     assert "in Node over Node's built-in WebSocket" in render(old)
