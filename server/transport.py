@@ -96,16 +96,21 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
             self.server.start_background_task(self._close_unanswered)
 
     async def _close_unanswered(self) -> None:
-        # abort: nothing more is queued for a client that does not answer; the None ends
-        # the writer (which closes the websocket) or the long-poll that waits
+        # abort: nothing more is queued for a client that does not answer
         await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
-        self.queue.put_nowait(None)
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        """engine.io's close; and whatever closed the socket (this heartbeat, engine.io's
+        own ping check, a disconnect), its transport ends too: the None stops the writer,
+        which closes the websocket, or ends the long-poll that waits. (engine.io's reader
+        would have timed out within 45 s; this one waits for the connection.)"""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
+        closing_now = not (self.closed or self.closing)
         await super().close(wait=wait, abort=abort, reason=reason)
+        if closing_now:
+            self.queue.put_nowait(None)
 
     # The websocket transport
 

@@ -148,6 +148,17 @@ async def test_a_websocket_client_is_served_until_its_connection_goes() -> None:
     assert ws.frame_writer.on_pong is None
 
 
+async def test_a_socket_closed_by_anything_else_ends_its_websocket() -> None:
+    # e.g. engine.io's own ping check, or a send after the deadline (abort=False: its CLOSE
+    # packet, when it sends one, goes first)
+    socket, ws = new_socket(engine()), WebSocket()
+    task = await running(socket, ws)
+    await socket.close(wait=False, abort=False)
+    await asyncio.wait_for(ws.closed.wait(), 5)  # the writer stopped and closed it
+    await ws.incoming.put(OSError)  # and the connection goes
+    await asyncio.wait_for(task, 5)
+
+
 async def test_a_client_that_sends_what_is_not_an_engineio_packet_is_cut(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
