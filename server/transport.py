@@ -24,9 +24,10 @@ passes, and each pass over it held the event loop for 200-370 ms (README, "Many 
   :meth:`RelaySocket.schedule_ping` (server/wsprotocol.py), so the reader stays parked in
   its one receive while the client only keeps the connection alive.
 
-What reaches the client is unchanged: the same packets, at the same intervals, and the
-same upgrade from long-polling (probe PING, probe PONG, UPGRADE). Long-polling clients get
-engine.io's own poll.
+What reaches the client is what python-engineio sends: the same packets at the same
+intervals, and the same upgrade from long-polling (probe PING, probe PONG, UPGRADE); a
+client cut at its deadline is sent engine.io's CLOSE first, as Node's engine.io does.
+Long-polling clients get engine.io's own poll.
 
 python-engineio builds its `AsyncSocket` in `_handle_connect`, with no hook for the class;
 :meth:`RelaySocket.adopt` gives the socket this class at its `connect` event
@@ -58,6 +59,7 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
     _heartbeat: asyncio.TimerHandle | None = None  # the next PING, or the PONG's deadline
     last_ping: float | None  # engine.io's (BaseSocket): when the unanswered PING went
     connected: bool
+    upgrading: bool
 
     @classmethod
     def adopt(cls, socket: Any) -> None:
@@ -71,7 +73,7 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
     def schedule_ping(self) -> None:
         """engine.io's: after a PONG (and at connect), the next PING in `ping_interval`;
         nothing if no PING is unanswered (a PONG nobody asked for)."""
-        if not self.last_ping:
+        if not self.last_ping or self.closing or self.closed:
             return
         self.last_ping = None
         self._arm(self.server.ping_interval, self._ping)
@@ -96,7 +98,9 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
             self.server.start_background_task(self._close_unanswered)
 
     async def _close_unanswered(self) -> None:
-        # abort: nothing more is queued for a client that does not answer
+        # engine.io's CLOSE, as Node's engine.io sends it (python-engineio's own send of it
+        # refuses once the ping has timed out), then nothing more
+        self.queue.put_nowait(eio_packet.Packet(eio_packet.CLOSE))
         await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
@@ -157,7 +161,9 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
                 await self.receive(eio_packet.Packet(encoded_packet=data))
             except exceptions.SocketIsClosedError:
                 return
-            except (exceptions.UnknownPacketError, ValueError, IndexError, TypeError) as exc:
+            except exceptions.UnknownPacketError:  # a packet type engine.io ignores here
+                continue
+            except (ValueError, IndexError, TypeError) as exc:
                 # not an engine.io packet: the client is cut, as one that breaks the
                 # protocol (engine.io's reader let such an error end its task unhandled)
                 logger.warning(
@@ -184,18 +190,25 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
     async def _upgrade(self, ws: Any) -> bool:
         """The upgrade from long-polling: the client's probe PING answered with a probe
         PONG, a NOOP to end the poll it has pending, then its UPGRADE. Packets sent
-        meanwhile wait in the queue. False when the client did not complete it."""
+        meanwhile wait in the queue. False when the client did not complete it, within
+        engine.io's ping interval and timeout for each step, or when another websocket is
+        upgrading the same session."""
+        if self.upgrading:
+            return False
         self.upgrading = True
+        step_s = self.server.ping_interval + self.server.ping_timeout
         try:
             try:
-                probe = eio_packet.Packet(encoded_packet=await self._frame(ws))
+                data = await asyncio.wait_for(self._frame(ws), step_s)
+                probe = eio_packet.Packet(encoded_packet=data)
                 if probe.packet_type != eio_packet.PING or probe.data != "probe":
                     self.server.logger.info("%s: Failed websocket upgrade, no probe", self.sid)
                     return False
                 await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
                 await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the poll
-                upgrade = eio_packet.Packet(encoded_packet=await self._frame(ws))
-            except (OSError, ValueError, IndexError, TypeError):
+                data = await asyncio.wait_for(self._frame(ws), step_s)
+                upgrade = eio_packet.Packet(encoded_packet=data)
+            except (OSError, TimeoutError, ValueError, IndexError, TypeError):
                 return False
             if upgrade.packet_type != eio_packet.UPGRADE:
                 self.server.logger.info("%s: Failed websocket upgrade, no UPGRADE packet", self.sid)

@@ -8,7 +8,9 @@ websockets-sansio protocol (what its "auto" picks) with two additions:
   TCP connection aborted, so that what the kernel buffers for it (megabytes on loopback) and
   the writer that waits on it are freed: uvicorn itself waits for a stuck socket forever,
   even to send a close. The outgoing queue (server/outgoing.py) bounds memory; this bounds
-  time.
+  time. A client that answers neither uvicorn's WebSocket ping nor the close it was sent
+  (within `ws_ping_timeout`, and uvicorn's 10 s close timeout) is reset the same way:
+  uvicorn closes such a connection without telling the app, and waits for it to flush.
 - **Frames from the fan-out** (server/fanout.py): the protocol offers itself in the ASGI
   scope's extensions as a :class:`~server.fanout.FrameWriter`, which writes a frame made
   once for all recipients while the connection is open and its transport below the
@@ -88,13 +90,36 @@ class _RelayWebSocketProtocol(WebSocketsSansIOProtocol):
                     self.client,
                     self.write_timeout_s,
                 )
-                sock = self.transport.get_extra_info("socket")
-                if sock is not None:
-                    # linger 0: a reset, and the kernel drops what it still holds for the
-                    # client now (a plain close would keep trying to deliver megabytes)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.transport.abort()  # connection_lost() follows: the send below raises
+                self.reset()  # connection_lost() follows: the send below raises
         await super().send(message)
+        if message["type"] == "websocket.close" and self.close_timer is not None:
+            # uvicorn's timer for the client's close reply ends in a plain close
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.reset)
+
+    def keepalive_timeout(self) -> None:
+        """No answer to uvicorn's WebSocket ping within `ws_ping_timeout`: the connection
+        is reset. (uvicorn's own closes it, tells the app nothing, and waits for the
+        transport to flush what it holds, which a client that stopped reading never
+        lets it do: the connection and the app's task stayed, for ever.)"""
+        if self.close_sent or self.transport.is_closing():
+            return
+        logger.debug("Client %s answered no WebSocket ping; resetting it", self.client)
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Abort the connection with a TCP reset (linger 0): the kernel drops what it still
+        holds for the client now, where a plain close would keep trying to deliver it,
+        megabytes to a client that may never read again; `connection_lost()` follows and
+        tells the app. Also where the client has not answered the close: a plain close
+        waits for the transport to flush, for ever if the client stopped reading."""
+        self.close_timer = None
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
 
 def websocket_protocol(write_timeout_s: float) -> type[WebSocketsSansIOProtocol]:

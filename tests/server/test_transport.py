@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from typing import Any
 
 import pytest
@@ -47,7 +49,7 @@ def reasons(eio: BoundedEngineIO) -> list[Any]:
 
 
 async def test_a_ping_is_a_timer_and_an_answer_schedules_the_next_one() -> None:
-    eio = engine()
+    eio = engine(ping_interval=0.6, ping_timeout=0.3)  # (the answer has 0.3 s to come)
     gone = reasons(eio)
     socket = new_socket(eio)
     tasks = asyncio.all_tasks()
@@ -79,9 +81,13 @@ async def test_a_client_that_does_not_answer_is_closed_at_its_deadline() -> None
     socket = new_socket(eio)
     socket.schedule_ping()
     assert await asyncio.wait_for(socket.queue.get(), 5) is PING
-    # no PONG: the deadline closes it, and the None ends its writer
-    assert await asyncio.wait_for(socket.queue.get(), 5) is None
+    # no PONG: the deadline closes it with engine.io's CLOSE, and the None ends its writer
+    assert (await asyncio.wait_for(socket.queue.get(), 5)).packet_type == packet.CLOSE
+    assert socket.queue.get_nowait() is None
     assert socket.closed and gone == [eio.reason.PING_TIMEOUT]
+    socket.last_ping = 1.0
+    socket.schedule_ping()  # a PONG that comes too late
+    assert socket._heartbeat is None
 
 
 class FrameWriter:
@@ -138,8 +144,13 @@ async def test_a_websocket_client_is_served_until_its_connection_goes() -> None:
     assert ws.frame_writer.on_pong == socket.schedule_ping
     socket.queue.put_nowait(packet.Packet(packet.MESSAGE, data="hi"))
     assert ws.frame_writer.frames == [b"\x81\x034hi"] and ws.sent == []
+    socket.schedule_ping()  # its PING too, when it is due
+    await asyncio.wait_for(_until(lambda: len(ws.frame_writer.frames) == 2), 5)
+    assert ws.frame_writer.frames[1] == b"\x81\x012"
     await ws.incoming.put("4hello")
-    await asyncio.wait_for(_until(lambda: got == ["hello"]), 5)
+    await ws.incoming.put("6")  # a packet type engine.io ignores from a client: ignored
+    await ws.incoming.put("4again")
+    await asyncio.wait_for(_until(lambda: got == ["hello", "again"]), 5)
     # When the connection goes
     await ws.incoming.put(OSError)
     await asyncio.wait_for(task, 5)
@@ -152,9 +163,11 @@ async def test_a_socket_closed_by_anything_else_ends_its_websocket() -> None:
     # e.g. engine.io's own ping check, or a send after the deadline (abort=False: its CLOSE
     # packet, when it sends one, goes first)
     socket, ws = new_socket(engine()), WebSocket()
+    socket.last_ping = None  # its PING answered: engine.io's close sends the CLOSE
     task = await running(socket, ws)
     await socket.close(wait=False, abort=False)
     await asyncio.wait_for(ws.closed.wait(), 5)  # the writer stopped and closed it
+    assert ws.frame_writer.frames == [b"\x81\x011"]
     await ws.incoming.put(OSError)  # and the connection goes
     await asyncio.wait_for(task, 5)
 
@@ -182,9 +195,16 @@ async def test_an_upgrade_from_long_polling_answers_the_probe_then_waits_for_upg
     await ws.incoming.put("2probe")
     await asyncio.wait_for(_until(lambda: ws.sent == ["3probe"]), 5)
     assert socket.queue.get_nowait().packet_type == packet.NOOP  # ends the pending poll
+    # an event meanwhile waits in the queue, and a second websocket for the session is
+    # refused
+    socket.queue.put_nowait(packet.Packet(packet.MESSAGE, data="a"))
+    other = WebSocket()
+    await asyncio.wait_for(socket._websocket_handler(other), 5)
+    assert other.sent == [] and ws.frame_writer.frames == []
     await ws.incoming.put("5")
     await asyncio.wait_for(_until(lambda: socket.upgraded), 5)
     assert not socket.upgrading
+    await asyncio.wait_for(_until(lambda: ws.sent == ["3probe", "4a"]), 5)  # then sent
     await ws.incoming.put(OSError)
     await asyncio.wait_for(task, 5)
 
@@ -196,6 +216,14 @@ async def test_an_upgrade_without_the_probe_leaves_the_client_on_long_polling() 
     await ws.incoming.put("2")  # a PING, but not the probe
     await asyncio.wait_for(task, 5)
     assert not socket.upgraded and not socket.upgrading and not socket.closed
+    # and one that answered the probe but sent no UPGRADE
+    ws = WebSocket()
+    task = await running(socket, ws)
+    await ws.incoming.put("2probe")
+    await ws.incoming.put("6")
+    await asyncio.wait_for(task, 5)
+    assert ws.sent == ["3probe"] and not socket.upgraded and not socket.upgrading
+    assert not socket.closed
 
 
 async def _until(condition: Any) -> None:
@@ -221,3 +249,34 @@ def test_the_protocol_hands_a_pong_to_the_socket_and_everything_else_to_the_app(
     protocol.on_pong = None  # no socket that takes them: a PONG goes to the app as before
     protocol.handle_text(Frame(Opcode.TEXT, b"3"))
     assert protocol.queue.get_nowait()["text"] == "3" and pongs == [None]
+
+
+class ResettableTransport(Transport):
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.aborted = False
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock if name == "socket" else None
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_a_client_that_answers_no_websocket_ping_is_reset_not_closed() -> None:
+    # uvicorn's own keepalive timeout closes the transport, which waits to flush what it
+    # holds (for ever, for a client that stopped reading) and tells the app nothing; here
+    # the connection is reset, and connection_lost() then tells the app
+    protocol: Any = object.__new__(websocket_protocol(10.0))
+    protocol.close_sent, protocol.transport = False, ResettableTransport()
+    protocol.close_timer, protocol.client = None, ("127.0.0.1", 1)
+    protocol.keepalive_timeout()
+    assert protocol.transport.aborted
+    linger = protocol.transport.sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, struct.calcsize("ii")
+    )
+    assert struct.unpack("ii", linger) == (1, 0)
+    protocol.transport.sock.close()
