@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 #: engine.io's PING, one packet for every client (its frame is made once, server/fanout.py)
 PING = eio_packet.Packet(eio_packet.PING)
+#: what engine.io's packet decoding raises for what is not an engine.io packet
+NOT_A_PACKET = (ValueError, IndexError, TypeError)
 
 
 class RelaySocket(AsyncSocket):  # type: ignore[misc]
@@ -163,7 +165,7 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
                 return
             except exceptions.UnknownPacketError:  # a packet type engine.io ignores here
                 continue
-            except (ValueError, IndexError, TypeError) as exc:
+            except NOT_A_PACKET as exc:
                 # not an engine.io packet: the client is cut, as one that breaks the
                 # protocol (engine.io's reader let such an error end its task unhandled)
                 logger.warning(
@@ -208,7 +210,7 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
                 await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the poll
                 data = await asyncio.wait_for(self._frame(ws), step_s)
                 upgrade = eio_packet.Packet(encoded_packet=data)
-            except (OSError, TimeoutError, ValueError, IndexError, TypeError):
+            except (OSError, TimeoutError, *NOT_A_PACKET):
                 return False
             if upgrade.packet_type != eio_packet.UPGRADE:
                 self.server.logger.info("%s: Failed websocket upgrade, no UPGRADE packet", self.sid)

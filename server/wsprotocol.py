@@ -2,7 +2,7 @@
 directly for the fan-out.
 
 uvicorn takes a protocol class of one's own through its `ws` setting. This one is its
-websockets-sansio protocol (what its "auto" picks) with two additions:
+websockets-sansio protocol (what its "auto" picks) with these additions:
 
 - **A write timeout.** A client that takes no frame for `CLIENT_WRITE_TIMEOUT_S` has its
   TCP connection aborted, so that what the kernel buffers for it (megabytes on loopback) and

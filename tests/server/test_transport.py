@@ -90,13 +90,31 @@ async def test_a_client_that_does_not_answer_is_closed_at_its_deadline() -> None
     assert socket._heartbeat is None
 
 
-class FrameWriter:
+class Changes:
+    """Set on every frame written or sent, and by the test's handlers: what the test's
+    waits wake on."""
+
     def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def note(self) -> None:
+        self.event.set()
+
+    async def until(self, condition: Any) -> None:
+        while not condition():
+            self.event.clear()
+            await self.event.wait()
+
+
+class FrameWriter:
+    def __init__(self, changes: Changes) -> None:
         self.frames: list[bytes] = []
         self.on_pong: Any = None
+        self.changes = changes
 
     def write_frame(self, frame: bytes) -> bool:
         self.frames.append(frame)
+        self.changes.note()
         return True
 
 
@@ -107,7 +125,8 @@ class WebSocket:
         self.incoming: asyncio.Queue[Any] = asyncio.Queue()
         self.sent: list[Any] = []
         self.closed = asyncio.Event()
-        self.frame_writer = FrameWriter()
+        self.changes = Changes()
+        self.frame_writer = FrameWriter(self.changes)
 
     async def wait(self) -> Any:
         item = await self.incoming.get()
@@ -117,6 +136,7 @@ class WebSocket:
 
     async def send(self, data: Any) -> None:
         self.sent.append(data)
+        self.changes.note()
 
     async def close(self) -> None:
         self.closed.set()
@@ -125,7 +145,7 @@ class WebSocket:
 async def running(socket: RelaySocket, ws: WebSocket) -> asyncio.Task[None]:
     task = asyncio.ensure_future(socket._websocket_handler(ws))
     for _ in range(10):
-        await asyncio.sleep(0)  # up to its waits
+        await asyncio.sleep(0)  # a yield, not a wait for time: the handler runs up to its waits
     return task
 
 
@@ -135,6 +155,7 @@ async def test_a_websocket_client_is_served_until_its_connection_goes() -> None:
 
     async def message(_sid: str, data: Any) -> None:
         got.append(data)
+        ws.changes.note()
 
     eio.on("message", message)
     eio.async_handlers = False
@@ -145,12 +166,12 @@ async def test_a_websocket_client_is_served_until_its_connection_goes() -> None:
     socket.queue.put_nowait(packet.Packet(packet.MESSAGE, data="hi"))
     assert ws.frame_writer.frames == [b"\x81\x034hi"] and ws.sent == []
     socket.schedule_ping()  # its PING too, when it is due
-    await asyncio.wait_for(_until(lambda: len(ws.frame_writer.frames) == 2), 5)
+    await asyncio.wait_for(ws.changes.until(lambda: len(ws.frame_writer.frames) == 2), 5)
     assert ws.frame_writer.frames[1] == b"\x81\x012"
     await ws.incoming.put("4hello")
     await ws.incoming.put("6")  # a packet type engine.io ignores from a client: ignored
     await ws.incoming.put("4again")
-    await asyncio.wait_for(_until(lambda: got == ["hello", "again"]), 5)
+    await asyncio.wait_for(ws.changes.until(lambda: got == ["hello", "again"]), 5)
     # When the connection goes
     await ws.incoming.put(OSError)
     await asyncio.wait_for(task, 5)
@@ -193,7 +214,7 @@ async def test_an_upgrade_from_long_polling_answers_the_probe_then_waits_for_upg
     task = await running(socket, ws)
     assert socket.upgrading and not socket.upgraded
     await ws.incoming.put("2probe")
-    await asyncio.wait_for(_until(lambda: ws.sent == ["3probe"]), 5)
+    await asyncio.wait_for(ws.changes.until(lambda: ws.sent == ["3probe"]), 5)
     assert socket.queue.get_nowait().packet_type == packet.NOOP  # ends the pending poll
     # an event meanwhile waits in the queue, and a second websocket for the session is
     # refused
@@ -202,9 +223,9 @@ async def test_an_upgrade_from_long_polling_answers_the_probe_then_waits_for_upg
     await asyncio.wait_for(socket._websocket_handler(other), 5)
     assert other.sent == [] and ws.frame_writer.frames == []
     await ws.incoming.put("5")
-    await asyncio.wait_for(_until(lambda: socket.upgraded), 5)
-    assert not socket.upgrading
-    await asyncio.wait_for(_until(lambda: ws.sent == ["3probe", "4a"]), 5)  # then sent
+    # the writer starts once the upgrade is done, and sends what waited
+    await asyncio.wait_for(ws.changes.until(lambda: ws.sent == ["3probe", "4a"]), 5)
+    assert socket.upgraded and not socket.upgrading
     await ws.incoming.put(OSError)
     await asyncio.wait_for(task, 5)
 
@@ -224,11 +245,6 @@ async def test_an_upgrade_without_the_probe_leaves_the_client_on_long_polling() 
     await asyncio.wait_for(task, 5)
     assert ws.sent == ["3probe"] and not socket.upgraded and not socket.upgrading
     assert not socket.closed
-
-
-async def _until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.01)
 
 
 class Transport:
