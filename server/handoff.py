@@ -71,6 +71,7 @@ class HandoffServer:
         self._socket: zmq.asyncio.Socket | None = None
         self._authenticator: AsyncioAuthenticator | None = None
         self._task: asyncio.Task[None] | None = None
+        self._monitor_socket: zmq.asyncio.Socket | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._known: dict[bytes, None] = {}
@@ -92,9 +93,15 @@ class HandoffServer:
                 "ZeroMQ CURVE on: %d worker key(s) allowed",
                 len(self._settings.zmq_curve_client_keys),
             )
+        # The monitor exists before the bind: libzmq accepts in its own thread, so a worker
+        # that is retrying its connect gets in at once, and an ACCEPTED event before the
+        # monitor would be missed for good (/readyz and /healthz one worker short).
+        self._monitor_socket = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         try:
             sock.bind(self._settings.zmq_bind)
         except zmq.ZMQError as exc:
+            self._monitor_socket.close(linger=0)
+            self._monitor_socket = None
             sock.close()
             raise zmq.ZMQError(
                 exc.errno, f"cannot bind ZMQ_BIND={self._settings.zmq_bind}: {exc}"
@@ -105,7 +112,8 @@ class HandoffServer:
     def start(self) -> None:
         assert self._socket is not None, "call bind() first"
         self._task = asyncio.create_task(self.run(), name="zmq-handoff")
-        monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        assert self._monitor_socket is not None
+        monitor, self._monitor_socket = self._monitor_socket, None
         self._monitor_task = asyncio.create_task(self._monitor(monitor), name="zmq-monitor")
 
     async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
@@ -157,6 +165,9 @@ class HandoffServer:
                 logger.warning("The batch in hand was not finished in %.1f s", timeout_s)
         if self._monitor_task is not None:
             self._monitor_task.cancel()
+        if self._monitor_socket is not None:  # bound, never started
+            self._monitor_socket.close(linger=0)
+            self._monitor_socket = None
         self._socket.close(linger=0)
         self._socket = None
         if self._authenticator is not None:

@@ -82,12 +82,23 @@ async def test_honcho_runs_the_whole_cluster_from_procfile_cluster(
         what="nginx and a server on Redis behind it, started by honcho",
     )
     servers = [f"http://127.0.0.1:{port}" for port in (8001, 8002, 8003)]
-    await asyncio.to_thread(
-        wait_until,
-        lambda: all(healthz(s)["redis"] and healthz(s)["workers_connected"] == 2 for s in servers),
-        timeout_s=60,
-        what="three servers on Redis, each with both workers",
-    )
+    seen: dict[str, tuple[object, object]] = {}  # server: (redis, workers_connected), last look
+
+    def all_ready() -> bool:
+        for server in servers:
+            health = healthz(server)
+            seen[server] = (health["redis"], health["workers_connected"])
+        return all(redis and workers == 2 for redis, workers in seen.values())
+
+    try:
+        await asyncio.to_thread(
+            wait_until,
+            all_ready,
+            timeout_s=60,
+            what="three servers on Redis, each with both workers",
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; last seen (redis, workers_connected): {seen}") from None
     client = await RecordingClient().connect(url)
 
     # When an event is sent, it reaches the client through nginx, and every server emitted it

@@ -74,3 +74,33 @@ async def test_a_server_that_cannot_take_batches_says_so(
 
     handler.ready = True
     assert await answer(worker, wire.ping()) == wire.PONG
+
+
+async def test_a_worker_that_got_in_between_bind_and_start_is_counted() -> None:
+    # Given a worker that retries its connect before the server has bound (workers started
+    # first, as honcho does): libzmq accepts it in its own thread as soon as the bind is made
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    context = zmq.asyncio.Context()
+    server = HandoffServer(
+        settings=load_settings({"ZMQ_BIND": endpoint}), handler=Handler(), context=context
+    )
+    worker = context.socket(zmq.DEALER)
+    connected = worker.get_monitor_socket(zmq.EVENT_CONNECTED)
+    worker.connect(endpoint)
+    try:
+        # When the server binds, and starts only once the worker is in
+        server.bind()
+        assert await connected.poll(10_000), "the worker never connected"
+        server.start()
+
+        # Then the worker is counted (it was not: its ACCEPTED came before the monitor)
+        for _ in range(200):
+            if server.workers_connected:
+                break
+            await worker.poll(10)  # lets the monitor's task run; nothing is sent to the worker
+        assert server.workers_connected == 1
+    finally:
+        connected.close(0)
+        worker.close(0)
+        await server.close(1)
+        context.destroy(linger=0)
