@@ -25,6 +25,22 @@ const { values: args } = parseArgs({
 const vendor = await import(pathToFileURL(`${args.static}/vendor/socket.io-4.8.1.esm.min.js`).href);
 const { connect } = await import(pathToFileURL(`${args.static}/relay.js`).href);
 
+// socket.io-client 4.8.1's fetch transport reads a poll's body without handling its failure
+// (`res.text().then(...)`, not returned): when a server dies while nginx streams its response,
+// the rejection is unhandled, and Node ends the whole process on one. Reading the body inside
+// fetch turns a cut body into a failed fetch, which the transport does handle (as a poll
+// error: the client reconnects), as a browser's XMLHttpRequest transport would.
+const nodeFetch = globalThis.fetch;
+globalThis.fetch = async (...request) => {
+  const res = await nodeFetch(...request);
+  const body = await res.arrayBuffer();
+  return new Response(body.byteLength ? body : null, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
+};
+
 const rooms = args.rooms.split(",");
 const clients = [];
 let ready = 0;
