@@ -53,8 +53,9 @@ class HandoffServer:
     Usage, in the running event loop::
 
         handoff = HandoffServer(settings=settings, handler=emitter)
-        handoff.bind()                  # zmq.ZMQError naming ZMQ_BIND if it is taken
-        handoff.start()                 # the receive loop and the connection monitor
+        handoff.bind()                  # zmq.ZMQError naming ZMQ_BIND if it is taken; counts
+                                        # worker connections from then on
+        handoff.start()                 # the receive loop
         await handoff.close(timeout_s)  # stop taking batches, finish the one in hand, close
     """
 
@@ -71,7 +72,6 @@ class HandoffServer:
         self._socket: zmq.asyncio.Socket | None = None
         self._authenticator: AsyncioAuthenticator | None = None
         self._task: asyncio.Task[None] | None = None
-        self._monitor_socket: zmq.asyncio.Socket | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._known: dict[bytes, None] = {}
@@ -96,25 +96,22 @@ class HandoffServer:
         # The monitor exists before the bind: libzmq accepts in its own thread, so a worker
         # that is retrying its connect gets in at once, and an ACCEPTED event before the
         # monitor would be missed for good (/readyz and /healthz one worker short).
-        self._monitor_socket = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         try:
             sock.bind(self._settings.zmq_bind)
         except zmq.ZMQError as exc:
-            self._monitor_socket.close(linger=0)
-            self._monitor_socket = None
+            monitor.close(linger=0)
             sock.close()
             raise zmq.ZMQError(
                 exc.errno, f"cannot bind ZMQ_BIND={self._settings.zmq_bind}: {exc}"
             ) from None
         self._socket = sock
+        self._monitor_task = asyncio.create_task(self._monitor(monitor), name="zmq-monitor")
         logger.info("ZeroMQ subscriber bound to %s", self._settings.zmq_bind)
 
     def start(self) -> None:
         assert self._socket is not None, "call bind() first"
         self._task = asyncio.create_task(self.run(), name="zmq-handoff")
-        assert self._monitor_socket is not None
-        monitor, self._monitor_socket = self._monitor_socket, None
-        self._monitor_task = asyncio.create_task(self._monitor(monitor), name="zmq-monitor")
 
     async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
         """Count worker connections from the socket's own events (for /readyz and /metrics)."""
@@ -165,9 +162,6 @@ class HandoffServer:
                 logger.warning("The batch in hand was not finished in %.1f s", timeout_s)
         if self._monitor_task is not None:
             self._monitor_task.cancel()
-        if self._monitor_socket is not None:  # bound, never started
-            self._monitor_socket.close(linger=0)
-            self._monitor_socket = None
         self._socket.close(linger=0)
         self._socket = None
         if self._authenticator is not None:

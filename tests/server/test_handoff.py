@@ -17,6 +17,7 @@ from shared import wire
 from shared.envelope import Envelope
 from shared.settings import load_settings
 from shared.wire import Delivery
+from tests.integration.helpers import eventually
 from tests.processes import free_port
 
 
@@ -33,14 +34,18 @@ class Handler:
         pass
 
 
+def handoff_server(endpoint: str, context: zmq.asyncio.Context, handler: Handler) -> HandoffServer:
+    return HandoffServer(
+        settings=load_settings({"ZMQ_BIND": endpoint}), handler=handler, context=context
+    )
+
+
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[Handler, zmq.asyncio.Socket]]:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     context = zmq.asyncio.Context()
     handler = Handler()
-    server = HandoffServer(
-        settings=load_settings({"ZMQ_BIND": endpoint}), handler=handler, context=context
-    )
+    server = handoff_server(endpoint, context, handler)
     server.bind()
     server.start()
     worker = context.socket(zmq.DEALER)
@@ -81,9 +86,7 @@ async def test_a_worker_that_got_in_between_bind_and_start_is_counted() -> None:
     # first, as honcho does): libzmq accepts it in its own thread as soon as the bind is made
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     context = zmq.asyncio.Context()
-    server = HandoffServer(
-        settings=load_settings({"ZMQ_BIND": endpoint}), handler=Handler(), context=context
-    )
+    server = handoff_server(endpoint, context, Handler())
     worker = context.socket(zmq.DEALER)
     connected = worker.get_monitor_socket(zmq.EVENT_CONNECTED)
     worker.connect(endpoint)
@@ -94,11 +97,7 @@ async def test_a_worker_that_got_in_between_bind_and_start_is_counted() -> None:
         server.start()
 
         # Then the worker is counted (it was not: its ACCEPTED came before the monitor)
-        for _ in range(200):
-            if server.workers_connected:
-                break
-            await worker.poll(10)  # lets the monitor's task run; nothing is sent to the worker
-        assert server.workers_connected == 1
+        await eventually(lambda: server.workers_connected == 1, what="the worker counted")
     finally:
         connected.close(0)
         worker.close(0)
