@@ -87,6 +87,7 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
                 "subscriber": handoff.running,
                 "workers_connected": handoff.workers_connected,
                 "epoch": relay.replay.epoch,
+                "dedup_window_s": relay.emitter.dedup_window_s,
                 "redis": None if relay.bus is None else relay.bus.healthy,
                 "counters": {
                     f"{name}[{reason}]" if reason else name: value

@@ -193,6 +193,12 @@ class Handoff:
         if not pending:
             logger.warning("No server to hand batch %d to", batch)
             return set()
+        logger.debug(
+            "Batch %d (%d messages) handed to %s; waiting for confirmation",
+            batch,
+            len(deliveries),
+            ", ".join(pending.values()),
+        )
         confirmations: list[set[str]] = []
         ack_deadline = time.monotonic() + self._ack_timeout_s
         stopping_since: float | None = None
