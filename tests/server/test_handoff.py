@@ -5,6 +5,7 @@ it goes to another server at once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -103,3 +104,50 @@ async def test_a_worker_that_got_in_between_bind_and_start_is_counted() -> None:
         worker.close(0)
         await server.close(1)
         context.destroy(linger=0)
+
+
+async def test_closing_finishes_and_confirms_the_batch_in_hand() -> None:
+    # Given a server emitting a batch, its emit held until the test lets it go
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    context = zmq.asyncio.Context()
+    release = asyncio.Event()
+    handler = HeldHandler(release=release)
+    server = handoff_server(endpoint, context, handler)
+    server.bind()
+    server.start()
+    worker = context.socket(zmq.DEALER)
+    worker.connect(endpoint)
+    try:
+        await worker.send_multipart(wire.deliver(7, [Delivery("a", Envelope("e", 1))]))
+        await asyncio.wait_for(handler.started.wait(), 10)
+
+        # When the server is closed (the stop's drain) while the batch is in hand, and then
+        # the emit ends
+        closing = asyncio.create_task(server.close(10))
+        await asyncio.sleep(0)  # one turn of the loop: close() began and waits for the batch
+        assert not closing.done()
+        release.set()
+        await asyncio.wait_for(closing, 10)
+
+        # Then the worker got the batch's confirmation: closing the socket did not drop it
+        assert await worker.poll(5_000), "no confirmation reached the worker"
+        kind, body = wire.decode(await worker.recv_multipart())
+        assert kind == wire.ACK
+        assert wire.parse_ack(body) == (7, ["a"])
+        assert handler.batches == [["a"]]
+    finally:
+        worker.close(0)
+        context.destroy(linger=0)
+
+
+@dataclass
+class HeldHandler(Handler):
+    """A handler whose emit waits for `release`: a batch that stays in hand."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def emit(self, deliveries: list[Delivery]) -> list[str]:
+        self.started.set()
+        await self.release.wait()
+        return await super().emit(deliveries)
