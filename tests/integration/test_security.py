@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.clients import RecordingClient
 from tests.integration.helpers import attributes, send
-from tests.processes import PYTHON, ROOT, Processes, Stack, wait_until
+from tests.processes import PYTHON, ROOT, Processes, Stack, healthz, wait_until
 from tests.tokens import TEST_SECRET, token
 
 
@@ -105,7 +105,7 @@ async def test_an_apps_own_token_signed_with_the_same_secret_is_refused(
     assert "audience" in await refused(stack.base_url, {"token": token(aud="my-app")})
 
 
-async def test_an_es256_public_key_verifies_tokens_and_a_forged_hs256_one_is_refused(
+async def test_an_es256_public_key_file_verifies_its_tokens_and_refuses_other_keys_and_hs256(
     processes: Processes, stack: Stack, tmp_path: Path
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
@@ -126,6 +126,9 @@ async def test_an_es256_public_key_verifies_tokens_and_a_forged_hs256_one_is_ref
     client = socketio.AsyncClient(reconnection=False)
     await client.connect(stack.base_url, auth={"token": good}, wait_timeout=10)
     await client.disconnect()
+    # a token signed with another key is refused
+    stranger = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
+    assert "signature does not verify" in await refused(stack.base_url, {"token": stranger})
     # the classic algorithm-confusion forgery: HS256 "signed" with the public key itself
     forged = hs256_by_hand(claims, pem)
     assert "algorithm" in await refused(stack.base_url, {"token": forged})
@@ -215,6 +218,34 @@ async def test_client_events_are_allow_listed_bounded_rate_limited_and_skip_the_
         await client.close()
 
 
+async def test_a_client_event_from_a_client_in_no_room_reaches_its_namespace_but_the_sender(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a sender in no room; in '/', a client in no room and one in a room; and a client
+    # of another namespace
+    processes.server(stack)
+    sender = await RecordingClient().connect(stack.base_url)
+    roomless = await RecordingClient().connect(stack.base_url)
+    in_room = await RecordingClient().connect(stack.base_url)
+    assert (await in_room.call("join", "shop"))["ok"]
+    elsewhere = await RecordingClient().connect(stack.base_url, namespaces=["/other"])
+
+    # When the sender sends an allowed client event
+    answer = await sender.call("item_removed", {"id": 7})
+
+    # Then every other client of '/' gets it, with the sender's sid; not the sender, and not
+    # the other namespace
+    assert answer == {"ok": True, "relayed_to": None}
+    relayed = ("item_removed", {"data": {"id": 7}, "from": sender.sio.get_sid("/")})
+    assert await roomless.wait_for(1) == [relayed]
+    assert await in_room.wait_for(1) == [relayed]
+    await sender.call("join", "barrier")
+    assert (await elsewhere.sio.call("join", "barrier", namespace="/other", timeout=10))["ok"]
+    assert sender.events == [] and elsewhere.events == []
+    for client in (sender, roomless, in_room, elsewhere):
+        await client.close()
+
+
 def run_server(stack: Stack, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PYTHON, "-m", "server"],
@@ -292,6 +323,39 @@ async def test_curve_lets_in_the_listed_worker_key_only(processes: Processes, st
     await client.close()
 
 
+async def test_with_curve_the_server_binds_beyond_loopback_and_its_worker_gets_in(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given CURVE keys, and a server bound to every interface (the test's traffic still goes
+    # over 127.0.0.1)
+    server_public, server_secret = (k.decode() for k in zmq.curve_keypair())
+    worker_public, worker_secret = (k.decode() for k in zmq.curve_keypair())
+    everywhere = f"tcp://0.0.0.0:{stack.zmq_port}"
+    processes.sqs(stack)
+    # When the server starts
+    server = processes.server(
+        stack,
+        ZMQ_BIND=everywhere,
+        ZMQ_CURVE_SERVER_SECRET=server_secret,
+        ZMQ_CURVE_CLIENT_KEYS=worker_public,
+    )
+    # Then it runs, bound there (without CURVE it refuses to start:
+    # test_unsafe_settings_stop_the_server_at_start), and its worker gets in over CURVE
+    assert f"ZeroMQ subscriber bound to {everywhere}" in server.log()
+    processes.worker(
+        stack,
+        ZMQ_CONNECT=f"tcp://127.0.0.1:{stack.zmq_port}",
+        ZMQ_CURVE_SERVER_PUBLIC=server_public,
+        ZMQ_CURVE_CLIENT_SECRET=worker_secret,
+    )
+    await asyncio.to_thread(
+        wait_until,
+        lambda: healthz(stack.base_url)["workers_connected"] == 1,
+        timeout_s=30,
+        what="the CURVE worker connected",
+    )
+
+
 def get_demo_token(stack: Stack) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(f"{stack.base_url}/demo/token", timeout=5) as response:
@@ -335,6 +399,37 @@ async def test_a_demo_token_is_not_signed_with_jwt_secret(
     await other.close()
 
 
+async def test_a_demo_token_opens_the_main_namespace_of_its_own_server_process_only(
+    processes: Processes, stack: Stack
+) -> None:
+    import jwt
+
+    # Given two server processes with DEMO=1 and the same JWT_SECRET
+    processes.server(stack, DEMO="1")
+    other = Stack()
+    second = processes.start("server-2", ["-m", "server"], other.env(DEMO="1"))
+    second.wait_ready(lambda: healthz(other.base_url)["subscriber"], what="the second server")
+
+    # When a client fetches a demo token from the first
+    status, demo = get_demo_token(stack)
+
+    # Then it says it is a demo token, lasts an hour, and opens '/' of that server only
+    assert status == 200
+    assert jwt.get_unverified_header(demo)["kid"] == "push-relay-demo"
+    claims = jwt.decode(demo, options={"verify_signature": False})
+    assert claims["iss"] == "push-relay-demo" and claims["exp"] - claims["iat"] == 3600
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(stack.base_url, auth={"token": demo}, wait_timeout=10)
+    await client.disconnect()
+    assert "not allowed to connect to namespace '/admin'" in await refused(
+        stack.base_url, {"token": demo}, namespaces=["/admin"]
+    )
+    assert "signature does not verify" in await refused(other.base_url, {"token": demo})
+    # while a token signed with the shared JWT_SECRET opens both
+    for base_url in (stack.base_url, other.base_url):
+        await (await RecordingClient().connect(base_url)).close()
+
+
 async def test_cors_is_same_origin_unless_configured(processes: Processes, stack: Stack) -> None:
     processes.server(stack)
     # Engine.IO's handshake from a foreign origin is refused. Checked over plain HTTP: the
@@ -358,3 +453,16 @@ async def test_cors_allows_a_configured_origin(processes: Processes, stack: Stac
         stack.base_url, headers={"Origin": "http://app.example"}
     )
     await client.close()
+
+
+async def test_cors_star_lets_any_origin_through(processes: Processes, stack: Stack) -> None:
+    processes.server(stack, CORS_ALLOWED_ORIGINS="*")
+    # Engine.IO's polling handshake from a foreign origin is answered, and allowed by name
+    for origin in ("http://elsewhere.example", "https://app.example:8443"):
+        handshake = urllib.request.Request(
+            f"{stack.base_url}/socket.io/?EIO=4&transport=polling", headers={"Origin": origin}
+        )
+        with await asyncio.to_thread(urllib.request.urlopen, handshake, timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == origin
+            assert b'"sid"' in response.read()
