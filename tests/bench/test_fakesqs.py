@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from tests.processes import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -34,15 +35,18 @@ class FakeSQSProcess:
     endpoint: str
     log: Path
 
-    def client(self) -> Any:
+    def client(self, read_timeout_s: float = 30) -> Any:
         # One attempt only: a retry would hide a wrong answer behind a slow right one. The read
-        # timeout must outlast the longest long poll used here.
+        # timeout must outlast the longest long poll used here, unless a test means a poll that
+        # runs to its end to fail.
         return boto3.session.Session(region_name="us-east-1").client(
             "sqs",
             endpoint_url=self.endpoint,
             aws_access_key_id="x",
             aws_secret_access_key="x",
-            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=30),
+            config=Config(
+                retries={"max_attempts": 1}, connect_timeout=2, read_timeout=read_timeout_s
+            ),
         )
 
     def stop(self) -> int:
@@ -116,6 +120,66 @@ def queue_url(sqs: Any) -> str:
     return str(sqs.create_queue(QueueName=f"t-{uuid.uuid4().hex[:12]}")["QueueUrl"])
 
 
+#: A long poll's WaitTimeSeconds (SQS's maximum), and a read timeout well inside it: a client
+#: with that timeout fails if the poll runs to its end instead of waking.
+LONG_POLL_S = 20
+WAKE_WITHIN_S = 10
+
+
+class LongPoll:
+    """A 20 s ReceiveMessage on a queue that looks empty, on its own client and thread, and
+    the fake's own signal that it is parked.
+
+    The queue (maxReceiveCount 1) holds one message already received once: the poll's first
+    look moves it to the dead-letter queue, finds nothing else, and parks. The handler does
+    not await between that move and parking, and the fake runs on one event loop, so no other
+    request sees the move before the poll is parked: the DLQ's count reading 1 means it is."""
+
+    def __init__(self, fake: FakeSQSProcess, sqs: Any) -> None:
+        self.sqs = sqs
+        name = f"t-{uuid.uuid4().hex[:12]}"
+        self.dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})
+        self.url = sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy})[
+            "QueueUrl"
+        ]
+        sqs.send_message(QueueUrl=self.url, MessageBody="poison")
+        (first,) = sqs.receive_message(QueueUrl=self.url, VisibilityTimeout=0)["Messages"]
+        assert first["Body"] == "poison" and _counts(sqs, self.dlq) == (0, 0)
+        self.client = fake.client(read_timeout_s=WAKE_WITHIN_S)
+        self.outcome: list[object] = []
+        self.thread = threading.Thread(target=self._poll)
+
+    def _poll(self) -> None:
+        try:
+            self.outcome.append(
+                self.client.receive_message(QueueUrl=self.url, WaitTimeSeconds=LONG_POLL_S)
+            )
+        except Exception as exc:
+            self.outcome.append(exc)
+
+    def open(self) -> None:
+        """Start the poll and return once the fake has parked it."""
+        self.thread.start()
+        wait_until(
+            lambda: self.outcome or _counts(self.sqs, self.dlq) == (1, 0),
+            timeout_s=10,
+            what="the long poll to park",
+        )
+        assert not self.outcome, f"the poll ended before it parked: {self.outcome}"
+
+    def result(self) -> object:
+        """What the poll got: an answer or the exception it raised."""
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the long poll never ended"
+        self.client.close()
+        (outcome,) = self.outcome
+        return outcome
+
+
 def _counts(sqs: Any, url: str) -> tuple[int, int]:
     attrs = sqs.get_queue_attributes(
         QueueUrl=url,
@@ -146,11 +210,12 @@ def test_round_trip_with_message_attributes(sqs: Any, queue_url: str) -> None:
         "n": {"DataType": "Number", "StringValue": "42"},
         "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01\xff"},
     }
+    before_ms = int(time.time() * 1000)
     sent = sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=attributes)
+    after_ms = int(time.time() * 1000)
     assert sent["MD5OfMessageBody"] == hashlib.md5(body.encode()).hexdigest()
     assert len(sent["MD5OfMessageAttributes"]) == 32
 
-    before = time.time()
     (message,) = sqs.receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=10,
@@ -164,7 +229,7 @@ def test_round_trip_with_message_attributes(sqs: Any, queue_url: str) -> None:
     assert message["MD5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
     assert set(message["Attributes"]) == {"SentTimestamp", "ApproximateReceiveCount"}
     assert message["Attributes"]["ApproximateReceiveCount"] == "1"
-    assert abs(int(message["Attributes"]["SentTimestamp"]) / 1000 - before) < 60
+    assert before_ms <= int(message["Attributes"]["SentTimestamp"]) <= after_ms
 
     # Without MessageAttributeNames / system names, neither map is returned.
     plain = sqs.send_message(QueueUrl=queue_url, MessageBody="plain")
@@ -249,19 +314,22 @@ def test_batch_errors(sqs: Any, queue_url: str) -> None:
     assert [f["Code"] for f in bad["Failed"]] == ["ReceiptHandleIsInvalid"]
 
 
-def test_visibility_timeout(sqs: Any, queue_url: str) -> None:
+def test_visibility_timeout(fakesqs: FakeSQSProcess, sqs: Any, queue_url: str) -> None:
     sqs.send_message(QueueUrl=queue_url, MessageBody="v")
     (first,) = sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=1)["Messages"]
     assert "Messages" not in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)
     assert _counts(sqs, queue_url) == (0, 1)
 
     # A long poll wakes when the visibility timeout runs out, not only on new messages: without
-    # that wake-up this poll would only find the message at the end of its full 5 s.
-    started = time.monotonic()
-    (second,) = sqs.receive_message(
-        QueueUrl=queue_url, WaitTimeSeconds=5, MessageSystemAttributeNames=["All"]
-    )["Messages"]
-    assert time.monotonic() - started < 4
+    # that wake-up this 20 s poll would only find the message at its end, and its client, which
+    # gives up after 10 s, would raise ReadTimeoutError.
+    waker = fakesqs.client(read_timeout_s=WAKE_WITHIN_S)
+    try:
+        (second,) = waker.receive_message(
+            QueueUrl=queue_url, WaitTimeSeconds=LONG_POLL_S, MessageSystemAttributeNames=["All"]
+        )["Messages"]
+    finally:
+        waker.close()
     assert second["MessageId"] == first["MessageId"]
     assert second["ReceiptHandle"] != first["ReceiptHandle"]
     assert second["Attributes"]["ApproximateReceiveCount"] == "2"
@@ -301,25 +369,20 @@ def test_change_visibility_batch_to_zero(sqs: Any, queue_url: str) -> None:
     assert _counts(sqs, queue_url) == (0, 3)
 
 
-def test_long_poll_returns_when_a_message_arrives(
-    fakesqs: FakeSQSProcess, sqs: Any, queue_url: str
+def test_a_parked_long_poll_returns_a_message_sent_meanwhile(
+    fakesqs: FakeSQSProcess, sqs: Any
 ) -> None:
-    sender = fakesqs.client()
+    # Given a 20 s long poll parked on an empty queue, its client giving up after 10 s
+    poll = LongPoll(fakesqs, sqs)
+    poll.open()
 
-    def send() -> None:
-        sender.send_message(QueueUrl=queue_url, MessageBody="late")
+    # When a message is sent to that queue
+    sqs.send_message(QueueUrl=poll.url, MessageBody="late")
 
-    timer = threading.Timer(0.3, send)
-    started = time.monotonic()
-    timer.start()
-    try:
-        got = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5)
-        elapsed = time.monotonic() - started
-    finally:
-        timer.join()
-        sender.close()
-    assert [m["Body"] for m in got["Messages"]] == ["late"]
-    assert elapsed < 4, f"the long poll took {elapsed:.2f} s"
+    # Then the poll wakes and returns it (a poll that ran to its end would time out instead)
+    outcome = poll.result()
+    assert isinstance(outcome, dict), outcome
+    assert [m["Body"] for m in outcome["Messages"]] == ["late"]
 
 
 def test_queue_attribute_counts(sqs: Any, queue_url: str) -> None:
@@ -385,41 +448,27 @@ def test_redrive_moves_a_message_after_max_receives(sqs: Any) -> None:
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=dlq)["Messages"]] == ["poison"]
 
 
-def test_sigterm_exits_promptly_during_a_long_poll(tmp_path: Path) -> None:
+def test_sigterm_during_a_long_poll_answers_it_empty_and_exits(tmp_path: Path) -> None:
+    # Given a fakesqs of its own with a 20 s long poll parked in it
     fake = _start(tmp_path / "fakesqs.log")
     client = fake.client()
-    url = client.get_queue_url(QueueName=MAIN_QUEUE)["QueueUrl"]
-    poll_client = fake.client()  # its own connection, so it can be told apart
-    outcome: list[object] = []
-
-    def poll() -> None:
-        try:
-            outcome.append(poll_client.receive_message(QueueUrl=url, WaitTimeSeconds=20))
-        except Exception as exc:  # the connection may be cut instead; either is fine
-            outcome.append(exc)
-
-    baseline = _connections(fake)
-    poller = threading.Thread(target=poll)
-    poller.start()
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _connections(fake) <= baseline:
-            time.sleep(0.02)  # polling interval while waiting for the connection
-        started = time.monotonic()
+        poll = LongPoll(fake, client)
+        poll.open()
+
+        # When it is sent SIGTERM
         fake.proc.send_signal(signal.SIGTERM)
-        returncode = fake.proc.wait(timeout=10)
-        took = time.monotonic() - started
+
+        # Then it exits with status 0 without waiting for the poll's end (10 s stops a hung
+        # test; the poll would hold it 20 s), and the poll gets an empty answer, not a cut
+        try:
+            returncode = fake.proc.wait(timeout=WAKE_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"fakesqs still runs {WAKE_WITHIN_S} s after SIGTERM")
+        assert returncode == 0
+        outcome = poll.result()
+        assert isinstance(outcome, dict), outcome
+        assert "Messages" not in outcome
     finally:
         fake.stop()
-        poller.join(timeout=10)
         client.close()
-        poll_client.close()
-    assert returncode == 0
-    assert took < 1.5, f"fakesqs took {took:.2f} s to exit"
-    assert len(outcome) == 1
-
-
-def _connections(fake: FakeSQSProcess) -> int:
-    """Established TCP connections held by the server process."""
-    connections = psutil.Process(fake.proc.pid).net_connections(kind="tcp")
-    return sum(c.status == psutil.CONN_ESTABLISHED for c in connections)

@@ -6,7 +6,10 @@ import json
 import time
 from typing import Any
 
-from server.emitter import Emitter
+import pytest
+
+from server import emitter as emitter_module
+from server.emitter import HOLD_S, Emitter
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
 from server.replay import ReplayBuffer
@@ -147,21 +150,43 @@ def test_a_reported_visibility_timeout_widens_the_window() -> None:
     assert relay.emitter.dedup_window_s == 605
 
 
-class TimedSio(FakeSio):
-    """Notes each emit in `marks`; each takes `hold_s` without an await, as a broadcast to
-    many clients does."""
+class FakeTime:
+    """Stands in for the `time` module in server/emitter.py: `perf_counter` is a clock that
+    moves only when a test advances it; `time` is the real wall clock (for sent/emitted ms)."""
 
-    def __init__(self, marks: list[str], hold_s: float) -> None:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    fake = FakeTime()
+    monkeypatch.setattr(emitter_module, "time", fake)
+    return fake
+
+
+class TimedSio(FakeSio):
+    """Notes each emit in `marks`; each holds the loop `hold_s` by the fake clock, without an
+    await, as a broadcast to many clients does."""
+
+    def __init__(self, marks: list[str], clock: FakeTime, hold_s: float) -> None:
         super().__init__()
-        self.marks, self.hold_s = marks, hold_s
+        self.marks, self.clock, self.hold_s = marks, clock, hold_s
 
     async def emit(self, *args: Any, **kwargs: Any) -> None:
-        time.sleep(self.hold_s)
+        self.clock.now += self.hold_s
         self.marks.append("emit")
         await super().emit(*args, **kwargs)
 
 
-async def beside_another_task(hold_s: float) -> list[str]:
+async def beside_another_task(clock: FakeTime, hold_s: float) -> list[str]:
     """Emit a batch of three while another task marks each turn it gets; the marks."""
     marks: list[str] = []
 
@@ -173,20 +198,22 @@ async def beside_another_task(hold_s: float) -> list[str]:
     other = asyncio.create_task(other_client())
     await asyncio.sleep(0)
     marks.clear()
-    confirmed = await emitter(TimedSio(marks, hold_s)).emit([delivery(x) for x in "abc"])
+    confirmed = await emitter(TimedSio(marks, clock, hold_s)).emit([delivery(x) for x in "abc"])
     other.cancel()
     assert confirmed == ["a", "b", "c"]
     return marks
 
 
-async def test_a_batch_that_holds_the_loop_lets_it_run_between_two_emits() -> None:
-    marks = await beside_another_task(0.03)  # past HOLD_S (20 ms) each
+async def test_a_batch_that_holds_the_loop_lets_it_run_between_two_emits(clock: FakeTime) -> None:
+    marks = await beside_another_task(clock, HOLD_S * 1.5)  # each emit holds it past HOLD_S
     # the loop served the other task between every two emits, not only after the batch
     emits = [i for i, m in enumerate(marks) if m == "emit"]
     assert len(emits) == 3
     assert all("other" in marks[a:b] for a, b in itertools.pairwise(emits))
 
 
-async def test_quick_emits_do_not_yield_the_loop() -> None:
-    # five clients' emits: the hot path is unchanged
-    assert await beside_another_task(0.0) == ["emit", "emit", "emit"]
+async def test_emits_that_together_hold_the_loop_less_than_hold_s_do_not_yield_it(
+    clock: FakeTime,
+) -> None:
+    # five clients' emits: the hot path is unchanged, however long the real machine takes
+    assert await beside_another_task(clock, HOLD_S / 4) == ["emit", "emit", "emit"]

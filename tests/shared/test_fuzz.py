@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from typing import Any
 
 from hypothesis import given, settings
@@ -156,14 +157,34 @@ def test_any_join_request(request: Any) -> None:
         assert isinstance(room, str) and room and not room.startswith("relay:")
 
 
-@settings(max_examples=300)
-@given(json_values, json_values)
-def test_any_resume_position(epoch: Any, offset: Any) -> None:
-    replay = ReplayBuffer(window_s=60, max_events=10, max_bytes=1000)
-    replay.append(("/", None), 1, "e", {}, 10)
-    try:
-        entries = replay.since(("/", None), epoch, offset)
-    except RecoveryFailed as exc:
-        assert exc.reason
-    else:
-        assert epoch == replay.epoch and all(e.offset > offset for e in entries)
+EPOCH = "e0"
+
+
+def test_any_resume_position_replays_or_refuses_with_a_reason() -> None:
+    # Given a stream at offset 5 of the epoch "e0" that keeps its last three (3 to 5)
+    replay = ReplayBuffer(window_s=60, max_events=3, max_bytes=1000, clock=lambda: 0.0)
+    replay.reset(EPOCH)
+    for offset in range(1, 6):
+        replay.append(("/", None), offset, "e", {}, 10)
+    outcomes: Counter[str] = Counter()
+
+    # When a client resumes from any position, this server's epoch and offsets near the
+    # stream's among them (random values alone would never name the epoch)
+    @settings(max_examples=300)
+    @given(st.just(EPOCH) | json_values, st.integers(min_value=-2, max_value=7) | json_values)
+    def resume(epoch: Any, offset: Any) -> None:
+        try:
+            entries = replay.since(("/", None), epoch, offset)
+        except RecoveryFailed as exc:
+            assert exc.reason
+            outcomes["refused"] += 1
+        else:
+            # Then what it gets is exactly what followed its offset
+            assert epoch == EPOCH
+            assert [e.offset for e in entries] == list(range(offset + 1, 6))
+            outcomes["replayed"] += 1
+
+    resume()
+
+    # And both answers were reached: a replay and a refusal
+    assert outcomes["replayed"] > 0 and outcomes["refused"] > 0, outcomes

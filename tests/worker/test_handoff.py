@@ -17,6 +17,7 @@ from shared.counters import Counters
 from shared.envelope import Envelope
 from shared.wire import Delivery
 from tests.processes import free_port, wait_until
+from worker import handoff as handoff_module
 from worker.handoff import Handoff, resolve_endpoint
 
 
@@ -36,6 +37,8 @@ class Router:
         self.ready = True
         self.pings: list[dict[str, object]] = []
         self.batches: list[list[str]] = []
+        #: every message that reached it, answered or not: its kind, and a batch's ids
+        self.inbox: list[tuple[bytes, list[str]]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -46,6 +49,8 @@ class Router:
                 continue
             identity, *frames = self.sock.recv_multipart()
             kind, body = wire.decode(frames)
+            arrived = wire.parse_deliver(body)[1] if kind == wire.DELIVER else []
+            self.inbox.append((kind, [d.message_id for d in arrived]))
             if self.mute:
                 continue
             if kind == wire.PING:
@@ -58,6 +63,11 @@ class Router:
                 if not self.ready:
                     ids = []
                 self.sock.send_multipart([identity, *wire.ack(batch, ids, ready=self.ready)])
+
+    @property
+    def received(self) -> list[list[str]]:
+        """The batches that reached it, answered or not."""
+        return [ids for kind, ids in self.inbox if kind == wire.DELIVER]
 
     def close(self) -> None:
         self.stop.set()
@@ -89,21 +99,30 @@ def batch(*ids: str) -> list[Delivery]:
     return [Delivery(i, Envelope("e", i)) for i in ids]
 
 
+WAITING = "Waiting for server(s) at"
+
+
 def test_waits_for_a_server_that_starts_late(
-    handoff: Handoff, endpoint: str, stop: threading.Event
+    handoff: Handoff, endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given no server yet, wait_ready blocks; when the server binds, it returns True
+    # Given no server yet, wait_ready blocks (it says so once it has waited a ping interval)
+    caplog.set_level("INFO")
     result: list[bool] = []
     waiter = threading.Thread(target=lambda: result.append(handoff.wait_ready(stop)))
     waiter.start()
-    waiter.join(0.3)
-    assert waiter.is_alive() and not result
-    router = Router(endpoint)
     try:
-        waiter.join(10)
-        assert result == [True]
+        wait_until(lambda: WAITING in caplog.text, timeout_s=10, what="the waiting log line")
+        assert waiter.is_alive() and not result
+        # When the server binds, it returns True
+        router = Router(endpoint)
+        try:
+            waiter.join(10)
+            assert result == [True]
+        finally:
+            router.close()
     finally:
-        router.close()
+        stop.set()
+        waiter.join(10)
 
 
 def test_wait_ready_gives_up_when_stopped(handoff: Handoff, stop: threading.Event) -> None:
@@ -175,27 +194,39 @@ def two(endpoint: str) -> Iterator[tuple[Handoff, Router, Router]]:
 
 
 def test_a_server_that_does_not_confirm_in_time_leaves_and_the_others_go_on(
-    two: tuple[Handoff, Router, Router], endpoint: str, stop: threading.Event
+    two: tuple[Handoff, Router, Router],
+    endpoint: str,
+    stop: threading.Event,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     h, _one, hung = two
     # Given the second server hangs
     hung.mute = True
 
     # When a batch is handed off
-    started = time.monotonic()
     confirmed = h.deliver(batch("a", "b"), stop)
 
-    # Then what the live one confirmed is confirmed, after one ack timeout, and the hung one
-    # leaves the delivery set, counted
+    # Then what the live one confirmed is confirmed, and the hung one, which got the batch,
+    # leaves the delivery set for not confirming it within the ack timeout, counted
     assert confirmed == {"a", "b"}
-    assert 0.5 <= time.monotonic() - started < 2
+    wait_until(lambda: hung.received == [["a", "b"]], timeout_s=10, what="the first batch")
     assert h.available == [endpoint]
     assert h.counters.get(c.SERVER_UNAVAILABLE) == 1
+    assert "did not confirm batch 1 (2 messages) within 0.5 s" in caplog.text
 
-    # And the next batch goes to the live one alone, without waiting for the hung one
-    started = time.monotonic()
+    # And the next batch goes to the live one alone: the hung one never gets it, so there is
+    # nothing to wait for, and no second ack timeout passes
     assert h.deliver(batch("c"), stop) == {"c"}
-    assert time.monotonic() - started < 0.45  # less than one ack timeout
+    assert "did not confirm batch 2" not in caplog.text
+    # (a ping sent after that batch reaches the hung one: had the batch gone to it, it would
+    # have arrived first)
+    after = len(hung.inbox)
+    wait_until(
+        lambda: h.wait_ready(stop) and (wire.PING, []) in hung.inbox[after:],
+        timeout_s=10,
+        what="a later ping to reach the hung server",
+    )
+    assert hung.received == [["a", "b"]]
     assert h.wait_ready(stop)
     assert h.counters.get(c.SERVER_UNAVAILABLE) == 1
 
@@ -223,23 +254,28 @@ def test_a_server_that_answers_pings_again_rejoins(
 
 
 def test_with_no_server_left_nothing_is_confirmed_and_wait_ready_blocks(
-    handoff: Handoff, endpoint: str, stop: threading.Event
+    handoff: Handoff, endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO")
     router = Router(endpoint)
     try:
         assert handoff.wait_ready(stop)
         router.mute = True
         assert handoff.deliver(batch("a"), stop) == set()
         assert handoff.available == []
-        # backpressure: no server, so the worker waits (here until told to stop)
-        waiter = threading.Thread(target=handoff.wait_ready, args=(stop,))
+        # backpressure: no server, so the worker waits (here until told to stop), and says so
+        # once it has waited a ping interval
+        assert WAITING not in caplog.text
+        result: list[bool] = []
+        waiter = threading.Thread(target=lambda: result.append(handoff.wait_ready(stop)))
         waiter.start()
-        waiter.join(0.8)
-        assert waiter.is_alive()
+        wait_until(lambda: WAITING in caplog.text, timeout_s=10, what="the waiting log line")
+        assert waiter.is_alive() and not result
         stop.set()
-        waiter.join(2)
-        assert not waiter.is_alive()
+        waiter.join(10)
+        assert result == [False]
     finally:
+        stop.set()
         router.close()
 
 
@@ -258,7 +294,7 @@ def test_the_first_wait_goes_on_without_a_server_that_never_answers(
         result: list[bool] = []
         waiter = threading.Thread(target=lambda: result.append(h.wait_ready(stop)))
         waiter.start()
-        waiter.join(3)
+        waiter.join(30)  # only to stop a hung test
 
         # Then it goes on with the one that answered once the ack timeout has passed
         assert result == [True]
@@ -284,26 +320,29 @@ def test_pings_carry_the_queues_visibility_timeout(
         router.close()
 
 
-def test_a_stop_cuts_the_wait_short_without_dropping_the_server(
-    endpoint: str, stop: threading.Event
+@pytest.mark.timeout(20)  # the wait must end long before the 60 s ack timeout and grace
+def test_a_stop_cuts_the_wait_short_at_the_deadline_without_dropping_the_server(
+    endpoint: str, stop: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a server that takes its time (here: forever) to confirm
+    # Given a server that takes its time (here: forever) to confirm, and an ack timeout and a
+    # stopping grace of 60 s each, so that only the stop deadline can end the wait in time
+    monkeypatch.setattr(handoff_module, "_STOPPING_ACK_GRACE_S", 60.0)
     router = Router(endpoint)
     h = Handoff(
-        counters=Counters(), endpoints=[endpoint], ack_timeout_s=30, context=zmq.Context.instance()
+        counters=Counters(), endpoints=[endpoint], ack_timeout_s=60, context=zmq.Context.instance()
     )
     try:
         assert h.wait_ready(stop)
         router.mute = True
-        # When the worker is stopping, with 0.3 s left of its stop deadline
+        # When the worker is stopping, with its stop deadline already reached
         stop.set()
-        limit = time.monotonic() + 0.3
-        started = time.monotonic()
+        limit = time.monotonic()
         confirmed = h.deliver(batch("a"), stop, deadline=lambda: limit)
-        # Then the wait ends at the deadline, nothing is confirmed (the batch goes back to the
-        # queue), and the server, not given its full ack timeout, stays in the set
+        # Then the wait ends at the deadline (the per-test timeout fails it otherwise), the
+        # server got the batch, nothing is confirmed (the batch goes back to the queue), and
+        # the server, not given its full ack timeout, stays in the set
         assert confirmed == set()
-        assert time.monotonic() - started < 1
+        wait_until(lambda: router.received == [["a"]], timeout_s=10, what="the batch to arrive")
         assert h.available == [endpoint]
         assert h.counters.get(c.SERVER_UNAVAILABLE) == 0
     finally:
