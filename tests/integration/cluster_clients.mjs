@@ -5,9 +5,10 @@
 // Each sends its own `affinity` query parameter, so that nginx spreads them over the servers.
 //
 // Prints {"ready": N} once every client is connected and in its room; then each line
-// "report" on stdin prints, per client, what the app got (event ids, in order), what came
-// over the wire (repeats included), the recoveries and the status changes. SIGTERM or the end
-// of stdin ends it.
+// "report" on stdin prints, per client, two tallies of event ids in arrival order: `ids`, what
+// the app got from relay.js (after its de-duplication), and `wire`, every relayed event as
+// the socket handed it on (before relay.js looked at it: repeats included); then the
+// recoveries and the status changes. SIGTERM or the end of stdin ends it.
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { drive } from "../../bench/driven.mjs";
@@ -52,7 +53,7 @@ const allReady = new Promise((resolve) => {
       room: rooms[n % rooms.length],
       transport: polling ? "polling" : "websocket",
       ids: [],
-      wire: 0,
+      wire: [],
       recoveries: [],
       statuses: [],
       joined: false,
@@ -80,8 +81,11 @@ const allReady = new Promise((resolve) => {
         });
       }
     });
-    relay.socket.onAny((event) => {
-      if (!event.startsWith("relay:")) state.wire++; // relayed events, repeats included
+    // socket.io-client calls every onAny listener for each event packet it decodes (those
+    // that came before the connect completed too, once it has): this one sees what relay.js's
+    // own listener sees, before relay.js drops repeats.
+    relay.socket.onAny((event, payload) => {
+      if (!event.startsWith("relay:")) state.wire.push(payload?.id ?? null);
     });
     clients.push({ relay, state });
   }

@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import signal
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,7 +21,15 @@ import pytest
 
 from bench.node import NODE
 from server.assets import VENDOR, ensure_client_bundle
-from tests.integration.helpers import eventually, metric, queue_depth, report, send
+from tests.integration.helpers import (
+    attributes,
+    eventually,
+    metric,
+    queue_depth,
+    report,
+    send,
+    wait_log,
+)
 from tests.processes import Process, Processes, Stack, free_port, healthz, wait_until
 from tests.tokens import token
 
@@ -27,6 +37,10 @@ CLIENTS_SCRIPT = Path(__file__).with_name("cluster_clients.mjs")
 ROOMS = ["r0", "r1", "r2"]
 #: Redelivery within seconds of a failed hand-off (a server killed with a batch in hand).
 FAST_REDELIVERY = {"SQS_VISIBILITY_TIMEOUT_S": "3", "ACK_TIMEOUT_S": "2"}
+
+#: How long the Redis test watches the queue once its messages are in: three of the workers'
+#: long polls (SQS_WAIT_S is 2 s in tests.processes), so a worker still taking would show.
+WATCH_S = 6.0
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,6 +52,7 @@ class Cluster:
     redis_port: int
     nginx_port: int
     servers: dict[int, Process] = field(default_factory=dict)  # by HTTP port
+    workers: list[Process] = field(default_factory=list)
     redis: Process | None = None
 
     @property
@@ -77,8 +92,22 @@ async def cluster(processes: Processes, stack: Stack) -> Cluster:
     processes.balancer(cluster.nginx_port, list(cluster.servers))
     endpoints = ",".join(f"tcp://127.0.0.1:{p}" for p in zmq_ports)
     for n in range(2):
-        processes.worker(stack, f"worker{n + 1}", ZMQ_CONNECT=endpoints, **cluster.env())
+        # DEBUG: each receive logs "Long poll open", which shows whether a worker takes
+        worker = processes.worker(
+            stack, f"worker{n + 1}", ZMQ_CONNECT=endpoints, LOG_LEVEL="DEBUG", **cluster.env()
+        )
+        cluster.workers.append(worker)
     return cluster
+
+
+def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    """A server's /readyz: its status code and its body."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
 
 
 class Clients:
@@ -186,20 +215,31 @@ async def flowing(clients: Clients) -> None:
         await asyncio.sleep(0.2)  # a polling interval, not a synchronisation
 
 
+def wire_repeats(client: dict[str, Any]) -> int:
+    """Events the socket handed on more than once (relay.js dropped them before the app)."""
+    return sum(n - 1 for n in Counter(client["wire"]).values())
+
+
 def check_exactly_once(got: list[dict[str, Any]], rooms: dict[str, str | None]) -> None:
+    """Each client's app got each of its events once, and so did its socket: the wire carried
+    no repeat for relay.js to drop, and nothing the app did not get."""
     for client in got:
         repeats = [i for i, n in Counter(client["ids"]).items() if n > 1]
         lost = expected(client, rooms) - set(client["ids"])
         strays = set(client["ids"]) - expected(client, rooms)
-        assert not repeats and not lost and not strays, (
+        on_wire = wire_repeats(client)
+        wire_only = set(client["wire"]) - set(client["ids"])
+        assert not repeats and not lost and not strays and not on_wire and not wire_only, (
             f"client {client['n']} ({client['transport']}, {client['room']}): "
-            f"{len(lost)} lost, {len(repeats)} repeated, {len(strays)} not its own; "
-            f"recoveries {client['recoveries']}, statuses {client['statuses'][-5:]}"
+            f"{len(lost)} lost, {len(repeats)} repeated, {len(strays)} not its own; on the "
+            f"wire {len(client['wire'])} events, {on_wire} of them repeats, {len(wire_only)} "
+            f"ids the app did not get; recoveries {client['recoveries']}, "
+            f"statuses {client['statuses'][-5:]}"
         )
         assert all(r["recovered"] for r in client["recoveries"]), client["recoveries"]
 
 
-async def test_every_client_gets_each_event_once_across_a_server_killed_mid_stream(
+async def test_every_client_socket_carries_each_event_once_across_a_server_killed_mid_stream(
     cluster: Cluster,
 ) -> None:
     # Given 24 clients behind nginx, half over long-polling, spread over the three servers
@@ -214,8 +254,9 @@ async def test_every_client_gets_each_event_once_across_a_server_killed_mid_stre
         cluster.servers[victim_port].send_signal(signal.SIGKILL)
         rooms |= await send_all(cluster, 300, 700)
 
-        # Then every client gets each of its events exactly once, its clients recovered through
-        # nginx on the others, and the queue drains
+        # Then every client's socket carries each of its events exactly once (no repeat for
+        # relay.js to drop), its app gets each once, the clients of the killed server recovered
+        # through nginx on the others, and the queue drains
         got = await settle(clients, rooms)
         check_exactly_once(got, rooms)
         moved = [c for c in got if c["recoveries"]]
@@ -234,32 +275,61 @@ async def test_every_client_gets_each_event_once_across_a_server_killed_mid_stre
         on_killed_server=int(spread[victim_port]),
         resumed=len(moved),
         replayed=replayed,
-        wire_repeats=sum(c["wire"] for c in got) - sum(len(c["ids"]) for c in got),
+        app_events=sum(len(c["ids"]) for c in got),
+        wire_events=sum(len(c["wire"]) for c in got),
+        wire_repeats=sum(wire_repeats(c) for c in got),
     )
 
 
-async def test_redis_stopped_for_ten_seconds_loses_nothing_and_clients_stay(
+async def test_redis_down_messages_wait_visible_in_sqs_then_reach_each_client_once_clients_stay(
     cluster: Cluster,
 ) -> None:
     # Given 12 clients behind nginx, and messages flowing
+    sqs = cluster.stack.sqs_client()
     async with Clients.start(cluster, 12) as clients:
         rooms = await send_all(cluster, 0, 100)
         await flowing(clients)
 
-        # When Redis stops for 10 s while more messages are sent, then starts again
+        # When Redis stops, and every server and worker noticed: each server's /readyz is 503
+        # for Redis, and each worker, its servers silent, waits for one before receiving again
         assert cluster.redis is not None
+        marks = [len(w.log()) for w in cluster.workers]
         cluster.redis.stop()
+        loop = asyncio.get_running_loop()
+        stopped = loop.time()
         await eventually(
             lambda: not any(healthz(f"http://127.0.0.1:{p}")["redis"] for p in cluster.servers),
             what="every server noticing",
         )
-        rooms |= await send_all(cluster, 100, 200)
-        await asyncio.sleep(10)  # the outage itself, not a synchronisation
-        depth = queue_depth(cluster.stack.sqs_client(), cluster.stack.queue_url)
-        cluster.redis = cluster.processes.redis(cluster.redis_port, name="redis-again")
+        for port in cluster.servers:
+            status, body = readyz(port)
+            assert status == 503 and any("Redis" in p for p in body["problems"]), (port, body)
+        for worker, mark in zip(cluster.workers, marks, strict=True):
+            await wait_log(worker, "Waiting for server(s)", after=mark)
+        polls = [w.log().count("Long poll open") for w in cluster.workers]
+        assert all(polls), polls  # DEBUG is on: a receive would show
+        # what the first 100 left when Redis stopped: returned to the queue, none in flight
+        left = attributes(sqs, cluster.stack.queue_url)
+        assert left["invisible"] == 0, left
 
-        # Then, with Redis back, every client gets each of its events exactly once, without
-        # having been disconnected, and the queue drains
+        # and 200 more are sent while Redis stays down
+        rooms |= await send_all(cluster, 100, 200)
+
+        # Then, for three of the workers' long polls, every message waits visible in SQS, none
+        # is in flight, and no worker opens a long poll
+        waiting = {"visible": left["visible"] + 200, "invisible": 0}
+        samples = 0
+        deadline = loop.time() + WATCH_S
+        while loop.time() < deadline:
+            assert attributes(sqs, cluster.stack.queue_url) == waiting
+            samples += 1
+            await asyncio.sleep(0.5)  # a sampling interval, not a synchronisation
+        assert [w.log().count("Long poll open") for w in cluster.workers] == polls
+        cluster.redis = cluster.processes.redis(cluster.redis_port, name="redis-again")
+        outage_s = loop.time() - stopped
+
+        # And, with Redis back, every client's socket carries each of its events exactly once,
+        # without the client having been disconnected, and the queue drains
         got = await settle(clients, rooms)
         check_exactly_once(got, rooms)
         for client in got:
@@ -270,6 +340,13 @@ async def test_redis_stopped_for_ten_seconds_loses_nothing_and_clients_stay(
             timeout_s=30,
             what="the queue to drain",
         )
-    # the messages sent during the outage waited in SQS
-    assert depth > 0
-    report("cluster, Redis stopped 10 s", clients=len(got), waited_in_sqs=depth)
+    report(
+        "cluster, Redis stopped",
+        clients=len(got),
+        outage_s=round(outage_s, 1),
+        waited_visible_in_sqs=waiting["visible"],
+        left_by_the_first_100=left["visible"],
+        samples=samples,
+        wire_events=sum(len(c["wire"]) for c in got),
+        wire_repeats=sum(wire_repeats(c) for c in got),
+    )
