@@ -22,8 +22,14 @@ class RawClient:
     seen = client.read_all()                     # everything the server sent, at last
     """
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, *, receive_buffer: int | None = None) -> None:
+        """`receive_buffer`: the socket's SO_RCVBUF, set before it connects (a small one
+        makes the server's side of the connection back up after kilobytes, not megabytes)."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"

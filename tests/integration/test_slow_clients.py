@@ -4,11 +4,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import re
 from typing import Any
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import eventually, metric, report, rss_kib, send_async, wait_log
+from tests.integration.helpers import (
+    eventually,
+    metric,
+    report,
+    rss_kib,
+    send_async,
+    wait_log,
+    wait_recovery,
+)
 from tests.integration.rawclient import RawClient
 from tests.processes import Processes, Stack, healthz
 from tests.tokens import token
@@ -128,3 +138,83 @@ async def test_a_client_that_takes_nothing_has_its_connection_aborted(
     await eventually(lambda: metric(stack.base_url, "relay_connected_clients") == 0, what="0")
     assert healthz(stack.base_url)["counters"].get("slow_client_disconnected") is None
     stuck.close()
+
+
+async def test_an_overflowing_client_is_told_on_each_namespace_and_can_come_back(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a server whose clients may queue 512 KB each (and resume 256 KB at once), and a
+    # client connected to two namespaces, asking for its position on "/", that never reads
+    processes.sqs(stack)
+    processes.server(
+        stack,
+        CLIENT_QUEUE_MAX_BYTES=str(512 * 1024),
+        RESUME_MAX_BYTES=str(256 * 1024),
+        CLIENT_WRITE_TIMEOUT_S="120",  # (it reads its notice at the end)
+    )
+    processes.worker(stack)
+    sqs = stack.sqs_client()
+    stuck = await asyncio.to_thread(RawClient, stack.http_port, receive_buffer=4096)
+    stuck.connect({"token": token(), "since": None})
+    stuck.send_text("40/other," + json.dumps({"token": token()}))
+    await eventually(
+        lambda: metric(stack.base_url, "relay_connected_clients") == 2,
+        what="both namespaces connected",
+    )
+
+    # When more events go to "/" than the connection (the kernel takes about 3 MB on
+    # loopback) and the queue hold
+    ids = await send_async(
+        sqs,
+        stack.queue_url,
+        [{"event": "e", "data": {"n": n, "pad": "x" * 20_000}} for n in range(200)],
+    )
+    await eventually(
+        lambda: healthz(stack.base_url)["counters"].get("slow_client_disconnected") == 1,
+        what="the client cut for reading too slowly",
+        timeout_s=60,
+    )
+
+    # Then, once it reads, it finds the notice on each of its namespaces, after the events
+    # the connection still held
+    packets = await asyncio.to_thread(read_packets, stuck)
+    stuck.close()
+    notices = [p for p in packets if '"relay:overflow"' in p]
+    assert [p.split("[", 1)[0] for p in notices] == ["2", "2/other,"], notices
+    assert all("too slow" in p for p in notices)
+    got = [json.loads(p[1:])[1] for p in packets if p.startswith('2["e",')]
+    assert 0 < len(got) < len(ids)
+
+    # And when it comes back with the last position it had, it is connected and told the
+    # truth: it missed more than its queue held, so more than one resume may replay
+    # (CLIENT_QUEUE_MAX_BYTES is above RESUME_MAX_BYTES): resync, and go on from here
+    await eventually(
+        lambda: healthz(stack.base_url)["counters"]["emitted"] == len(ids),
+        what="every event emitted",
+    )
+    back = await RecordingClient().connect(
+        stack.base_url,
+        auth={"since": {"epoch": got[-1]["epoch"], "offset": got[-1]["offset"]}},
+    )
+    recovery = await asyncio.wait_for(wait_recovery(back), 10)
+    report("overflow and back", read_before_cut=len(got), recovery=recovery)
+    assert recovery["recovered"] is False and "resync" in recovery["reason"]
+    assert recovery["offset"] == len(ids)
+    [live] = await send_async(sqs, stack.queue_url, [{"event": "e", "data": {"n": "live"}}])
+    await back.wait_for(2, timeout_s=30)
+    assert back.ids() == [live]
+    await back.close()
+
+
+def read_packets(client: RawClient) -> list[str]:
+    """The Socket.IO packets (the Engine.IO messages' text after their "4") a client had been
+    sent, read until the server closed the connection."""
+    packets = []
+    with contextlib.suppress(ConnectionError):
+        while True:
+            opcode, payload = client.next_frame(timeout_s=30)
+            if opcode == 1 and payload.startswith(b"4"):
+                packets.append(payload[1:].decode())
+            elif opcode == 8:  # close
+                break
+    return packets
