@@ -66,3 +66,23 @@ async def test_a_client_that_answers_stays_and_one_that_does_not_is_cut(
     assert metric(stack.base_url, "relay_connected_clients") == 1
     answering.close()
     silent.close()
+
+
+async def test_a_client_that_answers_neither_ping_nor_close_is_reset(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given a server that pings every second, and a client that reads everything but answers
+    # nothing: no PONG, and no reply to the WebSocket close it is sent
+    processes.server(stack, CLIENT_PING_INTERVAL_S="1", CLIENT_PING_TIMEOUT_S="1")
+    silent = await asyncio.to_thread(connected, stack.http_port)
+    frames = [await asyncio.to_thread(silent.next_frame) for _ in range(3)]
+    assert [f[0] for f in frames] == [TEXT, TEXT, CLOSE], frames
+
+    # When it keeps reading without replying to that close
+    ending = await asyncio.to_thread(silent.how_it_ends, 60)
+
+    # Then the server resets the connection once its close timeout passes (uvicorn alone
+    # would end with a plain close that waits for a flush, and keep the connection's task)
+    assert ending == "reset"
+    await eventually(lambda: metric(stack.base_url, "relay_connected_clients") == 0, what="0")
+    silent.close()
