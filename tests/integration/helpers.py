@@ -19,8 +19,6 @@ from shared.envelope import ENVELOPE_KEYS, Envelope
 from tests.clients import RecordingClient
 from tests.processes import Process, Stack, healthz, wait_until
 
-#: What honcho allows between its SIGTERM and its SIGKILL.
-HONCHO_GRACE_S = 5.0
 #: The settings' default SHUTDOWN_TIMEOUT_S.
 SHUTDOWN_TIMEOUT_S = 4.0
 #: How long a stop is measured past any bound, so that a slow stop is measured, not cut off.

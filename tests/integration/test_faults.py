@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.clients import RecordingClient
 from tests.integration.helpers import (
-    HONCHO_GRACE_S,
+    SHUTDOWN_TIMEOUT_S,
     attributes,
     replay_of_this_epoch,
     report,
@@ -206,7 +206,7 @@ async def test_workers_started_before_the_server_lose_nothing(
     await client.close()
 
 
-async def test_sigterm_under_load_drains_within_five_seconds_and_loses_nothing(
+async def test_sigterm_under_load_drains_within_the_deadline_and_loses_nothing(
     processes: Processes, stack: Stack
 ) -> None:
     # Given two workers with the default 20-second long poll, under load
@@ -226,7 +226,8 @@ async def test_sigterm_under_load_drains_within_five_seconds_and_loses_nothing(
     before = Counter(client.ids())
     ids = await sending
 
-    # Then every one exited by itself within honcho's 5 s of that one signal
+    # Then every one exited by itself within SHUTDOWN_TIMEOUT_S of that one signal (inside
+    # honcho's 5 s)
     report(
         "drain",
         exit_codes=[code for code, _s in stopped],
@@ -234,7 +235,7 @@ async def test_sigterm_under_load_drains_within_five_seconds_and_loses_nothing(
         delivered_before_stop=len(before),
     )
     assert [code for code, _s in stopped] == [0, 0, 0]
-    assert max(seconds for _c, seconds in stopped) < HONCHO_GRACE_S
+    assert max(seconds for _c, seconds in stopped) <= SHUTDOWN_TIMEOUT_S
     returned = sum(_returned_on_shutdown(w.log()) for w in workers)
 
     # And after a restart every message arrives, none twice
