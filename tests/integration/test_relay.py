@@ -9,11 +9,11 @@ import pytest
 
 from shared.sqs import make_sqs_client
 from tests.clients import RecordingClient
-from tests.integration.helpers import send, wait_queue_empty
+from tests.integration.helpers import send, wait_queue_empty, wait_queue_empty_async
 from tests.processes import Processes, Stack, healthz, wait_until
 
 
-async def test_messages_arrive_with_event_and_data_and_queue_ends_empty(
+async def test_each_message_arrives_once_with_its_event_and_data_and_the_queue_ends_empty(
     processes: Processes, stack: Stack
 ) -> None:
     # Given the emulator, a server, one worker and a connected client
@@ -28,10 +28,20 @@ async def test_messages_arrive_with_event_and_data_and_queue_ends_empty(
     plain = [{"plain": n} for n in range(5)]
     ids = send(sqs, stack.queue_url, envelopes + plain)
 
-    # Then each arrives once with its event, data and SQS MessageId
-    events = await client.wait_for(30)
-    by_id = {payload["id"]: (event, payload) for event, payload in events}
-    assert sorted(by_id) == sorted(ids)
+    # Then all 30 arrive, and the queue ends empty: each was confirmed, then deleted
+    await client.wait_for(30)
+    await wait_queue_empty_async(sqs, stack.queue_url)
+
+    # And, after a round trip on the client's connection (everything the server emitted
+    # before its answer has arrived by then), each MessageId was received once, none twice
+    await client.call("join", "barrier")
+    counts = Counter(client.ids())
+    assert sorted(counts) == sorted(ids)
+    assert [i for i, c in counts.items() if c > 1] == []
+    assert len(client.events) == 30
+
+    # And each carries its event and data (plain bodies as the default event)
+    by_id = {payload["id"]: (event, payload) for event, payload in client.events}
     for message_id, body in zip(ids, envelopes, strict=False):
         event, payload = by_id[message_id]
         assert (event, payload["data"], payload["room"]) == ("order", body["data"], None)
@@ -40,8 +50,6 @@ async def test_messages_arrive_with_event_and_data_and_queue_ends_empty(
         assert by_id[message_id][0] == "message"  # the default event
         assert by_id[message_id][1]["data"] == body
 
-    # And the queue is empty: every delivered message was deleted
-    wait_queue_empty(sqs, stack.queue_url)
     await client.close()
 
 

@@ -99,12 +99,43 @@ async def test_a_transport_gone_while_connecting_leaves_no_ghost() -> None:
     assert BROADCAST_ROOM not in relay.rooms(sid)
 
 
-async def test_a_connect_with_a_resume_replays_then_enters() -> None:
+class Watched(Transport):
+    """A transport that notes, as each packet is sent, whether a client is in relay:all yet
+    (the one client of the test: the room exists once someone entered it)."""
+
+    def __init__(self, relay: Relay) -> None:
+        super().__init__()
+        self.in_broadcast_room: list[bool] = []
+        self._rooms = relay.sio.manager.rooms
+
+    async def send(self, packet: Any) -> None:
+        self.in_broadcast_room.append(bool(self._rooms.get("/", {}).get(BROADCAST_ROOM)))
+        await super().send(packet)
+
+
+async def test_a_connect_with_a_resume_replays_in_order_then_enters_then_answers() -> None:
+    # Given 3 events without a room, and a client that had the first
     relay = Relay()
     relay.history(None, 3)
-    transport = Transport()
-    since = {"epoch": relay.replay.epoch, "offset": 1}
-    sid, result = await relay.connect("eio1", transport, {"since": since})
+    transport = Watched(relay)
+    epoch = relay.replay.epoch
+
+    # When it connects with a resume from offset 1
+    sid, result = await relay.connect("eio1", transport, {"since": {"epoch": epoch, "offset": 1}})
+    await settled()
+
+    # Then before anything else it is sent the two it missed, in order, while it is not yet in
+    # relay:all (so no live event can come between them), then, in the room, the connect answer
+    sent = [socketio.packet.Packet(encoded_packet=p.data).data for p in transport.sent]
+    assert [(event, payload.get("offset")) for event, payload in sent] == [
+        ("e", 2),
+        ("e", 3),
+        ("relay:recovery", 3),
+    ]
+    assert transport.in_broadcast_room == [False, False, True]
+    assert sent[-1][1] == {
+        "room": None, "epoch": epoch, "offset": 3, "recovered": True, "replayed": 2,
+    }  # fmt: skip
     assert result is None
     assert BROADCAST_ROOM in relay.rooms(sid)
     assert relay.counters.get(c.REPLAYED) == 2
