@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 from typing import Any
 
@@ -27,3 +31,15 @@ def token(rooms: list[str] | None = None, *, secret: str = TEST_SECRET, **claims
     }
     body.update(claims)
     return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
+
+
+def hs256_by_hand(claims: dict[str, Any], key: bytes) -> str:
+    """An HS256 token with `key` as its HMAC secret: the algorithm-confusion forgery, where
+    the key is a public key's PEM. PyJWT refuses to sign HS256 with a PEM key, hence by hand."""
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(claims).encode())
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(signature)

@@ -4,9 +4,6 @@ processes (issue: security). Each attack or bad input has its own case."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import subprocess
 import time
@@ -24,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.clients import RecordingClient
 from tests.integration.helpers import attributes, send
 from tests.processes import PYTHON, ROOT, Processes, Stack, healthz, wait_until
-from tests.tokens import TEST_SECRET, token
+from tests.tokens import TEST_SECRET, hs256_by_hand, token
 
 
 async def refused(url: str, auth: Any, **kwargs: Any) -> str:
@@ -132,16 +129,6 @@ async def test_an_es256_public_key_file_verifies_its_tokens_and_refuses_other_ke
     # the classic algorithm-confusion forgery: HS256 "signed" with the public key itself
     forged = hs256_by_hand(claims, pem)
     assert "algorithm" in await refused(stack.base_url, {"token": forged})
-
-
-def hs256_by_hand(claims: dict[str, Any], key: bytes) -> str:
-    # PyJWT refuses to sign HS256 with a PEM key, so an attacker's token is built by hand.
-    def b64(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(claims).encode())
-    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + b64(signature)
 
 
 async def test_rooms_are_limited_to_the_tokens_patterns(processes: Processes, stack: Stack) -> None:

@@ -4,10 +4,6 @@ are made here, per test run."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from server.auth import Authenticator, AuthError
 from shared.settings import load_settings
+from tests.tokens import hs256_by_hand
 
 AWS_QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
 
@@ -84,13 +81,3 @@ def test_an_hs256_token_signed_with_the_public_key_itself_is_refused(algorithm: 
     assert jwt.get_unverified_header(forged)["alg"] == "HS256"
     # Then the relay refuses the algorithm instead of checking the HMAC with that key
     assert refusal(auth, forged) == f"token algorithm is not one of {['RS256', 'ES256']}"
-
-
-def hs256_by_hand(body: dict[str, Any], secret: bytes) -> str:
-    # PyJWT refuses to sign HS256 with a PEM key, so the attacker's token is built by hand.
-    def b64(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(body).encode())
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + b64(signature)
