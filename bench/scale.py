@@ -41,7 +41,7 @@ from bench.results import SUSTAINED_DELIVERED, SUSTAINED_P99_MS, Percentiles, Ru
 from bench.runner import SEQ_STRIDE, _queue_depth_reader, offer_load, wait_for_drain
 from bench.stack import Case, Stack
 from devtools.supervisor import ROOT
-from server.assets import VENDOR, ensure_client_bundle
+from server.web.assets import VENDOR, ensure_client_bundle
 
 CLIENTS = [100, 1000, 3000, 10_000]
 DELIVERIES = [2_500, 5_000, 10_000, 20_000, 40_000]  # offered deliveries/s, per step

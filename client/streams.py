@@ -2,7 +2,7 @@
 the ids it recently delivered, so that a replay or a redelivery reaches the app once.
 
 No I/O here: :class:`~client.relay_client.RelayClient` feeds it what arrives and asks it
-where to resume from. The page's helper (`server/static/relay.js`) keeps the same state the
+where to resume from. The page's helper (`server/web/static/relay.js`) keeps the same state the
 same way.
 """
 

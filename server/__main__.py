@@ -16,10 +16,10 @@ from types import FrameType
 
 import uvicorn
 
-from server.app import create_app
-from server.assets import AssetError, ensure_client_bundle
+from server.adapters.wsprotocol import websocket_protocol
 from server.relay import Relay
-from server.wsprotocol import websocket_protocol
+from server.web.app import create_app
+from server.web.assets import AssetError, ensure_client_bundle
 from shared.settings import SettingsError
 from shared.startup import start
 
@@ -37,11 +37,11 @@ DESCRIPTION = (
 )
 
 
-class RelayServer(uvicorn.Server):
+class UvicornServer(uvicorn.Server):
     """uvicorn's server, with one deadline for the whole stop, and consuming stopped before
     client connections close.
 
-    Usage: ``RelayServer(config, relay=relay, shutdown_timeout_s=4.0).run()``.
+    Usage: ``UvicornServer(config, relay=relay, shutdown_timeout_s=4.0).run()``.
 
     The first SIGTERM/SIGINT fixes the deadline: SHUTDOWN_TIMEOUT_S from the signal, less what
     exiting takes after the last step. Every step shares it: the app's drain (in-process worker
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_client_bundle()
     except AssetError as exc:
-        logger.warning("The demo page will not connect: %s (run: python -m server.assets)", exc)
+        logger.warning("The demo page will not connect: %s (run: python -m server.web.assets)", exc)
     try:
         relay = Relay(settings)
     except SettingsError as exc:
@@ -149,16 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
-        ws=websocket_protocol(settings.client_write_timeout_s),  # server/wsprotocol.py
+        ws=websocket_protocol(settings.client_write_timeout_s),  # server/adapters/wsprotocol.py
         # Off, as in Node's Socket.IO: a compressor per client costs ~40 KB of memory and CPU
-        # per frame, and the fan-out's frames are made once for everyone (server/fanout.py).
+        # per frame, and the fan-out's frames are made once for everyone
+        # (server/adapters/fanout.py).
         ws_per_message_deflate=False,
         # Connections waiting to be accepted in a connect storm; the kernel caps it at
         # net.core.somaxconn (README, "Many clients").
         backlog=65535,
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
-    server = RelayServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
+    server = UvicornServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
     tune_garbage_collector(settings.gc_young_threshold)
     server.run()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit

@@ -2,7 +2,7 @@
 
 As uvicorn's `Server` owns `startup -> main_loop -> shutdown`, :class:`Relay` owns
 `start -> drain -> close`: it builds every part from the settings, and the ASGI lifespan
-(server/app.py) and the uvicorn server (server/__main__.py) are handed this object and call
+(server/web/app.py) and the uvicorn server (server/__main__.py) are handed this object and call
 it; nobody searches a framework's internals for it or fills its fields from outside.
 """
 
@@ -12,16 +12,16 @@ import asyncio
 import logging
 import time
 
-from server.auth import Authenticator
-from server.cluster import RedisBus
-from server.emitter import Emitter
-from server.handlers import RelayNamespace
-from server.handoff import HandoffServer
-from server.inprocess import InProcessWorkers
+from server.adapters.outgoing import BoundedSocketServer
+from server.history.cluster import RedisBus
+from server.history.replay import ReplayBuffer
+from server.intake.emitter import Emitter
+from server.intake.handoff import RouterHandoff
+from server.intake.inprocess import InProcessWorkers
 from server.metrics import ServerMetrics
-from server.outgoing import RelaySocketServer
 from server.payload import ClientJSON
-from server.replay import ReplayBuffer
+from server.sessions.auth import Authenticator
+from server.sessions.handlers import SessionNamespace
 from shared import counters as c
 from shared.counters import SERVER_NAMES, WORKER_NAMES, Counters
 from shared.curve import check_exposure
@@ -69,13 +69,13 @@ class Relay:
         self.metrics = ServerMetrics(
             self.counters, SERVER_NAMES + WORKER_NAMES if thread_mode else SERVER_NAMES
         )
-        self.sio = RelaySocketServer(
-            # every client's outgoing queue bounded (server/outgoing.py)
+        self.sio = BoundedSocketServer(
+            # every client's outgoing queue bounded (server/adapters/outgoing.py)
             max_queue_bytes=settings.client_queue_max_bytes,
             max_queue_packets=settings.client_queue_max_packets,
             counters=self.counters,
             async_mode="asgi",
-            # the heartbeat, on timers per client (server/transport.py)
+            # the heartbeat, on timers per client (server/adapters/transport.py)
             ping_interval=settings.client_ping_interval_s,
             ping_timeout=settings.client_ping_timeout_s,
             namespaces="*",
@@ -90,14 +90,14 @@ class Relay:
             max_events=settings.replay_max_events,
             max_bytes=settings.replay_max_bytes,
         )
-        # Cluster mode: the history and the bus are shared in Redis (server/cluster.py); the
+        # Cluster mode: the history and the bus are shared in Redis (server/history/cluster.py); the
         # replay buffer then holds what this server's feed reader emitted, for resumes.
         self.bus = (
             RedisBus(settings, replay=self.replay, counters=self.counters)
             if settings.cluster
             else None
         )
-        self.handlers = RelayNamespace(
+        self.handlers = SessionNamespace(
             settings=settings,
             auth=self.auth,
             replay=self.replay,
@@ -113,7 +113,7 @@ class Relay:
             metrics=self.metrics,
             bus=self.bus,
         )
-        self.handoff = HandoffServer(settings=settings, handler=self.emitter)
+        self.handoff = RouterHandoff(settings=settings, handler=self.emitter)
         self.workers = InProcessWorkers(settings, counters=self.counters) if thread_mode else None
         self.metrics.track(self.metrics.connected_clients, lambda: len(self.handlers.connections))
         self.metrics.track(self.metrics.workers_connected, lambda: self.handoff.workers_connected)

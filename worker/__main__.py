@@ -19,7 +19,7 @@ from shared.settings import Settings, SettingsError
 from shared.sqs import make_sqs_client
 from shared.startup import start
 from worker.consumer import Worker
-from worker.handoff import Handoff
+from worker.handoff import DealerHandoff
 
 logger = logging.getLogger("worker")
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     context = zmq.Context()
     counters = Counters()  # one set for the process: the hand-off counts unavailable servers
     try:
-        handoff = Handoff(
+        handoff = DealerHandoff(
             endpoints=settings.worker_endpoints,
             ack_timeout_s=settings.ack_timeout_s,
             context=context,

@@ -21,7 +21,7 @@ from shared.envelope import DecodeError, Envelope, parse_body, sqs_attributes
 from shared.settings import Settings
 from shared.wire import Delivery
 from worker.deadletter import DeadLetters
-from worker.handoff import Handoff
+from worker.handoff import DealerHandoff
 from worker.longpoll import LongPoll, StopDeadline
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class Worker:
 
         stop = threading.Event()
         worker = Worker(settings=settings, sqs=make_sqs_client(settings),
-                        handoff=Handoff(endpoints=settings.worker_endpoints, ack_timeout_s=5),
+                        handoff=DealerHandoff(endpoints=settings.worker_endpoints, ack_timeout_s=5),
                         stop=stop)
         threading.Thread(target=worker.run).start()   # ... later: stop.set()
 
@@ -74,7 +74,7 @@ class Worker:
         *,
         settings: Settings,
         sqs: SQSClient,
-        handoff: Handoff,
+        handoff: DealerHandoff,
         stop: threading.Event,
         counters: Counters,
         name: str = "worker",

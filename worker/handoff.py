@@ -3,14 +3,14 @@
 Blocking pyzmq, one DEALER socket per server endpoint. The server binds (the stable side),
 workers connect. `IMMEDIATE` keeps messages off connections that are not up yet, so a send
 fails fast (and the worker waits) instead of queueing into a server that is not there.
-A ZeroMQ socket belongs to one thread: each worker (process or thread) has its own Handoff.
+A ZeroMQ socket belongs to one thread: each worker (process or thread) has its own DealerHandoff.
 
 Servers come and go without touching the workers' settings: an endpoint may name a host
 (``tcp://relay-servers:5555``), which is resolved again every `resolve_s` seconds, as container
 platforms give one name to all their replicas; each address it has gets a socket of its own.
 
-Cluster mode (servers sharing Redis, server/cluster.py; `one_server`): each batch goes to one
-server of the delivery set, the next one each time; one that does not confirm leaves the set
+Cluster mode (servers sharing Redis, server/history/cluster.py; `one_server`): each batch goes
+to one server of the delivery set, the next one each time; one that does not confirm leaves the set
 and the batch goes to the next (Redis drops what the first had already appended).
 
 Otherwise, with several servers, each gets every message while it answers. The servers that
@@ -51,13 +51,13 @@ _STOPPING_ACK_GRACE_S = 1.0
 _Socket = zmq.Socket[bytes]
 
 
-class Handoff:
+class DealerHandoff:
     """DEALER sockets to every server; `deliver()` returns the MessageIds that every server in
     the delivery set confirmed.
 
     Used as::
 
-        handoff = Handoff(endpoints=["tcp://127.0.0.1:5555"], ack_timeout_s=5)
+        handoff = DealerHandoff(endpoints=["tcp://127.0.0.1:5555"], ack_timeout_s=5)
         handoff.set_visibility_timeout(30)         # pings tell the servers
         handoff.wait_ready(stop)                   # blocks until a server answers a ping
         confirmed = handoff.deliver(deliveries, stop)  # ids safe to delete from SQS

@@ -1,7 +1,7 @@
 // Runs tests/client/streams_cases.json against relay.js's Streams (node streams_cases.mjs);
 // prints one JSON line: {"failures": [...], "cases": N}. tests/client/test_streams.py runs it.
 import { readFileSync } from "node:fs";
-import { Streams } from "../../server/static/relay.js";
+import { Streams } from "../../server/web/static/relay.js";
 
 const { cases } = JSON.parse(readFileSync(new URL("./streams_cases.json", import.meta.url)));
 const failures = [];

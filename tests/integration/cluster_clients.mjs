@@ -1,5 +1,5 @@
 // `node cluster_clients.mjs --url URL --token JWT --clients N --rooms r0,r1,r2`: clients of the
-// relay made with the page's own helper (server/static/relay.js, which resumes by itself) over
+// relay made with the page's own helper (server/web/static/relay.js, which resumes by itself) over
 // the pinned socket.io-client, half over WebSocket and half over HTTP long-polling (the
 // client's fetch transport: Node has no XMLHttpRequest). Client n joins room n % rooms.
 // Each sends its own `affinity` query parameter, so that nginx spreads them over the servers.

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bench.node import NODE
-from server.assets import VENDOR, ensure_client_bundle
+from server.web.assets import VENDOR, ensure_client_bundle
 from tests.integration.helpers import (
     attributes,
     eventually,

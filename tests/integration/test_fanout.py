@@ -1,4 +1,4 @@
-"""The fan-out's direct writes keep every client kind whole (server/fanout.py): websocket,
+"""The fan-out's direct writes keep every client kind whole (server/adapters/fanout.py): websocket,
 long-polling, and a client that upgrades from one to the other while events flow each get
 each of their events once, in their stream's order."""
 

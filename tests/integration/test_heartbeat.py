@@ -1,6 +1,6 @@
-"""The heartbeat on timers (server/transport.py, server/wsprotocol.py): a client that
-answers every PING stays connected, one that does not is disconnected at its deadline, both
-over a real server's WebSocket."""
+"""The heartbeat on timers (server/adapters/transport.py, server/adapters/wsprotocol.py): a
+client that answers every PING stays connected, one that does not is disconnected at its
+deadline, both over a real server's WebSocket."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ import pytest
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-import server.auth
-from server.auth import ANYONE, DEMO_ISSUER, DEMO_KEY_ID, Authenticator, AuthError
-from server.handlers import RelayNamespace
-from server.replay import ReplayBuffer
+import server.sessions.auth
+from server.history.replay import ReplayBuffer
+from server.sessions.auth import ANYONE, DEMO_ISSUER, DEMO_KEY_ID, Authenticator, AuthError
+from server.sessions.handlers import SessionNamespace
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import EMBEDDED_QUEUE_URL, load_settings
@@ -151,7 +151,7 @@ class Handlers:
         self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*")
         self.replay = ReplayBuffer(window_s=3600, max_events=100, max_bytes=1 << 20)
         self.counters = Counters()
-        self.namespace = RelayNamespace(
+        self.namespace = SessionNamespace(
             settings=self.settings,
             auth=Authenticator.from_settings(self.settings),
             replay=self.replay,
@@ -191,7 +191,7 @@ async def test_join_and_a_resume_on_join_are_refused_once_the_token_expired(
     exp = int(time.time()) + 3600
     sid = await handlers.connect("eio1", {"token": token(exp=exp)})
     clock = SimpleNamespace(time=lambda: exp + 5.0)
-    monkeypatch.setattr(server.auth, "time", clock)
+    monkeypatch.setattr(server.sessions.auth, "time", clock)
     # and, within the leeway, a resume on join is still served
     served = await handlers.request("join", sid, {"room": "shop", "since": since})
     assert served["ok"] and served["replayed"] == 3

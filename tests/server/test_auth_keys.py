@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from server.auth import Authenticator, AuthError
+from server.sessions.auth import Authenticator, AuthError
 from shared.settings import load_settings
 from tests.tokens import hs256_by_hand
 

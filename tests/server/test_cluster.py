@@ -1,5 +1,5 @@
-"""Cluster mode's shared bus and history (server/cluster.py) against a real redis-server: two
-buses stand for two servers sharing one Redis."""
+"""Cluster mode's shared bus and history (server/history/cluster.py) against a real
+redis-server: two buses stand for two servers sharing one Redis."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from devtools.netcut import NetCut
-from server import cluster as cluster_module
-from server.cluster import HistoryUnavailable, RedisBus, parse_stream_key, stream_key
-from server.replay import ReplayBuffer, Stream
+from server.history import cluster as cluster_module
+from server.history.cluster import HistoryUnavailable, RedisBus, parse_stream_key, stream_key
+from server.history.replay import ReplayBuffer, Stream
 from shared.counters import Counters
 from shared.envelope import Envelope
 from shared.settings import load_settings

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.dedup import RecentIds
+from server.intake.dedup import RecentIds
 
 
 class Clock:

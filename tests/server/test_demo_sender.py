@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from server.app import DemoSender
+from server.web.app import DemoSender
 from shared.envelope import Envelope, parse_body
 from shared.settings import load_settings
 

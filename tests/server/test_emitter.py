@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from server import emitter as emitter_module
-from server.emitter import HOLD_S, Emitter
+from server.history.replay import ReplayBuffer
+from server.intake import emitter as emitter_module
+from server.intake.emitter import HOLD_S, Emitter
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
-from server.replay import ReplayBuffer
 from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import Envelope
@@ -151,7 +151,7 @@ def test_a_reported_visibility_timeout_widens_the_window() -> None:
 
 
 class FakeTime:
-    """Stands in for the `time` module in server/emitter.py: `perf_counter` is a clock that
+    """Stands in for the `time` module in server/intake/emitter.py: `perf_counter` is a clock that
     moves only when a test advances it; `time` is the real wall clock (for sent/emitted ms)."""
 
     def __init__(self) -> None:

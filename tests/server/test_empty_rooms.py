@@ -7,11 +7,11 @@ from typing import Any
 
 from socketio import packet as sio_packet
 
-from server.emitter import Emitter
-from server.fanout import RelayManager
+from server.adapters.fanout import FanoutManager
+from server.history.replay import ReplayBuffer
+from server.intake.emitter import Emitter
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
-from server.replay import ReplayBuffer
 from shared.counters import Counters
 from shared.envelope import Envelope
 from shared.settings import load_settings
@@ -44,7 +44,7 @@ class Server:
     def __init__(self) -> None:
         self.eio = FakeEngineIO()
         self.packet_class = CountingPacket
-        self.manager = RelayManager()
+        self.manager = FanoutManager()
         self.manager.set_server(self)
         self.manager.initialize()
 

@@ -1,5 +1,6 @@
 """The fan-out: one encode and one frame per event, written straight to idle websocket
-clients, in the order the queue would have kept (server/fanout.py, server/outgoing.py)."""
+clients, in the order the queue would have kept (server/adapters/fanout.py,
+server/adapters/outgoing.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from socketio import packet as sio_packet
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from server.fanout import RelayManager, text_frame
-from server.outgoing import OutgoingQueue
+from server.adapters.fanout import FanoutManager, text_frame
+from server.adapters.outgoing import OutgoingQueue
 
 
 def message(data: str) -> packet.Packet:
@@ -94,7 +95,7 @@ async def test_a_packet_waits_in_the_queue_whenever_writing_it_now_could_reorder
 
 
 async def test_a_ping_is_written_at_once_like_an_event() -> None:
-    # the socket's writer waits without a timeout (server/transport.py): a PING need not
+    # the socket's writer waits without a timeout (server/adapters/transport.py): a PING need not
     # wake it
     writer = Writer()
     queue = attached(writer)
@@ -141,7 +142,7 @@ class FakeServer:
 
 
 async def test_an_emit_encodes_once_and_hands_every_recipient_the_same_packet() -> None:
-    manager = RelayManager()
+    manager = FanoutManager()
     manager.set_server(FakeServer())
     manager.initialize()
     sids = [await manager.pre_connect(f"eio{n}", "/") for n in range(3)]
@@ -156,7 +157,7 @@ async def test_an_emit_encodes_once_and_hands_every_recipient_the_same_packet() 
 async def test_rooms_per_client_match_what_stock_python_socketio_keeps() -> None:
     # Given the same random connects, joins, leaves, closes and disconnects on both managers
     rng = random.Random(7)
-    managers = [RelayManager(), socketio.AsyncManager()]
+    managers = [FanoutManager(), socketio.AsyncManager()]
     for manager in managers:
         manager.set_server(FakeServer())
         manager.server.eio.generate_id = iter(f"s{n}" for n in range(10_000)).__next__

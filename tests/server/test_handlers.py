@@ -11,10 +11,10 @@ import engineio
 import pytest
 import socketio
 
-from server.auth import Authenticator
-from server.handlers import RelayNamespace
+from server.history.replay import ReplayBuffer
 from server.payload import BROADCAST_ROOM, ClientJSON
-from server.replay import ReplayBuffer
+from server.sessions.auth import Authenticator
+from server.sessions.handlers import SessionNamespace
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import load_settings
@@ -50,7 +50,7 @@ class Relay:
         self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", json=ClientJSON)
         self.replay = ReplayBuffer(window_s=60, max_events=1000, max_bytes=64 << 20)
         self.counters = Counters()
-        self.handlers = RelayNamespace(
+        self.handlers = SessionNamespace(
             settings=self.settings,
             auth=Authenticator(enabled=False),
             replay=self.replay,

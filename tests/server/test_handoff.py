@@ -1,4 +1,4 @@
-"""The server's side of the hand-off (server/handoff.py) on real ZeroMQ sockets, with a
+"""The server's side of the hand-off (server/intake/handoff.py) on real ZeroMQ sockets, with a
 stand-in handler: while the handler is not ready (cluster mode, Redis unreachable), pings go
 unanswered, so that workers stop taking from SQS, and a batch is answered "not ready", so that
 it goes to another server at once."""
@@ -13,7 +13,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from server.handoff import HandoffServer
+from server.intake.handoff import RouterHandoff
 from shared import wire
 from shared.envelope import Envelope
 from shared.settings import load_settings
@@ -35,8 +35,8 @@ class Handler:
         pass
 
 
-def handoff_server(endpoint: str, context: zmq.asyncio.Context, handler: Handler) -> HandoffServer:
-    return HandoffServer(
+def handoff_server(endpoint: str, context: zmq.asyncio.Context, handler: Handler) -> RouterHandoff:
+    return RouterHandoff(
         settings=load_settings({"ZMQ_BIND": endpoint}), handler=handler, context=context
     )
 

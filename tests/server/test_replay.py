@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.replay import RecoveryFailed, ReplayBuffer, Shared
+from server.history.replay import RecoveryFailed, ReplayBuffer, Shared
 
 SHOP = ("/", "shop")
 ALL = ("/", None)
@@ -106,7 +106,7 @@ def test_a_forgotten_stream_never_reuses_an_offset_in_the_epoch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a stream at offset 5 that is then pushed out of the (here 2-stream) table
-    monkeypatch.setattr("server.replay.MAX_STREAMS", 2)
+    monkeypatch.setattr("server.history.replay.MAX_STREAMS", 2)
     replay = buffer()
     emit(replay, SHOP, 5)
     emit(replay, ("/", "a"), 1)

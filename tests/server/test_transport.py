@@ -1,4 +1,4 @@
-"""Each client's engine.io socket (server/transport.py): the heartbeat on timers, and the
+"""Each client's engine.io socket (server/adapters/transport.py): the heartbeat on timers, and the
 websocket transport whose reader and writer wait without timeouts, on a real engine.io
 server with a stand-in websocket."""
 
@@ -15,14 +15,14 @@ from engineio import packet
 from engineio.async_socket import AsyncSocket
 from websockets.frames import Frame, Opcode
 
-from server.outgoing import BoundedEngineIO, RelaySocketServer
-from server.transport import PING, RelaySocket
-from server.wsprotocol import websocket_protocol
+from server.adapters.outgoing import BoundedEngineIO, BoundedSocketServer
+from server.adapters.transport import PING, HeartbeatSocket
+from server.adapters.wsprotocol import websocket_protocol
 from shared.counters import Counters
 
 
 def engine(ping_interval: float = 0.1, ping_timeout: float = 0.02) -> BoundedEngineIO:
-    sio = RelaySocketServer(
+    sio = BoundedSocketServer(
         max_queue_bytes=1 << 20, max_queue_packets=100, counters=Counters(), async_mode="asgi"
     )
     eio: BoundedEngineIO = sio.eio
@@ -30,11 +30,11 @@ def engine(ping_interval: float = 0.1, ping_timeout: float = 0.02) -> BoundedEng
     return eio
 
 
-def new_socket(eio: BoundedEngineIO, sid: str = "s1") -> RelaySocket:
+def new_socket(eio: BoundedEngineIO, sid: str = "s1") -> HeartbeatSocket:
     socket = AsyncSocket(eio, sid)
     eio.sockets[sid] = socket
-    RelaySocket.adopt(socket)
-    assert type(socket) is RelaySocket
+    HeartbeatSocket.adopt(socket)
+    assert type(socket) is HeartbeatSocket
     return socket  # type: ignore[return-value]
 
 
@@ -142,7 +142,7 @@ class WebSocket:
         self.closed.set()
 
 
-async def running(socket: RelaySocket, ws: WebSocket) -> asyncio.Task[None]:
+async def running(socket: HeartbeatSocket, ws: WebSocket) -> asyncio.Task[None]:
     task = asyncio.ensure_future(socket._websocket_handler(ws))
     for _ in range(10):
         await asyncio.sleep(0)  # a yield, not a wait for time: the handler runs up to its waits

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.handlers import _client_event_error, _room_and_since, _room_error
+from server.history.replay import RecoveryFailed, ReplayBuffer
 from server.payload import encode_data
-from server.replay import RecoveryFailed, ReplayBuffer
+from server.sessions.handlers import _client_event_error, _room_and_since, _room_error
 from shared.envelope import DecodeError, Envelope, parse_body, sns_attributes, sqs_attributes
 from shared.settings import load_settings
 

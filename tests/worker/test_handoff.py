@@ -18,7 +18,7 @@ from shared.envelope import Envelope
 from shared.wire import Delivery
 from tests.processes import free_port, wait_until
 from worker import handoff as handoff_module
-from worker.handoff import Handoff, resolve_endpoint
+from worker.handoff import DealerHandoff, resolve_endpoint
 
 
 class Router:
@@ -87,9 +87,9 @@ def stop() -> threading.Event:
 
 
 @pytest.fixture
-def handoff(endpoint: str) -> Iterator[Handoff]:
+def handoff(endpoint: str) -> Iterator[DealerHandoff]:
     context = zmq.Context()
-    h = Handoff(counters=Counters(), endpoints=[endpoint], ack_timeout_s=0.5, context=context)
+    h = DealerHandoff(counters=Counters(), endpoints=[endpoint], ack_timeout_s=0.5, context=context)
     yield h
     h.close()
     context.term()
@@ -103,7 +103,7 @@ WAITING = "Waiting for server(s) at"
 
 
 def test_waits_for_a_server_that_starts_late(
-    handoff: Handoff, endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
+    handoff: DealerHandoff, endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given no server yet, wait_ready blocks (it says so once it has waited a ping interval)
     caplog.set_level("INFO")
@@ -125,13 +125,13 @@ def test_waits_for_a_server_that_starts_late(
         waiter.join(10)
 
 
-def test_wait_ready_gives_up_when_stopped(handoff: Handoff, stop: threading.Event) -> None:
+def test_wait_ready_gives_up_when_stopped(handoff: DealerHandoff, stop: threading.Event) -> None:
     stop.set()
     assert handoff.wait_ready(stop) is False
 
 
 def test_returns_what_the_server_confirmed(
-    handoff: Handoff, endpoint: str, stop: threading.Event
+    handoff: DealerHandoff, endpoint: str, stop: threading.Event
 ) -> None:
     router = Router(endpoint, refuse=frozenset({"b"}))
     try:
@@ -142,7 +142,7 @@ def test_returns_what_the_server_confirmed(
 
 
 def test_no_confirmation_in_time_confirms_nothing(
-    handoff: Handoff, endpoint: str, stop: threading.Event
+    handoff: DealerHandoff, endpoint: str, stop: threading.Event
 ) -> None:
     router = Router(endpoint, silent=True)
     try:
@@ -156,7 +156,9 @@ def test_every_server_must_confirm(endpoint: str, stop: threading.Event) -> None
     second = f"tcp://127.0.0.1:{free_port()}"
     one, two = Router(endpoint), Router(second, refuse=frozenset({"a"}))
     context = zmq.Context()
-    h = Handoff(counters=Counters(), endpoints=[endpoint, second], ack_timeout_s=2, context=context)
+    h = DealerHandoff(
+        counters=Counters(), endpoints=[endpoint, second], ack_timeout_s=2, context=context
+    )
     try:
         assert h.wait_ready(stop)
         assert h.deliver(batch("a", "b"), stop) == {"b"}
@@ -171,12 +173,12 @@ def test_every_server_must_confirm(endpoint: str, stop: threading.Event) -> None
 
 
 @pytest.fixture
-def two(endpoint: str) -> Iterator[tuple[Handoff, Router, Router]]:
+def two(endpoint: str) -> Iterator[tuple[DealerHandoff, Router, Router]]:
     """A hand-off to two live servers (ack timeout 0.5 s), both in its delivery set."""
     second = f"tcp://127.0.0.1:{free_port()}"
     one, two = Router(endpoint), Router(second)
     context = zmq.Context()
-    h = Handoff(
+    h = DealerHandoff(
         counters=Counters(), endpoints=[endpoint, second], ack_timeout_s=0.5, context=context
     )
     try:
@@ -194,7 +196,7 @@ def two(endpoint: str) -> Iterator[tuple[Handoff, Router, Router]]:
 
 
 def test_a_server_that_does_not_confirm_in_time_leaves_and_the_others_go_on(
-    two: tuple[Handoff, Router, Router],
+    two: tuple[DealerHandoff, Router, Router],
     endpoint: str,
     stop: threading.Event,
     caplog: pytest.LogCaptureFixture,
@@ -232,7 +234,7 @@ def test_a_server_that_does_not_confirm_in_time_leaves_and_the_others_go_on(
 
 
 def test_a_server_that_answers_pings_again_rejoins(
-    two: tuple[Handoff, Router, Router], stop: threading.Event
+    two: tuple[DealerHandoff, Router, Router], stop: threading.Event
 ) -> None:
     h, _one, hung = two
     hung.mute = True
@@ -254,7 +256,7 @@ def test_a_server_that_answers_pings_again_rejoins(
 
 
 def test_with_no_server_left_nothing_is_confirmed_and_wait_ready_blocks(
-    handoff: Handoff, endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
+    handoff: DealerHandoff, endpoint: str, stop: threading.Event, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO")
     router = Router(endpoint)
@@ -286,7 +288,7 @@ def test_the_first_wait_goes_on_without_a_server_that_never_answers(
     absent = f"tcp://127.0.0.1:{free_port()}"
     router = Router(endpoint)
     context = zmq.Context()
-    h = Handoff(
+    h = DealerHandoff(
         counters=Counters(), endpoints=[endpoint, absent], ack_timeout_s=0.5, context=context
     )
     try:
@@ -309,7 +311,7 @@ def test_the_first_wait_goes_on_without_a_server_that_never_answers(
 
 
 def test_pings_carry_the_queues_visibility_timeout(
-    handoff: Handoff, endpoint: str, stop: threading.Event
+    handoff: DealerHandoff, endpoint: str, stop: threading.Event
 ) -> None:
     router = Router(endpoint)
     try:
@@ -328,7 +330,7 @@ def test_a_stop_cuts_the_wait_short_at_the_deadline_without_dropping_the_server(
     # stopping grace of 60 s each, so that only the stop deadline can end the wait in time
     monkeypatch.setattr(handoff_module, "_STOPPING_ACK_GRACE_S", 60.0)
     router = Router(endpoint)
-    h = Handoff(
+    h = DealerHandoff(
         counters=Counters(), endpoints=[endpoint], ack_timeout_s=60, context=zmq.Context.instance()
     )
     try:
@@ -354,11 +356,11 @@ def test_a_stop_cuts_the_wait_short_at_the_deadline_without_dropping_the_server(
 
 
 @contextlib.contextmanager
-def serving(endpoints: list[str], *routers: Router, **options: Any) -> Iterator[Handoff]:
+def serving(endpoints: list[str], *routers: Router, **options: Any) -> Iterator[DealerHandoff]:
     """A hand-off to `endpoints` (ack timeout 2 s unless given); it and `routers` closed
     afterwards."""
     context = zmq.Context()
-    h = Handoff(counters=Counters(), endpoints=endpoints, context=context,
+    h = DealerHandoff(counters=Counters(), endpoints=endpoints, context=context,
                 **{"ack_timeout_s": 2, **options})  # fmt: skip
     try:
         yield h
@@ -372,7 +374,7 @@ def serving(endpoints: list[str], *routers: Router, **options: Any) -> Iterator[
 @contextlib.contextmanager
 def cluster_of_two(
     first: Router, second: Router, **options: Any
-) -> Iterator[tuple[Handoff, Router, Router]]:
+) -> Iterator[tuple[DealerHandoff, Router, Router]]:
     """A cluster-mode hand-off to two stand-in servers."""
     endpoints = [first.endpoint, second.endpoint]
     with serving(endpoints, first, second, one_server=True, **options) as h:

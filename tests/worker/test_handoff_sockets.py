@@ -8,14 +8,14 @@ import zmq
 
 from shared.counters import Counters
 from tests.processes import free_port
-from worker.handoff import Handoff
+from worker.handoff import DealerHandoff
 
 
 def test_a_send_to_a_server_that_is_not_there_fails_at_once_instead_of_queueing() -> None:
     # Given a hand-off to an address where no server listens, and the sockets it makes
     made: list[zmq.Socket[bytes]] = []
     context = zmq.Context()
-    handoff = Handoff(
+    handoff = DealerHandoff(
         counters=Counters(),
         endpoints=[f"tcp://127.0.0.1:{free_port()}"],
         ack_timeout_s=0.5,

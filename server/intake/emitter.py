@@ -1,6 +1,6 @@
 """Turning deliveries into Socket.IO events: de-duplication, offsets, replay history, emit.
 
-The ZeroMQ side (server/handoff.py) hands each batch here and sends back what this returns:
+The ZeroMQ side (server/intake/handoff.py) hands each batch here and sends back what this returns:
 the MessageIds safe to delete from SQS. Nothing here knows about sockets or the wire format.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import socketio
 
-from server.cluster import HistoryUnavailable, RedisBus
-from server.dedup import RecentIds
+from server.history.cluster import HistoryUnavailable, RedisBus
+from server.history.replay import ReplayBuffer, Shared, Stream
+from server.intake.dedup import RecentIds
 from server.metrics import ServerMetrics
 from server.payload import ENTRY_OVERHEAD_BYTES, client_payload, encode_data, target_room
-from server.replay import ReplayBuffer, Shared, Stream
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import Settings

@@ -98,7 +98,7 @@ class ReplayBuffer:
 
     def reset(self, epoch: str) -> None:
         """Forget everything and number from a new epoch (cluster mode: the shared history's
-        epoch changed, server/cluster.py)."""
+        epoch changed, server/history/cluster.py)."""
         self.epoch = epoch
         self._streams.clear()
         self._last.clear()

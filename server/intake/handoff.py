@@ -5,7 +5,7 @@ our own asyncio loop on a `zmq.asyncio` ROUTER socket. The ROUTER lets the serve
 very worker that sent a batch: the answer (`ack`) lists the MessageIds the handler says are
 safe to delete. This module owns the socket, its security (CURVE with ZAP) and its monitor,
 and speaks the wire format (shared/wire.py); what a batch becomes is the handler's job
-(server/emitter.py). The worker's side is worker/handoff.py.
+(server/intake/emitter.py). The worker's side is worker/handoff.py.
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ class DeliveryHandler(Protocol):
         ...
 
 
-class HandoffServer:
+class RouterHandoff:
     """Owns the ROUTER socket; hands each batch to `handler` and acks what it returns.
 
     Usage, in the running event loop::
 
-        handoff = HandoffServer(settings=settings, handler=emitter)
+        handoff = RouterHandoff(settings=settings, handler=emitter)
         handoff.bind()                  # zmq.ZMQError naming ZMQ_BIND if it is taken; counts
                                         # worker connections from then on
         handoff.start()                 # the receive loop

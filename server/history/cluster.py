@@ -52,8 +52,8 @@ import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from server.history.replay import ReplayBuffer, Stream
 from server.payload import encode_data
-from server.replay import ReplayBuffer, Stream
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import Settings

@@ -19,7 +19,7 @@ from shared.curve import configure_client
 from shared.settings import Settings
 from shared.sqs import make_sqs_client
 from worker.consumer import Worker
-from worker.handoff import Handoff
+from worker.handoff import DealerHandoff
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class InProcessWorkers:
     def _run(self, n: int) -> None:
         # Sockets and clients are made in the thread that uses them.
         settings = self._settings
-        handoff = Handoff(
+        handoff = DealerHandoff(
             endpoints=[settings.zmq_bind],
             ack_timeout_s=settings.ack_timeout_s,
             context=zmq.Context.instance(),

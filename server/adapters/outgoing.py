@@ -14,9 +14,9 @@ Reached through python-socketio's and python-engineio's own hooks: the engine.io
 class an `AsyncServer` builds (`_engineio_server_class`) and the queue it makes for each
 socket (`create_queue`).
 
-The queue bounds memory; server/wsprotocol.py bounds time (a client that takes nothing for
+The queue bounds memory; server/adapters/wsprotocol.py bounds time (a client that takes nothing for
 `CLIENT_WRITE_TIMEOUT_S` is cut). The queue is also where the fan-out's direct write happens
-(server/fanout.py): a packet for a websocket client with nothing queued and an idle writer
+(server/adapters/fanout.py): a packet for a websocket client with nothing queued and an idle writer
 goes straight to the connection, so nothing ever overtakes what waits.
 """
 
@@ -32,8 +32,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from server.fanout import FrameWebSocket, FrameWriter, RelayManager, text_frame
-from server.transport import RelaySocket
+from server.adapters.fanout import FanoutManager, FrameWebSocket, FrameWriter, text_frame
+from server.adapters.transport import HeartbeatSocket
 from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import OVERFLOW_EVENT
@@ -59,7 +59,7 @@ class OutgoingQueue(asyncio.Queue[Any]):
     engine.io's writer, and drops the rest.
 
     While a websocket's frame writer is attached (:meth:`attach_writer`, by
-    server/transport.py's socket while the websocket is its transport), a text packet put
+    server/adapters/transport.py's socket while the websocket is its transport), a text packet put
     while the queue is empty and its reader (the socket's writer task) waits in :meth:`get`
     is written to the connection at once instead: nothing is queued then and nothing is in
     the writer's hands, so the order is the same as through the queue.
@@ -132,17 +132,18 @@ class OutgoingQueue(asyncio.Queue[Any]):
 
 class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
     """python-engineio's server with an :class:`OutgoingQueue` per client socket, each
-    socket a :class:`~server.transport.RelaySocket`, and a send for the fan-out that needs
-    no coroutine per recipient."""
+    socket a :class:`~server.adapters.transport.HeartbeatSocket`, and a send for the fan-out
+    that needs no coroutine per recipient."""
 
-    max_packets: int | None = None  # set by RelaySocketServer; None: unbounded
+    max_packets: int | None = None  # set by BoundedSocketServer; None: unbounded
     max_bytes: int | None = None
     on_overflow: Callable[[OutgoingQueue], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The driver's table is shared by every server of the mode: this one gets a copy
-        # whose websocket hands the connection's frame writer to the queue (server/fanout.py).
+        # whose websocket hands the connection's frame writer to the queue
+        # (server/adapters/fanout.py).
         driver: dict[str, Any] = self._async  # type: ignore[has-type]
         self._async = {**driver, "websocket": FrameWebSocket}
 
@@ -160,9 +161,9 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect":
-            # the socket's heartbeat and websocket transport (server/transport.py): its
+            # the socket's heartbeat and websocket transport (server/adapters/transport.py): its
             # first place in a hook, before its ping is scheduled or its transport runs
-            RelaySocket.adopt(self.sockets.get(args[0]))
+            HeartbeatSocket.adopt(self.sockets.get(args[0]))
         result = await super()._trigger_event(event, *args, **kwargs)
         if event == "disconnect" and args[1:2] == (self.reason.CLIENT_DISCONNECT,):
             # A long-polling client closed: python-engineio leaves the GET it has pending
@@ -183,22 +184,22 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         )
 
 
-class RelaySocketServer(socketio.AsyncServer):  # type: ignore[misc]
+class BoundedSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's `AsyncServer` whose clients' outgoing queues are bounded; a client
     past a bound gets ``relay:overflow`` with the reason, on each namespace it is connected
     to, and is disconnected (counted as ``slow_client_disconnected``).
 
     Usage::
 
-        sio = RelaySocketServer(max_queue_bytes=4 << 20, max_queue_packets=10_000,
+        sio = BoundedSocketServer(max_queue_bytes=4 << 20, max_queue_packets=10_000,
                                 counters=counters, async_mode="asgi", ...)
     """
 
     def __init__(
         self, *, max_queue_bytes: int, max_queue_packets: int, counters: Counters, **kwargs: Any
     ) -> None:
-        # every emit encoded once for all its recipients (server/fanout.py)
-        kwargs.setdefault("client_manager", RelayManager())
+        # every emit encoded once for all its recipients (server/adapters/fanout.py)
+        kwargs.setdefault("client_manager", FanoutManager())
         super().__init__(**kwargs)
         self._counters = counters
         eio: BoundedEngineIO = self.eio

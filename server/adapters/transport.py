@@ -12,17 +12,17 @@ allocations minus deallocations, and these die only after they were promoted, so
 deaths hide their births: the young generation grew to 200,000-577,000 objects between
 passes, and each pass over it held the event loop for 200-370 ms (README, "Many clients").
 
-:class:`RelaySocket` is engine.io's socket with:
+:class:`HeartbeatSocket` is engine.io's socket with:
 
 - **the PING on a timer** (`loop.call_later`), and the PONG's deadline on the same handle:
   a client that has not answered within `ping_timeout` is closed at that moment (engine.io
   finds it by a sweep over every client, or by its reader's 45 s timeout);
 - **a websocket writer that waits on the queue without a timeout**, to which a PING is
-  written at once like any event when nothing waits (server/outgoing.py);
+  written at once like any event when nothing waits (server/adapters/outgoing.py);
 - **a reader that waits for the next frame without a timeout**, and PONGs that do not wake
   it: the websocket protocol hands an engine.io PONG frame straight to
-  :meth:`RelaySocket.schedule_ping` (server/wsprotocol.py), so the reader stays parked in
-  its one receive while the client only keeps the connection alive.
+  :meth:`HeartbeatSocket.schedule_ping` (server/adapters/wsprotocol.py), so the reader stays
+  parked in its one receive while the client only keeps the connection alive.
 
 What reaches the client is what python-engineio sends: the same packets at the same
 intervals, and the same upgrade from long-polling (probe PING, probe PONG, UPGRADE); a
@@ -30,8 +30,8 @@ client cut at its deadline is sent engine.io's CLOSE first, as Node's engine.io 
 Long-polling clients get engine.io's own poll.
 
 python-engineio builds its `AsyncSocket` in `_handle_connect`, with no hook for the class;
-:meth:`RelaySocket.adopt` gives the socket this class at its `connect` event
-(server/outgoing.py's `BoundedEngineIO`), before its first ping is scheduled or its
+:meth:`HeartbeatSocket.adopt` gives the socket this class at its `connect` event
+(server/adapters/outgoing.py's `BoundedEngineIO`), before its first ping is scheduled or its
 transport runs. The subclass adds no state of its own but a timer handle (a class default
 until set), so the socket's layout is engine.io's.
 """
@@ -49,13 +49,13 @@ from engineio.async_socket import AsyncSocket
 
 logger = logging.getLogger(__name__)
 
-#: engine.io's PING, one packet for every client (its frame is made once, server/fanout.py)
+#: engine.io's PING, one packet for every client (its frame is made once, server/adapters/fanout.py)
 PING = eio_packet.Packet(eio_packet.PING)
 #: what engine.io's packet decoding raises for what is not an engine.io packet
 NOT_A_PACKET = (ValueError, IndexError, TypeError)
 
 
-class RelaySocket(AsyncSocket):  # type: ignore[misc]
+class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
     """engine.io's socket whose heartbeat and websocket transport make nothing per beat."""
 
     _heartbeat: asyncio.TimerHandle | None = None  # the next PING, or the PONG's deadline
@@ -65,7 +65,7 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
 
     @classmethod
     def adopt(cls, socket: Any) -> None:
-        """Make engine.io's own socket `socket` a :class:`RelaySocket` (a subclass of a
+        """Make engine.io's own socket `socket` a :class:`HeartbeatSocket` (a subclass of a
         stock socket is left as it is)."""
         if type(socket) is AsyncSocket:
             socket.__class__ = cls
@@ -127,7 +127,7 @@ class RelaySocket(AsyncSocket):  # type: ignore[misc]
         else:
             self.connected = True
             self.upgraded = True
-        writer = getattr(ws, "frame_writer", None)  # server/fanout.py's FrameWebSocket
+        writer = getattr(ws, "frame_writer", None)  # server/adapters/fanout.py's FrameWebSocket
         attach = getattr(self.queue, "attach_writer", None)
         if writer is not None and attach is not None:
             attach(writer)

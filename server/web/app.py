@@ -24,8 +24,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from producer import publish
-from server.auth import DEMO_TOKEN_TTL_S
 from server.relay import Relay
+from server.sessions.auth import DEMO_TOKEN_TTL_S
 from shared.envelope import DecodeError
 from shared.settings import Settings
 from shared.sqs import make_sqs_client
