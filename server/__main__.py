@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
 import resource
 import signal
-import socket
 import sys
-import time
-from collections.abc import Generator
-from types import FrameType
 
 import uvicorn
 
+from server.adapters.uvicorn_server import UvicornServer
 from server.adapters.wsprotocol import websocket_protocol
 from server.relay import Relay
 from server.web.app import create_app
@@ -25,67 +21,11 @@ from shared.startup import start
 
 logger = logging.getLogger("server")
 
-#: Of SHUTDOWN_TIMEOUT_S, what is kept for after the last step of a stop: cancelling what is
-#: left, the lifespan's end, the event loop's close (the interpreter's own teardown is
-#: skipped, see main()).
-EXIT_S = 0.5
-
 DESCRIPTION = (
     "Serve the Socket.IO relay on HOST:PORT (honcho sets PORT) and receive messages from "
     "workers on ZMQ_BIND. Settings come from the environment and .env; see .env.example. "
     "SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
 )
-
-
-class UvicornServer(uvicorn.Server):
-    """uvicorn's server, with one deadline for the whole stop, and consuming stopped before
-    client connections close.
-
-    Usage: ``UvicornServer(config, relay=relay, shutdown_timeout_s=4.0).run()``.
-
-    The first SIGTERM/SIGINT fixes the deadline: SHUTDOWN_TIMEOUT_S from the signal, less what
-    exiting takes after the last step. Every step shares it: the app's drain (in-process worker
-    threads, then the ZeroMQ subscriber), closing the clients' sessions, then uvicorn's
-    graceful shutdown of the connections with whatever is left. Draining comes first because
-    uvicorn closes connections first and runs the lifespan shutdown last; in between, the
-    subscriber would emit (and confirm, so SQS deletes) events to clients already gone.
-    """
-
-    def __init__(self, config: uvicorn.Config, *, relay: Relay, shutdown_timeout_s: float) -> None:
-        super().__init__(config)
-        self._relay = relay
-        self._shutdown_timeout_s = shutdown_timeout_s
-        self._deadline: float | None = None  # a time.monotonic() instant, once stopping
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        """uvicorn's own, except that the stop signal is not raised again once the graceful
-        stop is done: the process then exits 0 (honcho: rc=0), not "killed by SIGTERM"."""
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # As uvicorn's own: note it and return (the main loop looks at should_exit every
-        # 0.1 s); the budget counts from the signal, as honcho's 5 s do.
-        if self._deadline is None:
-            self._deadline = self._deadline_from_now()
-        super().handle_exit(sig, frame)
-
-    def _deadline_from_now(self) -> float:
-        return time.monotonic() + self._shutdown_timeout_s - EXIT_S
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        if self._deadline is None:  # should_exit without a signal (uvicorn's --limit-*)
-            self._deadline = self._deadline_from_now()
-        await self._relay.drain(self._deadline)
-        self._relay.close_sessions()
-        # uvicorn waits this long for open requests (an upload still arriving, a long poll
-        # whose client missed the close) and connections, then cancels them. It only hands the
-        # value to asyncio.wait_for, which takes fractions of a second.
-        left = max(0.0, self._deadline - time.monotonic())
-        self.config.timeout_graceful_shutdown = left  # type: ignore[assignment]
-        await super().shutdown(sockets)
 
 
 def raise_file_limit() -> int:
@@ -159,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         backlog=65535,
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
-    server = UvicornServer(config, relay=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
+    server = UvicornServer(config, stopping=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
     tune_garbage_collector(settings.gc_young_threshold)
     server.run()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from worker.adapters.botocore_pools import pool_classes
+
 
 class PollEnded(Exception):
     """Raised out of the ReceiveMessage call that :meth:`LongPoll.end_now` cut off."""
@@ -47,9 +49,8 @@ class LongPoll:
     def install(cls, sqs: Any) -> LongPoll | None:
         """Hook into a boto3 client before its first call; None for a client that is not
         botocore's (a test fake): its polls then simply run their course."""
-        session = getattr(getattr(sqs, "_endpoint", None), "http_session", None)
-        pools = getattr(session, "_pool_classes_by_scheme", None)
-        if not isinstance(pools, dict):
+        pools = pool_classes(sqs)
+        if pools is None:
             return None
         poll = cls()
         # The dict is shared with any proxy managers: swapping in place covers them too.

@@ -1,0 +1,16 @@
+"""Where a boto3 client keeps its urllib3 connection-pool classes: botocore has no public
+way to give a client its own connection class, and ending a long poll at once needs one
+(worker/longpoll.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pool_classes(client: Any) -> dict[str, Any] | None:
+    """The client's scheme -> urllib3 pool class table, shared with its proxy managers (a
+    change in place reaches them too); None for a client that is not botocore's (a test
+    fake) or a botocore that keeps it elsewhere."""
+    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    pools = getattr(session, "_pool_classes_by_scheme", None)
+    return pools if isinstance(pools, dict) else None
