@@ -25,6 +25,7 @@ from server.sessions.handlers import SessionNamespace
 from shared import counters as c
 from shared.counters import SERVER_NAMES, WORKER_NAMES, Counters
 from shared.curve import check_exposure
+from shared.deadline import StopDeadline
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,10 +55,6 @@ class Relay:
     last batches still get confirmed), then the ZeroMQ hand-off (the batch in hand), then the
     client connections (uvicorn's graceful shutdown, with what is left).
     """
-
-    #: Of the stop budget, what the worker threads leave the hand-off: it looks at its closing
-    #: flag every 0.1 s, then finishes the batch in hand.
-    HANDOFF_CLOSE_S = 0.3
 
     def __init__(self, settings: Settings) -> None:
         check_exposure(settings)
@@ -120,6 +117,7 @@ class Relay:
         self._probe: asyncio.Task[None] | None = None
         self._draining: asyncio.Task[None] | None = None
         self._closing_sessions: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # started here, held until they end
 
     def start(self) -> None:
         """Bind ZMQ_BIND (zmq.ZMQError naming it if taken), start the hand-off, the worker
@@ -146,7 +144,7 @@ class Relay:
 
     async def _drain(self, deadline: float) -> None:
         if self.workers is not None:
-            await self.workers.stop(deadline - self.HANDOFF_CLOSE_S)
+            await self.workers.stop(deadline - StopDeadline.HANDOFF_CLOSE_S)
         await self.handoff.close(deadline - time.monotonic())
 
     def close_sessions(self) -> None:
@@ -171,12 +169,15 @@ class Relay:
         sessions = len(self.sio.eio.sockets)
         if sessions:
             logger.info("Closing %d client session(s) so that they resume", sessions)
-            asyncio.get_running_loop().create_task(self.sio.eio.disconnect())
+            task = asyncio.create_task(self.sio.eio.disconnect(), name="resume-sessions")
+            # held until done: the loop keeps only a weak reference to a task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         """The last step: drain (if the stop did not already) and stop the probe. Under an
         ASGI server other than ours this is where the stop starts."""
-        await self.drain(time.monotonic() + self.settings.shutdown_timeout_s)
+        await self.drain(StopDeadline(self.settings.shutdown_timeout_s).start())
         if self._probe is not None:
             self._probe.cancel()
         if self.bus is not None:

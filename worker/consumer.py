@@ -17,12 +17,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import counters as c
 from shared.counters import WORKER_NAMES, Counters
+from shared.deadline import StopDeadline
 from shared.envelope import DecodeError, Envelope, parse_body, sqs_attributes
 from shared.settings import Settings
 from shared.wire import Delivery
 from worker.deadletter import DeadLetters
 from worker.handoff import DealerHandoff
-from worker.longpoll import LongPoll, StopDeadline
+from worker.longpoll import LongPoll
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 10.0
-#: Of the stop's one deadline, what waiting for a confirmation leaves to the steps after it
-#: (deleting what was confirmed, returning the rest, closing).
-_STOP_RESERVE_S = 1.0
 
 #: Exit status of a worker that refuses to run with these settings against this queue.
 EXIT_REFUSED = 2
@@ -88,7 +86,7 @@ class Worker:
         self._parse = parse
         self.counters = counters
         self.in_flight = 0  # messages handed off and not yet confirmed (the hand-off's depth)
-        self.stop_deadline = StopDeadline(stop, settings.shutdown_timeout_s)
+        self.stop_deadline = StopDeadline(settings.shutdown_timeout_s, stop=stop)
         #: The visibility timeout receives get (the queue's unless SQS_VISIBILITY_TIMEOUT_S).
         self.visibility_timeout_s: int | None = settings.sqs_visibility_timeout_s
         self._dead = DeadLetters(
@@ -141,7 +139,7 @@ class Worker:
         # A thread of its own, so that it works the same whoever sets the flag (a signal
         # handler in process mode, the server's lifespan in thread mode).
         self._stop.wait()
-        self.stop_deadline.at()  # starts the one deadline now
+        self.stop_deadline.start()
         if self._poll is not None and self._poll.end_now():
             logger.info("Stopping: ending the open long poll")
 
@@ -315,7 +313,7 @@ class Worker:
         """While stopping: when waiting for a confirmation must end, so that deleting and
         returning still fit in the stop's one deadline."""
         at = self.stop_deadline.at()
-        return None if at is None else at - _STOP_RESERVE_S
+        return None if at is None else at - StopDeadline.AFTER_ACK_S
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         if not messages:

@@ -37,6 +37,7 @@ import zmq
 from shared import counters as c
 from shared import wire
 from shared.counters import Counters
+from shared.deadline import StopDeadline
 from shared.wire import Delivery, WireError
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ _POLL_SLICE_S = 0.1  # how often waits look at the stop flag
 #: How often every server is pinged: absent ones so that they can rejoin, present ones so that
 #: a hung one is noticed between batches (and each learns the visibility timeout).
 _PING_INTERVAL_S = 0.5
-#: Once stopping, how long a batch already handed off may still wait for its confirmation.
-_STOPPING_ACK_GRACE_S = 1.0
 
 _Socket = zmq.Socket[bytes]
 
@@ -150,8 +149,8 @@ class DealerHandoff:
 
         Waits at most `ack_timeout_s`; a server that has not confirmed by then leaves the set
         and the others' confirmations count. Once `stop` is set the wait is shorter (at most
-        `_STOPPING_ACK_GRACE_S`, and never past `deadline()`, a `time.monotonic()` value): a
-        server cut short that way stays in the set, and the batch is not confirmed.
+        `StopDeadline.STOPPING_ACK_GRACE_S`, and never past `deadline()`, a `time.monotonic()`
+        value): a server cut short that way stays in the set, and the batch is not confirmed.
         """
         if not deliveries:
             return set()
@@ -208,7 +207,7 @@ class DealerHandoff:
             end = ack_deadline
             if stop.is_set():
                 stopping_since = stopping_since or now
-                end = min(end, stopping_since + _STOPPING_ACK_GRACE_S)
+                end = min(end, stopping_since + StopDeadline.STOPPING_ACK_GRACE_S)
                 limit = deadline() if deadline is not None else None
                 if limit is not None:
                     end = min(end, limit)

@@ -1,9 +1,8 @@
-"""Ending a blocking boto3 long poll from another thread, and one deadline for a stop.
+"""Ending a blocking boto3 long poll from another thread.
 
 boto3 cannot cancel a call in flight, so a worker that is told to stop would otherwise sit
 in its 20-second ReceiveMessage. :class:`LongPoll` knows which pooled connection the poll is
-using and shuts its socket down; :class:`StopDeadline` is the one budget every step of the
-stop shares.
+using and shuts its socket down (the stop's one deadline is shared/deadline.py's).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from typing import Any
 
 from worker.adapters.botocore_pools import pool_classes
@@ -129,28 +127,3 @@ def _shut_down(connection: Any) -> None:
         with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-
-class StopDeadline:
-    """One deadline for the whole stop: `budget_s` from the moment the stop flag is first
-    seen, shared by every step (finishing the batch in hand, deleting or returning, closing)
-    instead of each step having a timeout of its own."""
-
-    def __init__(self, stop: threading.Event, budget_s: float) -> None:
-        self._stop = stop
-        self._budget_s = budget_s
-        self._at: float | None = None
-        self._lock = threading.Lock()
-
-    def at(self) -> float | None:
-        """The `time.monotonic()` by which everything must be done; None while not stopping."""
-        if not self._stop.is_set():
-            return None
-        with self._lock:
-            if self._at is None:
-                self._at = time.monotonic() + self._budget_s
-            return self._at
-
-    def remaining(self) -> float | None:
-        """Seconds left (0 when past it); None while not stopping."""
-        at = self.at()
-        return None if at is None else max(0.0, at - time.monotonic())

@@ -14,10 +14,7 @@ from typing import Protocol
 
 import uvicorn
 
-#: Of SHUTDOWN_TIMEOUT_S, what is kept for after the last step of a stop: cancelling what is
-#: left, the lifespan's end, the event loop's close (the interpreter's own teardown is
-#: skipped, see server/__main__.py's main()).
-EXIT_S = 0.5
+from shared.deadline import StopDeadline
 
 
 class Stopping(Protocol):
@@ -47,8 +44,7 @@ class UvicornServer(uvicorn.Server):
     ) -> None:
         super().__init__(config)
         self._stopping = stopping
-        self._shutdown_timeout_s = shutdown_timeout_s
-        self._deadline: float | None = None  # a time.monotonic() instant, once stopping
+        self._deadline = StopDeadline(shutdown_timeout_s)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -61,21 +57,16 @@ class UvicornServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # As uvicorn's own: note it and return (the main loop looks at should_exit every
         # 0.1 s); the budget counts from the signal, as honcho's 5 s do.
-        if self._deadline is None:
-            self._deadline = self._deadline_from_now()
+        self._deadline.start()
         super().handle_exit(sig, frame)
 
-    def _deadline_from_now(self) -> float:
-        return time.monotonic() + self._shutdown_timeout_s - EXIT_S
-
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        if self._deadline is None:  # should_exit without a signal (uvicorn's --limit-*)
-            self._deadline = self._deadline_from_now()
-        await self._stopping.drain(self._deadline)
+        deadline = self._deadline.start()  # (no signal: uvicorn's --limit-* set should_exit)
+        await self._stopping.drain(deadline)
         self._stopping.close_sessions()
         # uvicorn waits this long for open requests (an upload still arriving, a long poll
         # whose client missed the close) and connections, then cancels them. It only hands the
         # value to asyncio.wait_for, which takes fractions of a second.
-        left = max(0.0, self._deadline - time.monotonic())
+        left = max(0.0, deadline - time.monotonic())
         self.config.timeout_graceful_shutdown = left  # type: ignore[assignment]
         await super().shutdown(sockets)

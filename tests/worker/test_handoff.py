@@ -14,10 +14,10 @@ import zmq
 from shared import counters as c
 from shared import wire
 from shared.counters import Counters
+from shared.deadline import StopDeadline
 from shared.envelope import Envelope
 from shared.wire import Delivery
 from tests.processes import free_port, wait_until
-from worker import handoff as handoff_module
 from worker.handoff import DealerHandoff, resolve_endpoint
 
 
@@ -328,7 +328,7 @@ def test_a_stop_cuts_the_wait_short_at_the_deadline_without_dropping_the_server(
 ) -> None:
     # Given a server that takes its time (here: forever) to confirm, and an ack timeout and a
     # stopping grace of 60 s each, so that only the stop deadline can end the wait in time
-    monkeypatch.setattr(handoff_module, "_STOPPING_ACK_GRACE_S", 60.0)
+    monkeypatch.setattr(StopDeadline, "STOPPING_ACK_GRACE_S", 60.0)
     router = Router(endpoint)
     h = DealerHandoff(
         counters=Counters(), endpoints=[endpoint], ack_timeout_s=60, context=zmq.Context.instance()
