@@ -45,6 +45,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -71,207 +72,23 @@ _CATCH_UP_TIMEOUT_S = 5.0
 _WALK = 100
 #: An idle stream's position is kept REDIS_STREAM_TTL_S; the highest offset handed out is
 #: marked once per this many seconds, so that a stream whose position expired starts again
-#: above every offset it can have had (see _POSITIONS).
+#: above every offset it can have had (see lua/positions.lua).
 MARK_S = 3600.0
 #: What each target stream of a message adds to the history's bytes, beside its key's length:
 #: its index entry (Redis's MEMORY USAGE gives a sorted set of one member ~104 bytes).
 ROOM_BYTES = 100
 
-# Positions: ``offset:<stream>`` expires REDIS_STREAM_TTL_S after the stream's last event, so
-# that streams that come and go (a room per user, per order) do not stay in Redis for good.
-# A stream that comes back must not hand out an offset again within the epoch (a client that
-# held it would take new events for seen ones): it starts from the *floor*, the highest
-# offset handed out before any position can have expired. ``offset:max`` is the highest
-# offset so far; ``offset:marks`` holds it per MARK_S bucket (the value at the bucket's last
-# append); the floor is the mark of the newest bucket at or before now - TTL, or 0 while no
-# position can have expired. It moves once per bucket at most, so that a client that joined a
-# stream before its first event still resumes from the position it was given.
-_POSITIONS = r"""
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function floor_at(p, now, ttl_ms, mark_ms)
-  local cutoff = math.floor((now - ttl_ms) / mark_ms)
-  local marks = redis.call('HGETALL', p .. 'offset:marks')
-  local best, value = nil, 0
-  for n = 1, #marks, 2 do
-    local bucket = tonumber(marks[n])
-    if bucket <= cutoff and (best == nil or bucket > best) then
-      best, value = bucket, tonumber(marks[n + 1])
-    end
-  end
-  return value, best, marks
-end
-"""
 
-# Appends a batch. ARGV: prefix, epoch candidate, dedup TTL (s), feed max events, history max
-# events per stream (0: no history), window (ms), max bytes, room bytes, position TTL (ms),
-# mark bucket (ms); then per message: id, room count, event, head, sent_ms, and its streams.
-# A head is the client payload's JSON without room, offset, epoch and closing brace: each
-# server completes it per room, so the data is stored once per message whatever its rooms.
-# Returns the epoch, then 1 (appended) or 0 (a duplicate) per message.
-#
-# With a history, the feed is trimmed here, by Redis, oldest first, while it is over any
-# bound (REDIS_FEED_MAX_EVENTS messages, REPLAY_MAX_BYTES, REPLAY_WINDOW_S of age), and never
-# of what this call appended (no server has read it yet); each trimmed message leaves the
-# index of every stream it was in. ``feed:bytes`` is what the feed holds. A feed entry's
-# fields: z (its bytes), r (its streams and offsets, JSON), then n, ep, e, s, h.
-_APPEND = (
-    _POSITIONS
-    + r"""
-local p = ARGV[1]
-local epoch = redis.call('SET', p .. 'epoch', ARGV[2], 'NX', 'GET') or ARGV[2]
-local ttl, feed_max = ARGV[3], tonumber(ARGV[4])
-local history_max, window_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
-local max_bytes, room_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
-local position_ttl, mark_ms = tonumber(ARGV[9]), tonumber(ARGV[10])
-local feed, held = p .. 'feed', p .. 'feed:bytes'
-local now = now_ms()
-local out, first, added, top, floor = {epoch}, nil, 0, 0, nil
-local i = 11
-while i <= #ARGV do
-  local id, rooms, event, head, sent = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2],
-    ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
-  if redis.call('SET', p .. 'seen:' .. id, '1', 'NX', 'EX', ttl) then
-    local targets, size = {}, #head
-    for r = i, i + rooms - 1 do
-      local position = p .. 'offset:' .. ARGV[r]
-      local offset = redis.call('INCR', position)
-      if offset == 1 then  -- a new stream, or one whose position expired
-        floor = floor or floor_at(p, now, position_ttl, mark_ms)
-        offset = floor + 1
-        if offset > 1 then redis.call('SET', position, offset) end
-      end
-      redis.call('PEXPIRE', position, position_ttl)
-      if offset > top then top = offset end
-      targets[#targets + 1] = ARGV[r]
-      targets[#targets + 1] = offset
-      size = size + #ARGV[r] + room_bytes
-    end
-    local fields = {'z', size, 'r', cjson.encode(targets), 'n', redis.call('INCR', p .. 'feed:n'),
-      'ep', epoch, 'e', event, 's', sent, 'h', head}
-    local entry
-    if history_max > 0 then
-      entry = redis.call('XADD', feed, '*', unpack(fields))
-      for t = 1, #targets, 2 do
-        local index = p .. 'history:' .. targets[t]
-        redis.call('ZADD', index, targets[t + 1], entry)
-        redis.call('ZREMRANGEBYRANK', index, 0, -history_max - 1)
-      end
-      added = added + size
-    else
-      entry = redis.call('XADD', feed, 'MAXLEN', '~', feed_max, '*', unpack(fields))
-    end
-    first = first or entry
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-  i = i + rooms
-end
-if top > 0 then
-  local highest = math.max(top, tonumber(redis.call('GET', p .. 'offset:max') or '0'))
-  redis.call('SET', p .. 'offset:max', highest)
-  if redis.call('HSET', p .. 'offset:marks', math.floor(now / mark_ms), highest) == 1 then
-    -- a new bucket: forget the marks older than the floor's, which nothing reads again
-    local _, best, marks = floor_at(p, now, position_ttl, mark_ms)
-    for n = 1, #marks, 2 do
-      if best ~= nil and tonumber(marks[n]) < best then
-        redis.call('HDEL', p .. 'offset:marks', marks[n])
-      end
-    end
-  end
-end
-if first and history_max > 0 then
-  local oldest_ms = now - window_ms
-  local bytes = redis.call('INCRBY', held, added)
-  local count = redis.call('XLEN', feed)
-  -- A page as long as what was added: at a steady state, what one call trims
-  local from, cut, page = '-', nil, #out
-  while true do
-    local rows = redis.call('XRANGE', feed, from, first, 'COUNT', page)
-    local trimmed = 0
-    for _, row in ipairs(rows) do
-      local ms = tonumber(string.match(row[1], '^(%d+)'))
-      if row[1] == first or not (bytes > max_bytes or count > feed_max or ms < oldest_ms) then
-        break
-      end
-      local f = row[2]
-      if f[1] == 'z' and f[3] == 'r' then
-        bytes = bytes - tonumber(f[2])
-        local targets = cjson.decode(f[4])
-        for t = 1, #targets, 2 do
-          redis.call('ZREMRANGEBYSCORE', p .. 'history:' .. targets[t], '-inf', targets[t + 1])
-        end
-      end
-      count, cut, trimmed = count - 1, row[1], trimmed + 1
-    end
-    if trimmed < #rows or #rows == 0 then break end
-    from = '(' .. cut
-  end
-  if cut then
-    local ms, seq = string.match(cut, '^(%d+)-(%d+)$')
-    redis.call('XTRIM', feed, 'MINID', '=', ms .. '-' .. (tonumber(seq) + 1))
-    redis.call('SET', held, math.max(0, bytes))
-  end
-end
-return out
-"""
-)
+def _script(name: str) -> str:
+    """A Lua script of lua/, after the position helpers every script shares (the files say
+    what each does and takes)."""
+    lua = resources.files("server.history") / "lua"
+    return (lua / "positions.lua").read_text() + (lua / f"{name}.lua").read_text()
 
-# What a resume needs, in one consistent view. ARGV: prefix, epoch candidate, stream, after
-# (-1: nothing to replay), max bytes, walk step, the room as JSON, window (ms), position TTL
-# (ms), mark bucket (ms). A stream without a position starts from the floor. Returns epoch,
-# the stream's last offset, the feed's last ID, a status (ok, ahead, gone, big), then offset,
-# event, payload of each missed entry, newest first. A stream's index (a sorted set, offset
-# -> feed ID) names the feed entries that hold its events: one the feed no longer holds, or
-# older than the window, is out of the history.
-_SNAPSHOT = (
-    _POSITIONS
-    + r"""
-local p, key = ARGV[1], ARGV[3]
-local epoch = redis.call('SET', p .. 'epoch', ARGV[2], 'NX', 'GET') or ARGV[2]
-local after, max_bytes, walk, room = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
-  ARGV[7]
-local feed = p .. 'feed'
-local now = now_ms()
-local last = tonumber(redis.call('GET', p .. 'offset:' .. key) or '-1')
-if last < 0 then last = floor_at(p, now, tonumber(ARGV[9]), tonumber(ARGV[10])) end
-local tip = redis.call('XREVRANGE', feed, '+', '-', 'COUNT', 1)
-local head = {epoch, last, tip[1] and tip[1][1] or '0-0'}
-if after < 0 then head[4] = 'ok'; return head end
-if after > last then head[4] = 'ahead'; return head end
-local oldest_ms = now - tonumber(ARGV[8])
-local out, bytes, top, oldest, lost = {}, 0, '+inf', last + 1, false
-local index = p .. 'history:' .. key
-while not lost do
-  local rows = redis.call('ZRANGE', index, top, '(' .. after, 'BYSCORE', 'REV', 'LIMIT', 0,
-    walk, 'WITHSCORES')
-  for n = 1, #rows, 2 do
-    local id, offset = rows[n], tonumber(rows[n + 1])
-    local event = nil
-    if tonumber(string.match(id, '^(%d+)')) >= oldest_ms then
-      event = redis.call('XRANGE', feed, id, id)[1]
-    end
-    if not event then lost = true; break end
-    local f = {}
-    for k = 1, #event[2], 2 do f[event[2][k]] = event[2][k + 1] end
-    local payload = f.h .. ',"room":' .. room .. ',"offset":' .. rows[n + 1] .. ',"epoch":"' ..
-      epoch .. '"}'
-    bytes = bytes + #payload
-    if bytes > max_bytes then head[4] = 'big'; return head end
-    out[#out + 1] = offset; out[#out + 1] = f.e; out[#out + 1] = payload
-    oldest, top = offset, '(' .. rows[n + 1]
-  end
-  if #rows < 2 * walk then break end
-end
-head[4] = oldest == after + 1 and 'ok' or 'gone'
-for _, v in ipairs(out) do head[#head + 1] = v end
-return head
-"""
-)
+
+_APPEND = _script("append")
+_SNAPSHOT = _script("snapshot")
+
 
 FeedId = tuple[int, int]
 
