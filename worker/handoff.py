@@ -24,9 +24,7 @@ worker receives nothing (backpressure) until one answers.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +37,7 @@ from shared import wire
 from shared.counters import Counters
 from shared.deadline import StopDeadline
 from shared.wire import Delivery, WireError
+from worker.endpoints import resolve_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -397,29 +396,3 @@ class DealerHandoff:
             sock.close(linger=0)
         self._sockets.clear()
         self._up.clear()
-
-
-def resolve_endpoint(endpoint: str) -> list[str]:
-    """The endpoints a `tcp://host:port` with a host name stands for, one per address (IPv4
-    ones if it has any); any other endpoint stands for itself. OSError if it does not resolve.
-
-    >>> resolve_endpoint("tcp://127.0.0.1:5555"), resolve_endpoint("ipc:///tmp/relay")
-    (['tcp://127.0.0.1:5555'], ['ipc:///tmp/relay'])
-    """
-    transport, _, rest = endpoint.partition("://")
-    host, _, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if transport != "tcp" or not host or host == "*" or _is_address(host):
-        return [endpoint]
-    infos = socket.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
-    v4 = [info[4][0] for info in infos if info[0] == socket.AF_INET]
-    addresses = v4 or [f"[{info[4][0]}]" for info in infos if info[0] == socket.AF_INET6]
-    return [f"tcp://{address}:{port}" for address in dict.fromkeys(addresses)]
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

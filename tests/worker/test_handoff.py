@@ -18,7 +18,8 @@ from shared.deadline import StopDeadline
 from shared.envelope import Envelope
 from shared.wire import Delivery
 from tests.processes import free_port, wait_until
-from worker.handoff import DealerHandoff, resolve_endpoint
+from worker.endpoints import resolve_endpoint
+from worker.handoff import DealerHandoff
 
 
 class Router:
