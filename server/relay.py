@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from server.adapters.outgoing import BoundedSocketServer
 from server.history.cluster import RedisBus
@@ -144,8 +143,8 @@ class Relay:
 
     async def _drain(self, deadline: float) -> None:
         if self.workers is not None:
-            await self.workers.stop(deadline - StopDeadline.HANDOFF_CLOSE_S)
-        await self.handoff.close(deadline - time.monotonic())
+            await self.workers.close(deadline - StopDeadline.HANDOFF_CLOSE_S)
+        await self.handoff.close(deadline)
 
     def close_sessions(self) -> None:
         """Start closing every Engine.IO session, after :meth:`drain`. Each client gets

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 import zmq
@@ -148,18 +149,19 @@ class RouterHandoff:
         finally:
             self.running = False
 
-    async def close(self, timeout_s: float) -> None:
-        """Stop taking batches; the batch in hand is handled and confirmed first, within
-        `timeout_s`. Idempotent."""
+    async def close(self, deadline: float) -> None:
+        """Stop taking batches; the batch in hand is handled and confirmed first, by
+        `deadline` (a `time.monotonic()` instant). Idempotent."""
         if self._socket is None:
             return
         self._closing.set()
         logger.info("Draining: no new batches; finishing the one in hand")
         if self._task is not None:
+            left = max(0.0, deadline - time.monotonic())
             try:
-                await asyncio.wait_for(self._task, max(0.0, timeout_s))
+                await asyncio.wait_for(self._task, left)
             except TimeoutError:
-                logger.warning("The batch in hand was not finished in %.1f s", timeout_s)
+                logger.warning("The batch in hand was not finished in %.1f s", left)
         if self._monitor_task is not None:
             self._monitor_task.cancel()
         self._socket.close(linger=0)

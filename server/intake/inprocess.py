@@ -31,7 +31,7 @@ class InProcessWorkers:
 
         workers = InProcessWorkers(settings, counters=counters)
         workers.start()
-        await workers.stop(deadline)   # finishes or returns each thread's batch, by deadline
+        await workers.close(deadline)  # finishes or returns each thread's batch, by deadline
     """
 
     def __init__(self, settings: Settings, *, counters: Counters) -> None:
@@ -76,7 +76,7 @@ class InProcessWorkers:
         finally:
             handoff.close()
 
-    async def stop(self, deadline: float) -> None:
+    async def close(self, deadline: float) -> None:
         """Set the stop flag and wait for the threads until `deadline` (a `time.monotonic()`
         instant) at the latest, off the event loop, which must keep confirming their last
         batches.

@@ -6,6 +6,7 @@ it goes to another server at once."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -53,7 +54,7 @@ async def served() -> AsyncIterator[tuple[Handler, zmq.asyncio.Socket]]:
     worker.connect(endpoint)
     yield handler, worker
     worker.close(0)
-    await server.close(1)
+    await server.close(time.monotonic() + 1)
     context.destroy(linger=0)  # term() would wait for the monitor socket, closed by its task
 
 
@@ -102,7 +103,7 @@ async def test_a_worker_that_got_in_between_bind_and_start_is_counted() -> None:
     finally:
         connected.close(0)
         worker.close(0)
-        await server.close(1)
+        await server.close(time.monotonic() + 1)
         context.destroy(linger=0)
 
 
@@ -123,7 +124,7 @@ async def test_closing_finishes_and_confirms_the_batch_in_hand() -> None:
 
         # When the server is closed (the stop's drain) while the batch is in hand, and then
         # the emit ends
-        closing = asyncio.create_task(server.close(10))
+        closing = asyncio.create_task(server.close(time.monotonic() + 10))
         await asyncio.sleep(0)  # one turn of the loop: close() began and waits for the batch
         assert not closing.done()
         release.set()
