@@ -126,4 +126,3 @@ def _shut_down(connection: Any) -> None:
         # socket is closed already, nothing left to end.
         with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
-

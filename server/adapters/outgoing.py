@@ -81,6 +81,11 @@ class OutgoingQueue(asyncio.Queue[Any]):
         """Write packets straight to `writer` when nothing waits (None: stop)."""
         self._writer = writer
 
+    @property
+    def writer(self) -> FrameWriter | None:
+        """The frame writer attached now, if any."""
+        return self._writer
+
     async def get(self) -> Any:
         self._readers += 1
         try:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import socketio
 
+from server.adapters.lookups import has_members
 from server.history.cluster import HistoryUnavailable, RedisBus
 from server.history.replay import ReplayBuffer, Shared, Stream
 from server.intake.dedup import RecentIds
@@ -148,7 +149,7 @@ class Emitter:
         raises what the emit raised."""
         namespace, room = stream
         started = time.perf_counter()
-        if self._has_members(namespace, target_room(room)):
+        if has_members(self._sio, namespace, target_room(room)):
             await self._sio.emit(event, payload, to=target_room(room), namespace=namespace)
         done = time.perf_counter()
         self._metrics.emit_seconds.observe(done - started)
@@ -198,11 +199,3 @@ class Emitter:
                 return None
             self._seen.add((delivery.message_id, room))
         return len(rooms)
-
-    def _has_members(self, namespace: str, room: str) -> bool:
-        # The manager's own room table (python-socketio has no public "is anyone in it"; its
-        # get_participants copies the whole room): skip the packet for an empty room.
-        rooms = getattr(self._sio, "manager", None)
-        if rooms is None:
-            return True  # a test double without a manager
-        return bool(rooms.rooms.get(namespace, {}).get(room))

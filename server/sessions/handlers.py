@@ -32,6 +32,7 @@ from typing import Any
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from server.adapters.lookups import is_connected, transport_open
 from server.history.cluster import RedisBus
 from server.history.replay import RecoveryFailed, ReplayBuffer
 from server.payload import BROADCAST_ROOM
@@ -327,14 +328,12 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return result
 
     def _is_connected(self, sid: str, namespace: str) -> bool:
-        return bool(self.server.manager.is_connected(sid, namespace))
+        return is_connected(self, sid, namespace)
 
     def _is_open(self, sid: str, namespace: str) -> bool:
         """The client's transport is still there (python-socketio's manager keeps a sid that
         is still connecting even after its transport closed)."""
-        eio_sid = self.server.manager.eio_sid_from_sid(sid, namespace)
-        socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
-        return socket is not None and not socket.closed
+        return transport_open(self, sid, namespace)
 
     # --- client events -------------------------------------------------------------------------
     async def relay_client_event(

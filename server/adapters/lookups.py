@@ -1,0 +1,36 @@
+"""What python-socketio and python-engineio know about a client or a room, read from their
+internals for the code outside this package (the emitter, the session handlers).
+
+python-socketio has no public "is anyone in this room", "is this client connected" or "is
+its transport still there"; these read its manager's room table and engine.io's socket
+table (listed in this package's table, server/adapters/__init__.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def has_members(sio: Any, namespace: str, room: Any) -> bool:
+    """Whether anyone is in `room` of `namespace` on this server (python-socketio's own
+    `get_participants` copies the whole room to say so). True for a server without a
+    manager (a test double): the emit then decides."""
+    manager = getattr(sio, "manager", None)
+    if manager is None:
+        return True
+    return bool(manager.rooms.get(namespace, {}).get(room))
+
+
+def is_connected(handler: Any, sid: str, namespace: str) -> bool:
+    """Whether the client `sid` of the namespace `handler` (a python-socketio namespace
+    object) is connected: past its connect handler and not leaving."""
+    return bool(handler.server.manager.is_connected(sid, namespace))
+
+
+def transport_open(handler: Any, sid: str, namespace: str) -> bool:
+    """Whether the engine.io transport of client `sid` is still there (python-socketio's
+    manager keeps a sid that is still connecting even after its transport closed)."""
+    server = handler.server
+    eio_sid = server.manager.eio_sid_from_sid(sid, namespace)
+    socket = server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+    return socket is not None and not socket.closed
