@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     server.run()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit
     # uvicorn returns normally even when start-up failed; say so with its exit code.
-    code = 0 if server.started else 3
+    code = 0 if server.serving else 3
     # Everything is closed. What the interpreter would still do is free every module: 0.4 s,
     # and over a second on a busy machine, past the stop's deadline. Skip it, as the worker
     # does; the logs are flushed first.

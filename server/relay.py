@@ -155,20 +155,20 @@ class Relay:
         Not awaited: Engine.IO then waits for each close packet to be fetched, which a
         long-polling client that went away never does. uvicorn's graceful shutdown, next, is
         what waits, within the deadline."""
-        sessions = len(self.sio.eio.sockets)
+        sessions = self.sio.session_count()
         if sessions and self._closing_sessions is None:  # disconnect() of none raises
             logger.info("Closing %d client session(s)", sessions)
             self._closing_sessions = asyncio.create_task(
-                self.sio.eio.disconnect(), name="close-sessions"
+                self.sio.close_all_sessions(), name="close-sessions"
             )
 
     def close_sessions_now(self) -> None:
         """Send every client away to reconnect and resume (cluster mode: this server missed
         part of the shared feed, which the history has)."""
-        sessions = len(self.sio.eio.sockets)
+        sessions = self.sio.session_count()
         if sessions:
             logger.info("Closing %d client session(s) so that they resume", sessions)
-            task = asyncio.create_task(self.sio.eio.disconnect(), name="resume-sessions")
+            task = asyncio.create_task(self.sio.close_all_sessions(), name="resume-sessions")
             # held until done: the loop keeps only a weak reference to a task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

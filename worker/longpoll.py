@@ -12,7 +12,7 @@ import socket
 import threading
 from typing import Any
 
-from worker.adapters.botocore_pools import pool_classes
+from worker.adapters.botocore_pools import connection_socket, pool_classes, wrap_connections
 
 
 class PollEnded(Exception):
@@ -52,12 +52,7 @@ class LongPoll:
             return None
         poll = cls()
         # The dict is shared with any proxy managers: swapping in place covers them too.
-        for scheme, pool_class in list(pools.items()):
-            pools[scheme] = type(
-                f"LongPoll{pool_class.__name__}",
-                (pool_class,),
-                {"ConnectionCls": _tracked(pool_class.ConnectionCls, poll)},
-            )
+        wrap_connections(pools, lambda connection_class: _tracked(connection_class, poll))
         sqs.close()  # pools made before now (none, on a new client) would keep the old class
         sqs.meta.events.register_first("needs-retry.sqs.ReceiveMessage", poll._no_retry)
         return poll
@@ -119,7 +114,7 @@ def _tracked(connection_class: Any, poll: LongPoll) -> Any:
 
 
 def _shut_down(connection: Any) -> None:
-    sock = getattr(connection, "sock", None)
+    sock = connection_socket(connection)
     if sock is not None:
         # socket.socket's own shutdown, also for an SSLSocket: its override would drop the TLS
         # state under the reading thread's feet; this just ends the TCP stream. OSError: the

@@ -19,7 +19,7 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | library | name | kind | used in | verified | breaks if it goes |
 |---|---|---|---|---|---|
 | python-socketio | `AsyncServer._engineio_server_class` | private method overridden | adapters/outgoing.py: BoundedSocketServer | 5.18.0-5.18.1 | stock engine.io server: unbounded client queues, stock heartbeat, no frame path |
-| python-socketio | `AsyncServer.eio` | undoc. attribute | adapters/outgoing.py, fanout.py, lookups.py; relay.py | 5.18.0-5.18.1 | the server does not start (AttributeError) |
+| python-socketio | `AsyncServer.eio` | undoc. attribute | adapters/outgoing.py, fanout.py, lookups.py | 5.18.0-5.18.1 | the server does not start (AttributeError) |
 | python-socketio | `AsyncServer.manager` | undoc. attribute | adapters/outgoing.py: _disconnect_slow; lookups.py | 5.18.0-5.18.1 | slow-client cut, room checks and connect checks fail |
 | python-socketio | `AsyncServer.packet_class` | undoc. attribute | adapters/fanout.py: FanoutManager.emit; outgoing.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails (AttributeError) |
 | python-socketio | `AsyncManager.basic_enter_room` | undoc. method overridden | adapters/fanout.py: FanoutManager | 5.18.0-5.18.1 | the per-client room index: a leaving client keeps rooms, or emits miss clients |
@@ -43,7 +43,7 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | python-engineio | `AsyncServer._trigger_event` | private method overridden | adapters/outgoing.py: BoundedEngineIO | 4.11.0-4.15.1 | sockets stay stock (a task per client per ping); long-poll closes wait ~30 s |
 | python-engineio | `AsyncServer._handle_connect` | behaviour | adapters/outgoing.py: BoundedEngineIO._trigger_event (adopts the socket) | 4.11.0-4.15.1 | sockets stay stock: a task per client per ping interval |
 | python-engineio | `AsyncSocket.close` | behaviour | adapters/outgoing.py: BoundedEngineIO._trigger_event (ends a long poll) | 4.11.0-4.15.1 | a long-polling client's close waits for its ping timeout |
-| python-engineio | `AsyncServer.sockets` | undoc. attribute | adapters/outgoing.py; lookups.py: transport_open; relay.py: close_sessions | 4.11.0-4.15.1 | fan-out, slow-client cut and resumes fail |
+| python-engineio | `AsyncServer.sockets` | undoc. attribute | adapters/outgoing.py (BoundedSocketServer.session_count); lookups.py: transport_open | 4.11.0-4.15.1 | fan-out, slow-client cut and resumes fail |
 | python-engineio | `AsyncServer.ping_interval` | undoc. attribute | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | no heartbeat: clients are never pinged |
 | python-engineio | `AsyncServer.ping_timeout` | undoc. attribute | adapters/transport.py, outgoing.py: send_packet_now | 4.11.0-4.15.1 | no heartbeat deadline: dead clients are never cut |
 | python-engineio | `AsyncServer.max_http_buffer_size` | undoc. attribute | adapters/transport.py: HeartbeatSocket._frame | 4.11.0-4.15.1 | every websocket read fails: clients are cut at once |
@@ -95,16 +95,16 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | uvicorn | `Server.capture_signals` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | the server re-raises SIGTERM after its graceful stop: killed, not exit 0 |
 | uvicorn | `Server.handle_exit` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | the stop deadline counts from shutdown, not from the signal |
 | uvicorn | `Server.shutdown` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | no drain before connections close: events emitted (and deleted) to nobody |
-| uvicorn | `Server.started` | undoc. attribute | __main__.py: main | 0.53.0-0.54.0 | a failed start-up exits 0 instead of 3 |
+| uvicorn | `Server.started` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.serving | 0.53.0-0.54.0 | a failed start-up exits 0 instead of 3 |
 | uvicorn | `Server.config` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.shutdown | 0.53.0-0.54.0 | the stop fails (AttributeError) |
 | websockets | `Frame.serialize` | undoc. method called | adapters/fanout.py: text_frame | 13.0-17.4 | every emit fails |
 | botocore | `BaseClient._endpoint` | private attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
 | botocore | `Endpoint.http_session` | undoc. attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
 | botocore | `URLLib3Session._pool_classes_by_scheme` | private attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
-| botocore | `URLLib3Session.__init__` | behaviour | worker/longpoll.py: LongPoll.install (changes the table in place) | 1.34.0-1.43.117 | the pools keep urllib3's classes: the long poll cannot be ended |
+| botocore | `URLLib3Session.__init__` | behaviour | worker/adapters/botocore_pools.py: wrap_connections (changes the table in place) | 1.34.0-1.43.117 | the pools keep urllib3's classes: the long poll cannot be ended |
 | botocore | `Endpoint._needs_retry` | behaviour | worker/longpoll.py: LongPoll._no_retry (its caught_exception) | 1.34.0-1.43.117 | botocore retries the poll that was ended: the stop waits for it |
-| urllib3 | `HTTPConnectionPool.ConnectionCls` | undoc. attribute | worker/longpoll.py: LongPoll.install | 2.0.0-2.8.0 | the worker does not start (AttributeError) |
-| urllib3 | `HTTPConnection.sock` | undoc. attribute | worker/longpoll.py: _shut_down | 2.0.0-2.8.0 | the long poll cannot be ended |
+| urllib3 | `HTTPConnectionPool.ConnectionCls` | undoc. attribute | worker/adapters/botocore_pools.py: wrap_connections | 2.0.0-2.8.0 | the worker does not start (AttributeError) |
+| urllib3 | `HTTPConnection.sock` | undoc. attribute | worker/adapters/botocore_pools.py: connection_socket | 2.0.0-2.8.0 | the long poll cannot be ended |
 | CPython | `Queue.put` | behaviour | adapters/outgoing.py: OutgoingQueue.put_nowait (engine.io awaits put) | 3.11.7 | client queues are unbounded again for what engine.io puts |
 
 Upstream hooks that would remove a private use: python-socketio, an `engineio_server_class`

@@ -83,7 +83,7 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "python-socketio", _SIO_SERVER, "eio", ATTRIBUTE,
-        "adapters/outgoing.py, fanout.py, lookups.py; relay.py",
+        "adapters/outgoing.py, fanout.py, lookups.py",
         "the server does not start (AttributeError)",
     ),
     Internal(
@@ -211,7 +211,7 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "python-engineio", _EIO_SERVER, "sockets", ATTRIBUTE,
-        "adapters/outgoing.py; lookups.py: transport_open; relay.py: close_sessions",
+        "adapters/outgoing.py (BoundedSocketServer.session_count); lookups.py: transport_open",
         "fan-out, slow-client cut and resumes fail",
     ),
     Internal(
@@ -368,7 +368,8 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "uvicorn", _UV_SERVER, "started", ATTRIBUTE,
-        "__main__.py: main", "a failed start-up exits 0 instead of 3",
+        "adapters/uvicorn_server.py: UvicornServer.serving",
+        "a failed start-up exits 0 instead of 3",
     ),
     Internal(
         "uvicorn", _UV_SERVER, "config", ATTRIBUTE,
@@ -398,7 +399,7 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "botocore", "botocore.httpsession:URLLib3Session", "__init__", BEHAVIOUR,
-        "worker/longpoll.py: LongPoll.install (changes the table in place)",
+        "worker/adapters/botocore_pools.py: wrap_connections (changes the table in place)",
         "the pools keep urllib3's classes: the long poll cannot be ended",
         source="pool_classes_by_scheme = self._pool_classes_by_scheme",
     ),
@@ -410,12 +411,13 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "urllib3", "urllib3.connectionpool:HTTPConnectionPool", "ConnectionCls", ATTRIBUTE,
-        "worker/longpoll.py: LongPoll.install",
+        "worker/adapters/botocore_pools.py: wrap_connections",
         "the worker does not start (AttributeError)",
     ),
     Internal(
         "urllib3", "urllib3.connection:HTTPConnection", "sock", ATTRIBUTE,
-        "worker/longpoll.py: _shut_down", "the long poll cannot be ended",
+        "worker/adapters/botocore_pools.py: connection_socket",
+        "the long poll cannot be ended",
     ),
     # CPython
     Internal(

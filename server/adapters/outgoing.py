@@ -214,6 +214,14 @@ class BoundedSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return BoundedEngineIO
 
+    def session_count(self) -> int:
+        """How many engine.io sessions (clients, whatever their namespaces) are open."""
+        return len(self.eio.sockets)
+
+    async def close_all_sessions(self) -> None:
+        """Close every engine.io session; socket.io clients reconnect by themselves."""
+        await self.eio.disconnect()
+
     def _overflowed(self, queue: OutgoingQueue) -> None:
         # Called while something is being put in the queue: the work goes in a task.
         eio_sid = next((sid for sid, s in self.eio.sockets.items() if s.queue is queue), None)

@@ -46,6 +46,11 @@ class UvicornServer(uvicorn.Server):
         self._stopping = stopping
         self._deadline = StopDeadline(shutdown_timeout_s)
 
+    @property
+    def serving(self) -> bool:
+        """Whether start-up went through (uvicorn's `started`: sockets bound, lifespan up)."""
+        return bool(self.started)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         """uvicorn's own, except that the stop signal is not raised again once the graceful
