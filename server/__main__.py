@@ -41,19 +41,20 @@ def raise_file_limit() -> int:
 
 def tune_garbage_collector(young_threshold: int) -> int:
     """Keep the cyclic garbage collector's passes off what lives long: the start-up's objects
-    and every client's (about 180 each). Returns how many objects were frozen.
+    and every client's (its engine.io socket, queues, tasks, timers). Returns how many
+    objects were frozen.
 
     Python's young threshold (700 new objects) moves objects that live for one request into
     the old generation, and its full pass over every object runs each time the old generation
     grew by a quarter: a connect storm pays for pass after pass, each longer than the last
-    and each holding the event loop (10,000 clients: 16 passes, 9.1 s of the server's CPU;
-    README "Many clients"). Here the start-up's objects (modules, the app), which live as
-    long as the process, are frozen out of every pass (`gc.freeze`), and the young generation
-    is collected every `young_threshold` new objects. A full pass is considered after two
-    middle ones, about every 220,000 new objects with the default (Python's: about 77,000),
-    and still runs only past its quarter rule. Cycles are all still collected, old ones too:
-    a departed client leaves about 100 objects in cycles, and a server whose clients come and
-    go keeps as much memory as with Python's own thresholds (measured, README).
+    and each holding the event loop (README, "Many clients are many objects"). Here the
+    start-up's objects (modules, the app), which live as long as the process, are frozen out
+    of every pass (`gc.freeze`), and the young generation is collected every
+    `young_threshold` new objects. A full pass is considered after two middle ones, about
+    every 220,000 new objects with the default (Python's: about 77,000), and still runs only
+    past its quarter rule. Cycles are all still collected, old ones too: a departed client
+    leaves objects in cycles, and a server whose clients come and go keeps as much memory as
+    with Python's own thresholds.
     """
     gc.collect()
     gc.freeze()
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ws=websocket_protocol(settings.client_write_timeout_s),  # server/adapters/wsprotocol.py
         # Off, as in Node's Socket.IO: a compressor per client costs ~40 KB of memory and CPU
         # per frame, and the fan-out's frames are made once for everyone
-        # (server/adapters/fanout.py).
+        # (server/adapters/fanout.py, frame_websocket.py).
         ws_per_message_deflate=False,
         # Connections waiting to be accepted in a connect storm; the kernel caps it at
         # net.core.somaxconn (README, "Many clients").
@@ -105,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit
     # uvicorn returns normally even when start-up failed; say so with its exit code.
     code = 0 if server.serving else 3
-    # Everything is closed. What the interpreter would still do is free every module: 0.4 s,
-    # and over a second on a busy machine, past the stop's deadline. Skip it, as the worker
-    # does; the logs are flushed first.
+    # Everything is closed. What the interpreter would still do is free every module, which
+    # on a busy machine can run past the stop's deadline. Skip it, as the worker does; the
+    # logs are flushed first.
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

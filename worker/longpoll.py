@@ -24,7 +24,7 @@ class LongPoll:
 
     boto3 cannot cancel a call (boto/boto3#3861 was closed without a way), and `client.close()`
     does not end it either: it closes only the *idle* connections of urllib3's pool, not the
-    one a request has checked out (tried: a 5-second poll ran its full 5 s after close()).
+    one a request has checked out, so the poll still runs its full wait after close().
     What ends it is `shutdown(SHUT_RDWR)` on that connection's socket: the POSIX way to wake a
     thread blocked in recv() on it. (`close()` from another thread is not: on Linux it wakes
     nobody and frees the descriptor's number for reuse while the reader still holds it.)

@@ -2,7 +2,20 @@
 """Our adapters of python-socketio, python-engineio and uvicorn: every subclass of theirs and
 every read of their internals is in this package (the worker's botocore ones are in
 worker/adapters/). Code elsewhere calls what these modules offer, e.g.
-server/adapters/lookups.py's `has_members`, not the libraries' internals.
+server/adapters/lookups.py's `has_members`, not the libraries' internals; the few reads left
+outside (the client helper's, and the outgoing queue's of engine.io's packets) are in the
+table too.
+
+- `fanout.py`: python-socketio's manager: one encode per emit, each client's rooms kept.
+- `socketio_server.py`: python-socketio's server: bounded client queues, slow clients cut.
+- `engineio_server.py`: python-engineio's server: the queue, socket and websocket it makes.
+- `transport.py`: python-engineio's socket: the heartbeat on timers, the websocket transport.
+- `frame_websocket.py`: python-engineio's ASGI websocket, and a packet's frame made once.
+- `wsprotocol.py`: uvicorn's websocket protocol: write timeout, direct frames, PONGs.
+- `uvicorn_server.py`: uvicorn's server: one deadline for the whole stop.
+- `lookups.py`: what python-socketio knows about a client or a room, for code outside.
+- `contract/`: the records of every library internal used, rendered as the table below.
+- `outgoing.py`: only re-exports `BoundedSocketServer` for imports not moved yet.
 
 Library internals the project relies on
 =======================================
@@ -10,7 +23,7 @@ Library internals the project relies on
 One row per name that starts with an underscore or that the library does not document
 (python-socketio and python-engineio document only what has a docstring; uvicorn documents
 its settings, not its protocol classes), and per library behaviour relied on. Kept beside
-the records in server/adapters/contract.py, which tests/server/test_library_contract.py
+the records in server/adapters/contract/, which tests/server/test_library_contract.py
 checks against the installed libraries (and this table against the records: the test
 prints the table to paste after a change). "verified": the lowest version the contract
 test passes on, and the installed one, on which the whole suite runs (pyproject.toml's
@@ -18,10 +31,10 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 
 | library | name | kind | used in | verified | breaks if it goes |
 |---|---|---|---|---|---|
-| python-socketio | `AsyncServer._engineio_server_class` | private method overridden | adapters/outgoing.py: BoundedSocketServer | 5.18.0-5.18.1 | stock engine.io server: unbounded client queues, stock heartbeat, no frame path |
-| python-socketio | `AsyncServer.eio` | undoc. attribute | adapters/outgoing.py, fanout.py, lookups.py | 5.18.0-5.18.1 | the server does not start (AttributeError) |
-| python-socketio | `AsyncServer.manager` | undoc. attribute | adapters/outgoing.py: _disconnect_slow; lookups.py | 5.18.0-5.18.1 | slow-client cut, room checks and connect checks fail |
-| python-socketio | `AsyncServer.packet_class` | undoc. attribute | adapters/fanout.py: FanoutManager.emit; outgoing.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails (AttributeError) |
+| python-socketio | `AsyncServer._engineio_server_class` | private method overridden | adapters/socketio_server.py: BoundedSocketServer | 5.18.0-5.18.1 | stock engine.io server: unbounded client queues, stock heartbeat, no frame path |
+| python-socketio | `AsyncServer.eio` | undoc. attribute | adapters/socketio_server.py, fanout.py, lookups.py | 5.18.0-5.18.1 | the server does not start (AttributeError) |
+| python-socketio | `AsyncServer.manager` | undoc. attribute | adapters/socketio_server.py: _disconnect_slow; lookups.py | 5.18.0-5.18.1 | slow-client cut, room checks and connect checks fail |
+| python-socketio | `AsyncServer.packet_class` | undoc. attribute | adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails (AttributeError) |
 | python-socketio | `AsyncManager.basic_enter_room` | undoc. method overridden | adapters/fanout.py: FanoutManager | 5.18.0-5.18.1 | the per-client room index: a leaving client keeps rooms, or emits miss clients |
 | python-socketio | `AsyncManager.basic_leave_room` | undoc. method overridden | adapters/fanout.py: FanoutManager | 5.18.0-5.18.1 | the per-client room index: a leaving client keeps rooms, or emits miss clients |
 | python-socketio | `AsyncManager.basic_disconnect` | undoc. method overridden | adapters/fanout.py: FanoutManager | 5.18.0-5.18.1 | a disconnect searches every room again (O(clients)), or leaks the room index |
@@ -30,47 +43,47 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | python-socketio | `AsyncManager.pending_connect` | undoc. attribute | adapters/fanout.py: FanoutManager.basic_disconnect | 5.18.0-5.18.1 | a client gone while connecting stays 'connecting' for ever |
 | python-socketio | `AsyncManager.pending_disconnect` | undoc. attribute | adapters/fanout.py: FanoutManager.basic_disconnect | 5.18.0-5.18.1 | a gone client stays 'disconnecting' for ever |
 | python-socketio | `AsyncManager.server` | undoc. attribute | adapters/fanout.py: FanoutManager.emit | 5.18.0-5.18.1 | every emit fails (AttributeError) |
-| python-socketio | `AsyncManager.sid_from_eio_sid` | undoc. method called | adapters/outgoing.py: _disconnect_slow | 5.18.0-5.18.1 | a slow client is cut without its relay:overflow notice |
+| python-socketio | `AsyncManager.sid_from_eio_sid` | undoc. method called | adapters/socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | a slow client is cut without its relay:overflow notice |
 | python-socketio | `AsyncManager.eio_sid_from_sid` | undoc. method called | adapters/lookups.py: transport_open | 5.18.0-5.18.1 | resumes and joins fail; a client gone mid-resume stays a ghost |
 | python-socketio | `AsyncManager.is_connected` | undoc. method called | adapters/lookups.py: is_connected | 5.18.0-5.18.1 | a client's own 'connect'/'disconnect' event reruns the connect handler |
 | python-socketio | `AsyncNamespace.server` | undoc. attribute | adapters/lookups.py: is_connected, transport_open (from sessions/handlers.py) | 5.18.0-5.18.1 | joins, resumes and connects fail (AttributeError) |
-| python-socketio | `Packet.encode` | undoc. method called | adapters/fanout.py: FanoutManager.emit; outgoing.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails |
+| python-socketio | `Packet.encode` | undoc. method called | adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails |
 | python-socketio | `AsyncClient.namespaces` | undoc. attribute | client/relay_client.py: RelayClient.connected | 5.18.0-5.18.1 | the client helper never reports itself connected |
 | python-socketio | `AsyncClient.reconnection_delay` | undoc. attribute | client/relay_client.py: RelayClient._on_disconnect | 5.18.0-5.18.1 | the client helper's reconnect after a server disconnect fails |
 | python-socketio | `AsyncClient.reconnection_delay_max` | undoc. attribute | client/relay_client.py: RelayClient._on_disconnect | 5.18.0-5.18.1 | the client helper's reconnect after a server disconnect fails |
-| python-engineio | `BaseServer._async` | private attribute | adapters/outgoing.py: BoundedEngineIO.__init__ | 4.11.0-4.15.1 | the server does not start; or, without its 'websocket' entry, no direct frame path: every packet goes through the writer task |
-| python-engineio | `AsyncSocket._upgrade_websocket` | behaviour | adapters/outgoing.py: BoundedEngineIO.__init__ (replaces the 'websocket' entry) | 4.11.0-4.15.1 | FrameWebSocket unused: no direct frame path: every packet goes through the writer task, and every PONG wakes the app |
-| python-engineio | `AsyncServer._trigger_event` | private method overridden | adapters/outgoing.py: BoundedEngineIO | 4.11.0-4.15.1 | sockets stay stock (a task per client per ping); long-poll closes wait ~30 s |
-| python-engineio | `AsyncServer._handle_connect` | behaviour | adapters/outgoing.py: BoundedEngineIO._trigger_event (adopts the socket) | 4.11.0-4.15.1 | sockets stay stock: a task per client per ping interval |
-| python-engineio | `AsyncSocket.close` | behaviour | adapters/outgoing.py: BoundedEngineIO._trigger_event (ends a long poll) | 4.11.0-4.15.1 | a long-polling client's close waits for its ping timeout |
-| python-engineio | `AsyncServer.sockets` | undoc. attribute | adapters/outgoing.py (BoundedSocketServer.session_count); lookups.py: transport_open | 4.11.0-4.15.1 | fan-out, slow-client cut and resumes fail |
+| python-engineio | `BaseServer._async` | private attribute | adapters/engineio_server.py: BoundedEngineIO.__init__ | 4.11.0-4.15.1 | the server does not start; or, without its 'websocket' entry, no direct frame path: every packet goes through the writer task |
+| python-engineio | `AsyncSocket._upgrade_websocket` | behaviour | adapters/engineio_server.py: BoundedEngineIO.__init__ (replaces the 'websocket' entry) | 4.11.0-4.15.1 | FrameWebSocket unused: no direct frame path: every packet goes through the writer task, and every PONG wakes the app |
+| python-engineio | `AsyncServer._trigger_event` | private method overridden | adapters/engineio_server.py: BoundedEngineIO | 4.11.0-4.15.1 | sockets stay stock (a task per client per ping); long-poll closes wait ~30 s |
+| python-engineio | `AsyncServer._handle_connect` | behaviour | adapters/engineio_server.py: BoundedEngineIO._trigger_event (adopts the socket) | 4.11.0-4.15.1 | sockets stay stock: a task per client per ping interval |
+| python-engineio | `AsyncSocket.close` | behaviour | adapters/engineio_server.py: BoundedEngineIO._trigger_event (ends a long poll) | 4.11.0-4.15.1 | a long-polling client's close waits for its ping timeout |
+| python-engineio | `AsyncServer.sockets` | undoc. attribute | adapters/engineio_server.py, socketio_server.py: session_count; lookups.py: transport_open | 4.11.0-4.15.1 | fan-out, slow-client cut and resumes fail |
 | python-engineio | `AsyncServer.ping_interval` | undoc. attribute | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | no heartbeat: clients are never pinged |
-| python-engineio | `AsyncServer.ping_timeout` | undoc. attribute | adapters/transport.py, outgoing.py: send_packet_now | 4.11.0-4.15.1 | no heartbeat deadline: dead clients are never cut |
+| python-engineio | `AsyncServer.ping_timeout` | undoc. attribute | adapters/transport.py, engineio_server.py: send_packet_now | 4.11.0-4.15.1 | no heartbeat deadline: dead clients are never cut |
 | python-engineio | `AsyncServer.max_http_buffer_size` | undoc. attribute | adapters/transport.py: HeartbeatSocket._frame | 4.11.0-4.15.1 | every websocket read fails: clients are cut at once |
 | python-engineio | `AsyncServer.logger` | undoc. attribute | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | websocket connects fail |
 | python-engineio | `AsyncSocket._websocket_handler` | private method overridden | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | stock transport: 3 waits per client per ping, PONGs through the app, no direct frame path: every packet goes through the writer task |
 | python-engineio | `AsyncSocket.schedule_ping` | undoc. method overridden | adapters/transport.py: HeartbeatSocket; wsprotocol.py (on_pong) | 4.11.0-4.15.1 | a sleeping task per client per ping interval instead of a timer |
 | python-engineio | `AsyncSocket.receive` | behaviour | adapters/transport.py: HeartbeatSocket.schedule_ping (long-polling PONGs) | 4.11.0-4.15.1 | long-polling clients are never pinged again, and cut at their deadline |
 | python-engineio | `AsyncSocket.close` | undoc. method overridden | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | a socket closed elsewhere leaves its timer and its websocket open |
-| python-engineio | `AsyncSocket.send` | undoc. method called | adapters/outgoing.py: send_packet_now | 4.11.0-4.15.1 | a client past its ping deadline is not cut |
-| python-engineio | `AsyncSocket.server` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.sid` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.queue` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.last_ping` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.connected` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.upgrading` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.upgraded` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.closing` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `AsyncSocket.closed` | undoc. attribute | adapters/transport.py, outgoing.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
-| python-engineio | `WebSocket.__call__` | undoc. method overridden | adapters/fanout.py: FrameWebSocket | 4.11.0-4.15.1 | no direct frame path: every packet goes through the writer task |
-| python-engineio | `engineio.async_drivers.asgi.translate_request` | behaviour | adapters/fanout.py: FrameWebSocket.__call__ (environ['asgi.scope']) | 4.11.0-4.15.1 | no direct frame path: every packet goes through the writer task |
+| python-engineio | `AsyncSocket.send` | undoc. method called | adapters/engineio_server.py: send_packet_now | 4.11.0-4.15.1 | a client past its ping deadline is not cut |
+| python-engineio | `AsyncSocket.server` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.sid` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.queue` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.last_ping` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.connected` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.upgrading` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.upgraded` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.closing` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `AsyncSocket.closed` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
+| python-engineio | `WebSocket.__call__` | undoc. method overridden | adapters/frame_websocket.py: FrameWebSocket | 4.11.0-4.15.1 | no direct frame path: every packet goes through the writer task |
+| python-engineio | `engineio.async_drivers.asgi.translate_request` | behaviour | adapters/frame_websocket.py: FrameWebSocket.__call__ (environ['asgi.scope']) | 4.11.0-4.15.1 | no direct frame path: every packet goes through the writer task |
 | python-engineio | `WebSocket.wait` | undoc. method called | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | every websocket client fails |
 | python-engineio | `WebSocket.send` | undoc. method called | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | every websocket client fails |
 | python-engineio | `WebSocket.close` | undoc. method called | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | every websocket client fails |
-| python-engineio | `Packet.packet_type` | undoc. attribute | adapters/outgoing.py, transport.py, fanout.py | 4.11.0-4.15.1 | emits and reads fail |
-| python-engineio | `Packet.data` | undoc. attribute | adapters/outgoing.py, transport.py, fanout.py | 4.11.0-4.15.1 | emits and reads fail |
-| python-engineio | `Packet.binary` | undoc. attribute | adapters/outgoing.py, transport.py, fanout.py | 4.11.0-4.15.1 | emits and reads fail |
-| python-engineio | `Packet.encode` | undoc. method called | adapters/fanout.py: text_frame; transport.py | 4.11.0-4.15.1 | emits fail |
+| python-engineio | `Packet.packet_type` | undoc. attribute | adapters/transport.py; outgoing/queue.py | 4.11.0-4.15.1 | emits and reads fail |
+| python-engineio | `Packet.data` | undoc. attribute | adapters/transport.py; outgoing/queue.py | 4.11.0-4.15.1 | emits and reads fail |
+| python-engineio | `Packet.binary` | undoc. attribute | adapters/transport.py; outgoing/queue.py | 4.11.0-4.15.1 | emits and reads fail |
+| python-engineio | `Packet.encode` | undoc. method called | adapters/frame_websocket.py: text_frame; transport.py | 4.11.0-4.15.1 | emits fail |
 | python-engineio | `engineio.exceptions.SocketIsClosedError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read | 4.11.0-4.15.1 | the websocket reader fails to import |
 | python-engineio | `engineio.exceptions.UnknownPacketError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read | 4.11.0-4.15.1 | the websocket reader fails to import |
 | uvicorn | `WebSocketsSansIOProtocol.handle_text` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | every PONG wakes the app again (a task per ping) |
@@ -97,7 +110,7 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | uvicorn | `Server.shutdown` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | no drain before connections close: events emitted (and deleted) to nobody |
 | uvicorn | `Server.started` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.serving | 0.53.0-0.54.0 | a failed start-up exits 0 instead of 3 |
 | uvicorn | `Server.config` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.shutdown | 0.53.0-0.54.0 | the stop fails (AttributeError) |
-| websockets | `Frame.serialize` | undoc. method called | adapters/fanout.py: text_frame | 13.0-17.4 | every emit fails |
+| websockets | `Frame.serialize` | undoc. method called | adapters/frame_websocket.py: text_frame | 13.0-17.4 | every emit fails |
 | botocore | `BaseClient._endpoint` | private attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
 | botocore | `Endpoint.http_session` | undoc. attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
 | botocore | `URLLib3Session._pool_classes_by_scheme` | private attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
@@ -105,7 +118,7 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | botocore | `Endpoint._needs_retry` | behaviour | worker/longpoll.py: LongPoll._no_retry (its caught_exception) | 1.34.0-1.43.117 | botocore retries the poll that was ended: the stop waits for it |
 | urllib3 | `HTTPConnectionPool.ConnectionCls` | undoc. attribute | worker/adapters/botocore_pools.py: wrap_connections | 2.0.0-2.8.0 | the worker does not start (AttributeError) |
 | urllib3 | `HTTPConnection.sock` | undoc. attribute | worker/adapters/botocore_pools.py: connection_socket | 2.0.0-2.8.0 | the long poll cannot be ended |
-| CPython | `Queue.put` | behaviour | adapters/outgoing.py: OutgoingQueue.put_nowait (engine.io awaits put) | 3.11.7 | client queues are unbounded again for what engine.io puts |
+| CPython | `Queue.put` | behaviour | outgoing/queue.py: OutgoingQueue.put_nowait (engine.io awaits put) | 3.11.7 | client queues are unbounded again for what engine.io puts |
 
 Upstream hooks that would remove a private use: python-socketio, an `engineio_server_class`
 argument (`_engineio_server_class`); python-engineio, a socket class on the server (the

@@ -1,83 +1,37 @@
-"""One emit, many clients: each event is encoded and framed once, and written straight to
-every websocket client that has nothing else waiting.
+"""One emit, many clients: python-socketio's manager, which encodes each event once and
+hands the same packet to every recipient, and which knows each client's rooms.
 
 Stock python-socketio spends its CPU per recipient, not per event: `AsyncManager.emit`
 starts one asyncio task per recipient; each puts the packet in the client's engine.io queue
 and wakes that client's writer task; the writer encodes it, hands it to the ASGI `send`, and
-uvicorn frames it again for each client. A server's websocket frames are unmasked, so one
-event's frame is the same bytes for every websocket client (the client side masks; a server
-never does, RFC 6455 5.1). Here the work per recipient is a few lookups and one
-`transport.write` of bytes made once:
+uvicorn frames it again for each client. Here the work per recipient is a few lookups and,
+for a websocket client with nothing waiting, one `transport.write` of bytes made once:
 
 - :class:`FanoutManager` (python-socketio's `client_manager` hook) encodes the Socket.IO and
   the engine.io packet once and puts the same packet in each recipient's queue, without a
-  task per recipient.
-- The queue (server/adapters/outgoing.py) writes the packet's frame (:func:`text_frame`, made once
-  per packet) straight to the connection when nothing else is queued for that client and
-  its writer is idle, so the order of what a client receives is unchanged; otherwise, and
-  for long-polling clients, the packet waits in the queue as before and the socket's
-  writer sends it.
-- uvicorn's protocol (server/adapters/wsprotocol.py) advertises that it can take whole frames as an
-  ASGI scope extension, :data:`FRAMES_EXTENSION`; :class:`FrameWebSocket`, the websocket
-  class engine.io's ASGI driver builds per connection, carries it to the client's socket
-  (server/adapters/transport.py), which attaches it to its queue while the websocket is its
-  transport.
+  task per recipient (through `send_packet_now`, server/adapters/engineio_server.py).
+- The client's outgoing queue (server/outgoing/queue.py) writes the packet's frame
+  (:func:`~server.adapters.frame_websocket.text_frame`, made once per packet) straight to
+  the connection when nothing else is queued for that client and its writer is idle, so the
+  order of what a client receives is unchanged; otherwise, and for long-polling clients, the
+  packet waits in the queue and the socket's writer sends it.
+- The connection's frame writer (server/outgoing/frames.py) gets there from uvicorn's
+  protocol (server/adapters/wsprotocol.py), through engine.io's websocket
+  (server/adapters/frame_websocket.py) and the client's socket (server/adapters/transport.py),
+  which attaches it to its queue while the websocket is its transport.
 
-A permessage-deflate connection takes an uncompressed frame too (RFC 7692 6: the RSV1 bit
-says per message whether it is compressed), so the frame needs no per-client encoding.
-
-Bounded as before: a frame is written only while the connection's transport is below its
+Bounded all the same: a frame is written only while the connection's transport is below its
 write-buffer high-water mark; a client that stops reading falls back to its bounded queue.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
-from engineio.async_drivers.asgi import WebSocket
 from socketio import packet as sio_packet
-from websockets.frames import Frame, Opcode
-
-#: The ASGI scope extension under which the websocket protocol offers its frame writer.
-FRAMES_EXTENSION = "relay.websocket.frames"
-
-
-class FrameWriter(Protocol):
-    """What :data:`FRAMES_EXTENSION` holds: a connection that takes whole websocket frames,
-    and hands the client's engine.io PONGs to `on_pong` while it is set."""
-
-    on_pong: Callable[[], None] | None
-
-    def write_frame(self, frame: bytes) -> bool:
-        """Write `frame` now if the connection can take it; False if not (nothing written)."""
-
-
-def text_frame(pkt: eio_packet.Packet) -> bytes:
-    """The websocket frame of a text engine.io packet: made once, kept on the packet (which
-    python-socketio shares between recipients, as engine.io's own `encode` cache does)."""
-    frame: bytes | None = getattr(pkt, "relay_frame", None)
-    if frame is None:
-        encoded = pkt.encode().encode()
-        frame = Frame(Opcode.TEXT, encoded).serialize(mask=False)
-        pkt.relay_frame = frame
-    return frame
-
-
-class FrameWebSocket(WebSocket):  # type: ignore[misc]
-    """engine.io's ASGI websocket, which carries the connection's frame writer (when the
-    ASGI server offers one) as `frame_writer`, for the client's socket to attach to its
-    outgoing queue (server/adapters/transport.py)."""
-
-    frame_writer: FrameWriter | None = None
-
-    async def __call__(self, environ: dict[str, Any]) -> Any:
-        extensions = environ.get("asgi.scope", {}).get("extensions") or {}
-        self.frame_writer = extensions.get(FRAMES_EXTENSION)
-        return await super().__call__(environ)
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -86,14 +40,14 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     knows each client's rooms.
 
     python-socketio finds a leaving client's rooms by testing every room of the namespace,
-    and every client is a room of its own: one disconnect costs O(clients), so 10,000
-    clients dropping at once (a network blip) held the event loop for 7.9 s (0.09 s here,
-    measured on the manager alone on the 2-core machine). Here every
-    room entered or left (python-socketio does both only through `basic_enter_room` and
-    `basic_leave_room`) is also kept per client, and a disconnect leaves just those.
+    and every client is a room of its own: one disconnect costs O(clients), and many
+    clients dropping at once (a network blip) O(clients^2), all of it holding the event
+    loop. Here every room entered or left (python-socketio does both only through
+    `basic_enter_room` and `basic_leave_room`) is also kept per client, and a disconnect
+    leaves just those: O(its rooms).
 
     Usage: ``AsyncServer(client_manager=FanoutManager(), ...)`` on an engine.io server with
-    ``send_packet_now`` (server/adapters/outgoing.py's `BoundedEngineIO`).
+    ``send_packet_now`` (server/adapters/engineio_server.py's `BoundedEngineIO`).
     """
 
     def __init__(self) -> None:

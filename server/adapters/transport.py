@@ -5,12 +5,13 @@ python-engineio keeps a websocket client alive with three waits that it makes an
 ping interval (25 s): a task that sleeps until the next PING; the writer's wait for its
 queue, with a timeout (a task of its own under Python 3.11's `wait_for`), woken by that
 PING; and the reader's wait for the next frame, also a task with a timeout, woken by the
-client's PONG. Measured: 64 objects the garbage collector tracks, per client per ping
-interval (11 coroutines, 9 contexts, 5 futures, 4 timers, 3 tasks...). At 10,000 clients,
-640,000 objects that each live one interval. CPython counts its young generation as
-allocations minus deallocations, and these die only after they were promoted, so their
-deaths hide their births: the young generation grew to 200,000-577,000 objects between
-passes, and each pass over it held the event loop for 200-370 ms (README, "Many clients").
+client's PONG. Together they are dozens of objects the garbage collector tracks
+(coroutines, contexts, futures, timers, tasks), made anew per client per ping interval, each
+living one interval. CPython counts its young generation as allocations minus
+deallocations, and these die only after they were promoted, so their deaths hide their
+births: with many clients the young generation grows far past its threshold between
+passes, and each pass over it holds the event loop (README, "The heartbeat costs no task
+per client").
 
 :class:`HeartbeatSocket` is engine.io's socket with:
 
@@ -18,7 +19,7 @@ passes, and each pass over it held the event loop for 200-370 ms (README, "Many 
   a client that has not answered within `ping_timeout` is closed at that moment (engine.io
   finds it by a sweep over every client, or by its reader's 45 s timeout);
 - **a websocket writer that waits on the queue without a timeout**, to which a PING is
-  written at once like any event when nothing waits (server/adapters/outgoing.py);
+  written at once like any event when nothing waits (server/outgoing/queue.py);
 - **a reader that waits for the next frame without a timeout**, and PONGs that do not wake
   it: the websocket protocol hands an engine.io PONG frame straight to
   :meth:`HeartbeatSocket.schedule_ping` (server/adapters/wsprotocol.py), so the reader stays
@@ -31,7 +32,7 @@ Long-polling clients get engine.io's own poll.
 
 python-engineio builds its `AsyncSocket` in `_handle_connect`, with no hook for the class;
 :meth:`HeartbeatSocket.adopt` gives the socket this class at its `connect` event
-(server/adapters/outgoing.py's `BoundedEngineIO`), before its first ping is scheduled or its
+(server/adapters/engineio_server.py's `BoundedEngineIO`), before its first ping is scheduled or its
 transport runs. The subclass adds no state of its own but a timer handle (a class default
 until set), so the socket's layout is engine.io's.
 """
@@ -49,7 +50,8 @@ from engineio.async_socket import AsyncSocket
 
 logger = logging.getLogger(__name__)
 
-#: engine.io's PING, one packet for every client (its frame is made once, server/adapters/fanout.py)
+#: engine.io's PING, one packet for every client (its frame is made once:
+#: server/adapters/frame_websocket.py's `text_frame`)
 PING = eio_packet.Packet(eio_packet.PING)
 #: what engine.io's packet decoding raises for what is not an engine.io packet
 NOT_A_PACKET = (ValueError, IndexError, TypeError)
@@ -127,7 +129,7 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
         else:
             self.connected = True
             self.upgraded = True
-        writer = getattr(ws, "frame_writer", None)  # server/adapters/fanout.py's FrameWebSocket
+        writer = getattr(ws, "frame_writer", None)  # adapters/frame_websocket.py's FrameWebSocket
         attach = getattr(self.queue, "attach_writer", None)
         if writer is not None and attach is not None:
             attach(writer)

@@ -7,14 +7,15 @@ websockets-sansio protocol (what its "auto" picks) with these additions:
 - **A write timeout.** A client that takes no frame for `CLIENT_WRITE_TIMEOUT_S` has its
   TCP connection aborted, so that what the kernel buffers for it (megabytes on loopback) and
   the writer that waits on it are freed: uvicorn itself waits for a stuck socket forever,
-  even to send a close. The outgoing queue (server/adapters/outgoing.py) bounds memory; this bounds
-  time. A client that answers neither uvicorn's WebSocket ping nor the close it was sent
-  (within `ws_ping_timeout`, and uvicorn's 10 s close timeout) is reset the same way:
-  uvicorn closes such a connection without telling the app, and waits for it to flush.
-- **Frames from the fan-out** (server/adapters/fanout.py): the protocol offers itself in the ASGI
-  scope's extensions as a :class:`~server.adapters.fanout.FrameWriter`, which writes a frame made
-  once for all recipients while the connection is open and its transport below the
-  high-water mark.
+  even to send a close. The outgoing queue (server/outgoing/queue.py) bounds
+  memory; this bounds time. A client that answers neither uvicorn's WebSocket ping nor the
+  close it was sent (within `ws_ping_timeout`, and uvicorn's 10 s close timeout) is reset
+  the same way: uvicorn closes such a connection without telling the app, and waits for it
+  to flush.
+- **Frames from the fan-out** (server/adapters/fanout.py): the protocol offers itself in the
+  ASGI scope's extensions as a :class:`~server.outgoing.frames.FrameWriter`, which
+  writes a frame made once for all recipients while the connection is open and its
+  transport below the high-water mark.
 - **PONGs that do not wake the app.** While the client's engine.io socket has set
   `on_pong` (server/adapters/transport.py), a text frame that is exactly engine.io's PONG ("3")
   calls it instead of going through the ASGI receive queue: the app's reader stays in its
@@ -36,7 +37,7 @@ from websockets.frames import Frame
 from websockets.http11 import Request
 from websockets.protocol import State
 
-from server.adapters.fanout import FRAMES_EXTENSION
+from server.outgoing.frames import FRAMES_EXTENSION
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,12 @@ import pytest
 import socketio
 import uvicorn
 
+from server.adapters.engineio_server import BoundedEngineIO
 from server.adapters.fanout import FanoutManager
-from server.adapters.outgoing import BoundedEngineIO, OutgoingQueue
 from server.adapters.transport import HeartbeatSocket
 from server.adapters.uvicorn_server import UvicornServer
 from server.adapters.wsprotocol import _WebSocketProtocol, websocket_protocol
+from server.outgoing.queue import OutgoingQueue
 from server.payload import BROADCAST_ROOM
 from server.relay import Relay
 from server.web.app import create_app

@@ -1,5 +1,5 @@
 """A client that stops reading cannot grow the server's memory or slow the others down
-(server/adapters/outgoing.py): past its outgoing queue's bound it is told why and disconnected."""
+(server/outgoing/queue.py): past its outgoing queue's bound it is told why and disconnected."""
 
 from __future__ import annotations
 

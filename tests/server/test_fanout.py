@@ -1,6 +1,6 @@
 """The fan-out: one encode and one frame per event, written straight to idle websocket
 clients, in the order the queue would have kept (server/adapters/fanout.py,
-server/adapters/outgoing.py)."""
+server/outgoing/queue.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from socketio import packet as sio_packet
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from server.adapters.fanout import FanoutManager, text_frame
-from server.adapters.outgoing import OutgoingQueue
+from server.adapters.fanout import FanoutManager
+from server.adapters.frame_websocket import text_frame
+from server.outgoing.queue import OutgoingQueue
 
 
 def message(data: str) -> packet.Packet:

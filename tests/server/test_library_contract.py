@@ -153,9 +153,9 @@ async def test_each_library_internal_we_use_is_still_there(internal: Internal) -
 #: what they share with a library class must be a listed internal).
 SUBCLASSES = (
     "server.adapters.fanout:FanoutManager",
-    "server.adapters.fanout:FrameWebSocket",
-    "server.adapters.outgoing:BoundedEngineIO",
-    "server.adapters.outgoing:BoundedSocketServer",
+    "server.adapters.frame_websocket:FrameWebSocket",
+    "server.adapters.engineio_server:BoundedEngineIO",
+    "server.adapters.socketio_server:BoundedSocketServer",
     "server.adapters.transport:HeartbeatSocket",
     "server.adapters.wsprotocol:_WebSocketProtocol",
     "server.adapters.uvicorn_server:UvicornServer",
@@ -164,7 +164,7 @@ SUBCLASSES = (
 DOCUMENTED_HOOKS = {
     ("server.adapters.fanout:FanoutManager", "emit"),  # AsyncManager.emit
     ("server.adapters.fanout:FanoutManager", "get_rooms"),
-    ("server.adapters.outgoing:BoundedEngineIO", "create_queue"),
+    ("server.adapters.engineio_server:BoundedEngineIO", "create_queue"),
     ("server.sessions.handlers:SessionNamespace", "trigger_event"),
 }
 

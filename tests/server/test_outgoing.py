@@ -1,4 +1,4 @@
-"""A client's outgoing queue, bounded (server/adapters/outgoing.py)."""
+"""A client's outgoing queue, bounded (server/outgoing/queue.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 from engineio import packet
 
-from server.adapters.outgoing import PACKET_OVERHEAD_BYTES, OutgoingQueue
+from server.outgoing.queue import PACKET_OVERHEAD_BYTES, OutgoingQueue
 
 
 def message(size: int) -> packet.Packet:

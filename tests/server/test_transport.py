@@ -15,7 +15,8 @@ from engineio import packet
 from engineio.async_socket import AsyncSocket
 from websockets.frames import Frame, Opcode
 
-from server.adapters.outgoing import BoundedEngineIO, BoundedSocketServer
+from server.adapters.engineio_server import BoundedEngineIO
+from server.adapters.socketio_server import BoundedSocketServer
 from server.adapters.transport import PING, HeartbeatSocket
 from server.adapters.wsprotocol import websocket_protocol
 from shared.counters import Counters

@@ -1,0 +1,119 @@
+"""python-socketio's internals we use (the client helper's too)."""
+
+from __future__ import annotations
+
+from server.adapters.contract.record import ATTRIBUTE, CALLED, OVERRIDE, Internal
+
+_SIO_SERVER = "socketio.async_server:AsyncServer"
+_SIO_MANAGER = "socketio.async_manager:AsyncManager"
+_OURS_MANAGER = "server.adapters.fanout:FanoutManager"
+_ROOMS = "the per-client room index: a leaving client keeps rooms, or emits miss clients"
+
+# fmt: off
+SOCKETIO: tuple[Internal, ...] = (
+    Internal(
+        "python-socketio", _SIO_SERVER, "_engineio_server_class", OVERRIDE,
+        "adapters/socketio_server.py: BoundedSocketServer",
+        "stock engine.io server: unbounded client queues, stock heartbeat, no frame path",
+        ours="server.adapters.socketio_server:BoundedSocketServer",
+    ),
+    Internal(
+        "python-socketio", _SIO_SERVER, "eio", ATTRIBUTE,
+        "adapters/socketio_server.py, fanout.py, lookups.py",
+        "the server does not start (AttributeError)",
+    ),
+    Internal(
+        "python-socketio", _SIO_SERVER, "manager", ATTRIBUTE,
+        "adapters/socketio_server.py: _disconnect_slow; lookups.py",
+        "slow-client cut, room checks and connect checks fail",
+    ),
+    Internal(
+        "python-socketio", _SIO_SERVER, "packet_class", ATTRIBUTE,
+        "adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow",
+        "every emit fails (AttributeError)",
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "basic_enter_room", OVERRIDE,
+        "adapters/fanout.py: FanoutManager", _ROOMS,
+        ours=_OURS_MANAGER, params=("sid", "namespace", "room", "eio_sid"),
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "basic_leave_room", OVERRIDE,
+        "adapters/fanout.py: FanoutManager", _ROOMS,
+        ours=_OURS_MANAGER, params=("sid", "namespace", "room"),
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "basic_disconnect", OVERRIDE,
+        "adapters/fanout.py: FanoutManager",
+        "a disconnect searches every room again (O(clients)), or leaks the room index",
+        ours=_OURS_MANAGER, params=("sid", "namespace"),
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "rooms", ATTRIBUTE,
+        "adapters/fanout.py: FanoutManager.emit; lookups.py: has_members",
+        "emits fail, or go nowhere",
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "callbacks", ATTRIBUTE,
+        "adapters/fanout.py: FanoutManager.basic_disconnect",
+        "a disconnect fails, or keeps a gone client's ack callbacks",
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "pending_connect", ATTRIBUTE,
+        "adapters/fanout.py: FanoutManager.basic_disconnect",
+        "a client gone while connecting stays 'connecting' for ever",
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "pending_disconnect", ATTRIBUTE,
+        "adapters/fanout.py: FanoutManager.basic_disconnect",
+        "a gone client stays 'disconnecting' for ever",
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "server", ATTRIBUTE,
+        "adapters/fanout.py: FanoutManager.emit", "every emit fails (AttributeError)",
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "sid_from_eio_sid", CALLED,
+        "adapters/socketio_server.py: _disconnect_slow",
+        "a slow client is cut without its relay:overflow notice",
+        params=("eio_sid", "namespace"),
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "eio_sid_from_sid", CALLED,
+        "adapters/lookups.py: transport_open",
+        "resumes and joins fail; a client gone mid-resume stays a ghost",
+        params=("sid", "namespace"),
+    ),
+    Internal(
+        "python-socketio", _SIO_MANAGER, "is_connected", CALLED,
+        "adapters/lookups.py: is_connected",
+        "a client's own 'connect'/'disconnect' event reruns the connect handler",
+        params=("sid", "namespace"),
+    ),
+    Internal(
+        "python-socketio", "socketio.async_namespace:AsyncNamespace", "server", ATTRIBUTE,
+        "adapters/lookups.py: is_connected, transport_open (from sessions/handlers.py)",
+        "joins, resumes and connects fail (AttributeError)",
+    ),
+    Internal(
+        "python-socketio", "socketio.packet:Packet", "encode", CALLED,
+        "adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow",
+        "every emit fails",
+    ),
+    Internal(
+        "python-socketio", "socketio.async_client:AsyncClient", "namespaces", ATTRIBUTE,
+        "client/relay_client.py: RelayClient.connected",
+        "the client helper never reports itself connected",
+    ),
+    Internal(
+        "python-socketio", "socketio.async_client:AsyncClient", "reconnection_delay",
+        ATTRIBUTE, "client/relay_client.py: RelayClient._on_disconnect",
+        "the client helper's reconnect after a server disconnect fails",
+    ),
+    Internal(
+        "python-socketio", "socketio.async_client:AsyncClient", "reconnection_delay_max",
+        ATTRIBUTE, "client/relay_client.py: RelayClient._on_disconnect",
+        "the client helper's reconnect after a server disconnect fails",
+    ),
+)
+# fmt: on

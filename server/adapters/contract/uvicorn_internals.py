@@ -1,0 +1,84 @@
+"""uvicorn's internals we use."""
+
+from __future__ import annotations
+
+from server.adapters.contract.record import ATTRIBUTE, NO_FRAMES, OVERRIDE, Internal
+
+_UV_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol"
+_UV_SERVER = "uvicorn.server:Server"
+_OURS_WS = "server.adapters.wsprotocol:_WebSocketProtocol"
+_OURS_SERVER = "server.adapters.uvicorn_server:UvicornServer"
+_PROTOCOL_STATE = "write_frame/send misjudge the connection: frames to a closed one, or none"
+
+# fmt: off
+UVICORN: tuple[Internal, ...] = (
+    *(
+        Internal(
+            "uvicorn", _UV_WS, name, OVERRIDE,
+            "adapters/wsprotocol.py: _WebSocketProtocol", breaks, ours=_OURS_WS, params=params
+        )
+        for name, params, breaks in (
+            ("handle_text", ("event",), "every PONG wakes the app again (a task per ping)"),
+            ("handle_connect", ("event",), "no frame writer in the scope: " + NO_FRAMES),
+            ("send", ("message",), "no write timeout: a client that stops reading is kept"),
+            ("keepalive_timeout", (), "a client not answering pings is kept until it reads"),
+        )
+    ),
+    Internal(
+        "uvicorn", _UV_WS, "scope", ATTRIBUTE,
+        "adapters/wsprotocol.py: _WebSocketProtocol.handle_connect", NO_FRAMES,
+        set_in="handle_connect",
+    ),
+    *(
+        Internal(
+            "uvicorn", _UV_WS, name, ATTRIBUTE,
+            "adapters/wsprotocol.py: _WebSocketProtocol", _PROTOCOL_STATE,
+        )
+        for name in (
+            "close_sent", "writable", "handshake_complete", "disconnected",
+            "initial_response", "conn", "transport", "loop", "client",
+        )
+    ),
+    *(
+        Internal(
+            "uvicorn", _UV_WS, name, ATTRIBUTE,
+            "adapters/wsprotocol.py: send, reset, keepalive_timeout",
+            "a client that does not answer the close (or a ping) is kept",
+        )
+        for name in ("close_timer", "close_timeout", "pong_timer", "pending_ping_payload")
+    ),
+    Internal(
+        "uvicorn", _UV_SERVER, "_captured_signals", ATTRIBUTE,
+        "adapters/uvicorn_server.py: UvicornServer.capture_signals",
+        "the server re-raises SIGTERM after its graceful stop: killed, not exit 0",
+    ),
+    Internal(
+        "uvicorn", _UV_SERVER, "capture_signals", OVERRIDE,
+        "adapters/uvicorn_server.py: UvicornServer",
+        "the server re-raises SIGTERM after its graceful stop: killed, not exit 0",
+        ours=_OURS_SERVER,
+    ),
+    Internal(
+        "uvicorn", _UV_SERVER, "handle_exit", OVERRIDE,
+        "adapters/uvicorn_server.py: UvicornServer",
+        "the stop deadline counts from shutdown, not from the signal",
+        ours=_OURS_SERVER, params=("sig", "frame"),
+    ),
+    Internal(
+        "uvicorn", _UV_SERVER, "shutdown", OVERRIDE,
+        "adapters/uvicorn_server.py: UvicornServer",
+        "no drain before connections close: events emitted (and deleted) to nobody",
+        ours=_OURS_SERVER, params=("sockets",), source="self.config.timeout_graceful_shutdown",
+    ),
+    Internal(
+        "uvicorn", _UV_SERVER, "started", ATTRIBUTE,
+        "adapters/uvicorn_server.py: UvicornServer.serving",
+        "a failed start-up exits 0 instead of 3",
+    ),
+    Internal(
+        "uvicorn", _UV_SERVER, "config", ATTRIBUTE,
+        "adapters/uvicorn_server.py: UvicornServer.shutdown",
+        "the stop fails (AttributeError)",
+    ),
+)
+# fmt: on
