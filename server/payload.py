@@ -80,6 +80,34 @@ def client_payload(
     }
 
 
+# Cluster mode (server/history/cluster.py) builds the same payload as JSON bytes in two steps:
+# what is the same in every room once, when the message is appended to Redis (which stores it
+# once however many rooms it goes to), and each room's part as every server's feed reader
+# emits it. The same fields as client_payload's; the room's come last.
+
+
+def payload_head(delivery: Delivery, data: orjson.Fragment, emitted_ms: int) -> bytes:
+    """:func:`client_payload`'s fields that every room shares, as a JSON object not yet closed:
+    :func:`payload_in_room` completes it."""
+    return orjson.dumps(
+        {
+            "id": delivery.message_id,
+            "data": data,
+            "sent_ms": delivery.sent_ms,
+            "received_ms": delivery.received_ms,
+            "emitted_ms": emitted_ms,
+        }
+    )[:-1]
+
+
+def payload_in_room(head: bytes, room: str | None, offset: int, epoch: bytes) -> bytes:
+    """The whole payload: :func:`payload_head`'s ``head`` and one room's part, as JSON."""
+    room_json, offset_json = orjson.dumps(room), b"%d" % offset
+    return b"".join(
+        (head, b',"room":', room_json, b',"offset":', offset_json, b',"epoch":"', epoch, b'"}')
+    )
+
+
 class ClientJSON:
     """The ``json`` module python-socketio and engine.io encode and decode packets with."""
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from server.adapters.outgoing import BoundedSocketServer
-from server.history.cluster import RedisBus
+from server.adapters.socketio_server import BoundedSocketServer
+from server.history.base import History
+from server.history.local import LocalHistory
+from server.history.redis_history import RedisHistory
 from server.history.replay import ReplayBuffer
-from server.intake.emitter import Emitter
+from server.intake.emitter import Emitter, RoomSender
 from server.intake.handoff import RouterHandoff
 from server.intake.inprocess import InProcessWorkers
 from server.metrics import ServerMetrics
@@ -66,7 +68,7 @@ class Relay:
             self.counters, SERVER_NAMES + WORKER_NAMES if thread_mode else SERVER_NAMES
         )
         self.sio = BoundedSocketServer(
-            # every client's outgoing queue bounded (server/adapters/outgoing.py)
+            # every client's outgoing queue bounded (server/outgoing/queue.py)
             max_queue_bytes=settings.client_queue_max_bytes,
             max_queue_packets=settings.client_queue_max_packets,
             counters=self.counters,
@@ -86,28 +88,25 @@ class Relay:
             max_events=settings.replay_max_events,
             max_bytes=settings.replay_max_bytes,
         )
-        # Cluster mode: the history and the bus are shared in Redis (server/history/cluster.py); the
-        # replay buffer then holds what this server's feed reader emitted, for resumes.
-        self.bus = (
-            RedisBus(settings, replay=self.replay, counters=self.counters)
+        # The one place that knows the mode. Cluster mode: the history is shared in Redis
+        # (server/history/redis_history.py); the replay buffer then holds what this server's
+        # feed reader emitted, for resumes.
+        self.history: History = (
+            RedisHistory(settings, replay=self.replay, counters=self.counters)
             if settings.cluster
-            else None
+            else LocalHistory(self.replay, counters=self.counters)
         )
         self.handlers = SessionNamespace(
-            settings=settings,
-            auth=self.auth,
-            replay=self.replay,
-            counters=self.counters,
-            bus=self.bus,
+            settings=settings, auth=self.auth, history=self.history, counters=self.counters
         )
         self.sio.register_namespace(self.handlers)
+        self.sender = RoomSender(sio=self.sio, metrics=self.metrics)
         self.emitter = Emitter(
-            sio=self.sio,
             settings=settings,
-            replay=self.replay,
+            history=self.history,
+            sender=self.sender,
             counters=self.counters,
             metrics=self.metrics,
-            bus=self.bus,
         )
         self.handoff = RouterHandoff(settings=settings, handler=self.emitter)
         self.workers = InProcessWorkers(settings, counters=self.counters) if thread_mode else None
@@ -119,19 +118,14 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()  # started here, held until they end
 
     def start(self) -> None:
-        """Bind ZMQ_BIND (zmq.ZMQError naming it if taken), start the hand-off, the worker
-        threads (thread mode) and the event-loop lag probe. In the running loop."""
+        """Bind ZMQ_BIND (zmq.ZMQError naming it if taken), start the history, the hand-off,
+        the worker threads (thread mode) and the event-loop lag probe. In the running loop."""
         self.handoff.bind()
+        self.history.start(self.sender.send, on_gap=self.close_sessions_now)
         self.handoff.start()
-        if self.bus is not None:
-            self.bus.start(self.emitter.publish, on_gap=self.close_sessions_now)
         if self.workers is not None:
             self.workers.start()
         self._probe = asyncio.create_task(self.metrics.probe_loop_lag(), name="loop-lag-probe")
-        if self.bus is None:
-            logger.info("Replay epoch %s", self.replay.epoch)
-        else:
-            logger.info("Cluster mode: history and bus in Redis (REDIS_URL)")
 
     async def drain(self, deadline: float) -> None:
         """Stop consuming by `deadline` (a `time.monotonic()` instant). Idempotent: the first
@@ -163,8 +157,8 @@ class Relay:
             )
 
     def close_sessions_now(self) -> None:
-        """Send every client away to reconnect and resume (cluster mode: this server missed
-        part of the shared feed, which the history has)."""
+        """Send every client away to reconnect and resume (the history's on_gap: in cluster
+        mode, this server missed part of the shared feed, which the history has)."""
         sessions = self.sio.session_count()
         if sessions:
             logger.info("Closing %d client session(s) so that they resume", sessions)
@@ -179,7 +173,6 @@ class Relay:
         await self.drain(StopDeadline(self.settings.shutdown_timeout_s).start())
         if self._probe is not None:
             self._probe.cancel()
-        if self.bus is not None:
-            await self.bus.close()
-        cluster = (c.APPENDED, c.REDIS_ERRORS, c.FEED_GAPS) if self.bus is not None else ()
-        logger.info("Relay stopped: %s", self.counters.summary((*_SUMMARY, *cluster)))
+        await self.history.close()
+        summary = (*_SUMMARY, *self.history.summary_counters)
+        logger.info("Relay stopped: %s", self.counters.summary(summary))

@@ -10,30 +10,7 @@ any server gets what it missed from the history. Nothing here is a protocol of o
 Redis's streams, sorted sets and scripts, the way Socket.IO's Redis Streams adapter and
 Centrifugo use them.
 
-Keys (``REDIS_PREFIX``, then a colon):
-
-============================  ==============================================================
-``epoch``                     the history's epoch, made once (``SET NX``): it changes only
-                              when Redis lost its data, and then resuming says so
-``seen:<MessageId>``          appended already (expires after the de-duplication window)
-``offset:<stream>``           the stream's last offset (``INCR``), its *position*; it
-                              expires REDIS_STREAM_TTL_S after the stream's last event,
-                              and the stream starts again above ``offset:marks``' floor
-``feed``                      every message, once, for every server, numbered from
-                              ``feed:n`` so that a reader sees what it missed. With a
-                              history it *is* the history's store, trimmed by Redis in the
-                              append script by count (REDIS_FEED_MAX_EVENTS), bytes
-                              (REPLAY_MAX_BYTES, held in ``feed:bytes``) and age
-                              (REPLAY_WINDOW_S); without one, by count
-``history:<stream>``          the stream's index into the feed: a sorted set, offset ->
-                              feed ID, trimmed by count (REPLAY_MAX_EVENTS) and with the
-                              feed; empty, Redis deletes it
-============================  ==============================================================
-
-``<stream>`` is ``<len(namespace)>:<namespace><room>`` (room empty: the room-less stream).
-A resume compares the feed IDs its history names with this server's feed position, which is
-how it tells which events this server's feed reader has already handled
-(:meth:`RedisBus.catch_up`).
+Its keys, and how streams and feed IDs are written in them: server/history/redis_keys.py.
 """
 
 from __future__ import annotations
@@ -44,7 +21,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -53,8 +29,17 @@ import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from server.history.base import CatchUp, OnGap
+from server.history.reasons import (
+    SINCE_NOT_AN_OBJECT,
+    ahead_of_stream,
+    encoded_for_clients,
+    offset_error,
+    too_big,
+)
+from server.history.redis_keys import FeedId, format_id, parse_id, parse_stream_key, stream_key
 from server.history.replay import ReplayBuffer, Stream
-from server.payload import encode_data
+from server.payload import payload_head, payload_in_room
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import Settings
@@ -90,54 +75,13 @@ _APPEND = _script("append")
 _SNAPSHOT = _script("snapshot")
 
 
-FeedId = tuple[int, int]
-
-
-def stream_key(stream: Stream) -> str:
-    """The key part naming a stream; unambiguous whatever the names hold."""
-    namespace, room = stream
-    return f"{len(namespace)}:{namespace}{room or ''}"
-
-
-def parse_stream_key(key: str) -> Stream:
-    length, _, rest = key.partition(":")
-    size = int(length)
-    return rest[:size], rest[size:] or None
-
-
-def parse_id(value: bytes | str) -> FeedId:
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _format_id(value: FeedId) -> str:
-    return f"{value[0]}-{value[1]}"
-
-
 class HistoryUnavailable(Exception):
     """Redis could not be asked; the reason says what happened."""
 
 
-@dataclass(slots=True)
-class CatchUp:
-    """What a resume gets from the shared history before this server's own buffer takes over.
-
-    ``offset`` is where the local replay buffer continues from (None: it cannot, the client
-    only gets live events); ``failure`` why the resume is not a full recovery, if it is not.
-    """
-
-    epoch: str
-    offset: int | None
-    entries: list[tuple[str, orjson.Fragment]] = field(default_factory=list)
-    size: int = 0
-    failure: str | None = None
-    refused: bool = False
-
-
-#: Publishes one feed event to this server's clients: (stream, offset, event, payload, size,
-#: sent_ms). The emitter's publish().
-Publish = Callable[[Stream, int, str, orjson.Fragment, int, int | None], Awaitable[None]]
+#: Takes one event of the shared feed, for this server's clients: (stream, offset, event,
+#: payload, size, sent_ms). RedisHistory's (server/history/redis_history.py).
+FeedEvent = Callable[[Stream, int, str, orjson.Fragment, int, int | None], Awaitable[None]]
 
 
 class RedisBus:
@@ -146,7 +90,7 @@ class RedisBus:
     Usage, in the running event loop::
 
         bus = RedisBus(settings, replay=replay, counters=counters)
-        bus.start(publish, on_gap)           # the feed reader: every event to publish()
+        bus.start(take, on_gap)              # the feed reader: every event to take()
         ids = await bus.append(deliveries, dedup_ttl_s)  # MessageIds safe to delete
         catch = await bus.catch_up(stream, since, budget)  # a resume's share of the history
         await bus.close()
@@ -202,21 +146,10 @@ class RedisBus:
         emitted_ms = int(time.time() * 1000)
         for delivery in deliveries:
             envelope = delivery.envelope
-            try:
-                data, _size = encode_data(envelope.data)
-            except ValueError as exc:
-                self._counters.inc(c.EMIT_FAILED)
-                logger.error("Message %s cannot be sent to clients: %s", delivery.message_id, exc)
+            encoded = encoded_for_clients(delivery, self._counters)
+            if encoded is None:
                 continue
-            head = orjson.dumps(
-                {
-                    "id": delivery.message_id,
-                    "data": data,
-                    "sent_ms": delivery.sent_ms,
-                    "received_ms": delivery.received_ms,
-                    "emitted_ms": emitted_ms,
-                }
-            )[:-1]
+            head = payload_head(delivery, encoded[0], emitted_ms)
             rooms = envelope.rooms
             args += [delivery.message_id, len(rooms), envelope.event, head, delivery.sent_ms or ""]
             args += [stream_key((envelope.namespace, room)) for room in rooms]
@@ -241,7 +174,7 @@ class RedisBus:
         after = -1
         failure = None
         if since is not None and not isinstance(since, dict):
-            failure = "'since' must be an object with 'epoch' and 'offset'"
+            failure = SINCE_NOT_AN_OBJECT
         elif since is not None:
             after, failure = self._after(since)
         try:
@@ -274,15 +207,12 @@ class RedisBus:
         last, tip, status = int(reply[1]), parse_id(reply[2]), reply[3].decode()
         catch = CatchUp(epoch, last, failure=failure)
         if status == "ahead":
-            catch.failure = failure or f"offset {after} is ahead of the stream (last is {last})"
+            catch.failure = failure or ahead_of_stream(after, last)
         elif status == "gone":
             catch.failure = failure or f"offset {after} is out of the replay window"
         elif status == "big":
             catch.refused = True
-            catch.failure = failure or (
-                "missed more bytes than one resume may replay (RESUME_MAX_BYTES, "
-                "RESUME_MAX_BYTES_PER_CONNECTION): resync"
-            )
+            catch.failure = failure or too_big()
         else:
             rows = reply[4:]
             for n in range(len(rows) - 3, -1, -3):  # newest first in the reply
@@ -303,8 +233,9 @@ class RedisBus:
 
     def _after(self, since: dict[str, Any]) -> tuple[int, str | None]:
         offset = since.get("offset")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            return -1, f"offset must be a non-negative integer, got {offset!r:.40}"
+        failure = offset_error(offset)
+        if failure is not None or not isinstance(offset, int):
+            return -1, failure
         return offset, None
 
     async def _reached(self, tip: FeedId) -> bool:
@@ -320,10 +251,10 @@ class RedisBus:
         return True
 
     # --- the feed reader -------------------------------------------------------------------------
-    def start(self, publish: Publish, on_gap: Callable[[], None]) -> None:
-        self._task = asyncio.create_task(self._read(publish, on_gap), name="redis-feed")
+    def start(self, take: FeedEvent, on_gap: OnGap) -> None:
+        self._task = asyncio.create_task(self._read(take, on_gap), name="redis-feed")
 
-    async def _read(self, publish: Publish, on_gap: Callable[[], None]) -> None:
+    async def _read(self, take: FeedEvent, on_gap: OnGap) -> None:
         feed = f"{self._prefix}feed"
         failures = 0
         rejoin = True
@@ -334,13 +265,13 @@ class RedisBus:
                     rejoin = False
                 assert self.position is not None
                 reply: Any = await self._redis.xread(
-                    {feed: _format_id(self.position)}, count=_READ_COUNT, block=_READ_BLOCK_MS
+                    {feed: format_id(self.position)}, count=_READ_COUNT, block=_READ_BLOCK_MS
                 )
                 self._working()
                 failures = 0
                 for _name, rows in reply or ():
                     for entry_id, fields in rows:
-                        await self._handle(entry_id, fields, publish, on_gap)
+                        await self._handle(entry_id, fields, take, on_gap)
                 async with self._moved:
                     self._moved.notify_all()
             except asyncio.CancelledError:
@@ -367,7 +298,7 @@ class RedisBus:
             self.position = parse_id(info.get("last-generated-id") or "0-0")
             logger.info(
                 "Reading the shared feed from %s (epoch %s)",
-                _format_id(self.position),
+                format_id(self.position),
                 self._replay.epoch,
             )
         self._working()
@@ -378,8 +309,8 @@ class RedisBus:
         self,
         entry_id: bytes,
         fields: dict[bytes, bytes],
-        publish: Publish,
-        on_gap: Callable[[], None],
+        take: FeedEvent,
+        on_gap: OnGap,
     ) -> None:
         try:
             number = int(fields[b"n"])
@@ -407,21 +338,9 @@ class RedisBus:
                 )
                 on_gap()
             self._number = number
-            tail = b',"epoch":"' + epoch + b'"}'
             for stream, offset in streams:
-                payload = b"".join(
-                    (
-                        head,
-                        b',"room":',
-                        orjson.dumps(stream[1]),
-                        b',"offset":',
-                        b"%d" % offset,
-                        tail,
-                    )
-                )
-                await publish(
-                    stream, offset, event, orjson.Fragment(payload), len(payload), sent_ms
-                )
+                payload = payload_in_room(head, stream[1], offset, epoch)
+                await take(stream, offset, event, orjson.Fragment(payload), len(payload), sent_ms)
         self.position = parse_id(entry_id)
 
     # --- health and epoch -------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.history.reasons import ahead_of_stream, offset_error, restarted
+
 Stream = tuple[str, str | None]  # (namespace, room)
 
 #: Offsets of this many streams are remembered (oldest forgotten first): a bound on memory
@@ -170,14 +172,12 @@ class ReplayBuffer:
         """The entries after `offset`, oldest first; RecoveryFailed if that is not possible."""
         self._expire()
         if epoch != self.epoch:
-            raise RecoveryFailed(
-                f"epoch {epoch!r:.40} is not this server's ({self.epoch}): it restarted since"
-            )
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise RecoveryFailed(f"offset must be a non-negative integer, got {offset!r:.40}")
+            raise RecoveryFailed(restarted(epoch, self.epoch))
+        if (error := offset_error(offset)) is not None or not isinstance(offset, int):
+            raise RecoveryFailed(str(error))
         last = self.last_offset(stream)
         if offset > last:
-            raise RecoveryFailed(f"offset {offset} is ahead of the stream (last is {last})")
+            raise RecoveryFailed(ahead_of_stream(offset, last))
         entries = self._streams.get(stream, deque())
         oldest = entries[0].offset if entries else last + 1
         if offset + 1 < oldest:

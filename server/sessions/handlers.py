@@ -33,8 +33,9 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from server.adapters.lookups import is_connected, transport_open
-from server.history.cluster import RedisBus
-from server.history.replay import RecoveryFailed, ReplayBuffer
+from server.history.base import History
+from server.history.reasons import too_big
+from server.history.replay import RecoveryFailed
 from server.payload import BROADCAST_ROOM
 from server.sessions.auth import Authenticator, AuthError, Identity
 from shared import counters as c
@@ -89,7 +90,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     Usage::
 
-        sio.register_namespace(SessionNamespace(settings=settings, auth=auth, replay=replay,
+        sio.register_namespace(SessionNamespace(settings=settings, auth=auth, history=history,
                                               counters=counters))
     """
 
@@ -98,15 +99,13 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         *,
         settings: Settings,
         auth: Authenticator,
-        replay: ReplayBuffer,
+        history: History,
         counters: Counters,
-        bus: RedisBus | None = None,
     ) -> None:
         super().__init__("*")
         self._settings = settings
         self._auth = auth
-        self._replay = replay
-        self._bus = bus
+        self._history = history
         self._counters = counters
         self._allowed_events = frozenset(settings.client_events)
         self.connections: dict[tuple[str, str], Connection] = {}
@@ -242,49 +241,32 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         resume), then `enter` the room; return the answer: the stream's position as the client
         entered it, and for a resume, whether it ``recovered`` and how many were ``replayed``.
 
-        No lock is held while sending: events are in the replay buffer before they are emitted
+        No lock is held while sending: events are in the history before they are emitted
         live, so after sending what it had, this looks again, and enters the room in the same
         step (no await between) as it finds nothing new. Live events then follow in order,
         each above the position the answer gives.
         """
         stream = (namespace, room)
-        replay = self._replay
-        failure: str | None = None
-        offset: object = None
+        history = self._history
         replayed = 0
         budget = min(
             self._settings.resume_max_bytes,
             self._settings.resume_max_bytes_per_connection - connection.replayed_bytes,
         )
-        if self._bus is not None:
-            # Cluster mode: first what the shared history holds that this server's feed reader
-            # already handled, then (below) what the reader handled since, from the buffer.
-            catch = await self._bus.catch_up(stream, since, max(0, budget))
-            failure, offset = catch.failure, catch.offset
-            if catch.refused:
-                self._counters.inc(c.RESUME_REFUSED)
-            budget -= catch.size
-            connection.replayed_bytes += catch.size
-            for event, payload in catch.entries:
-                await self.emit(event, payload, to=sid, namespace=namespace)
-            replayed += len(catch.entries)
-        elif since is not None and not isinstance(since, dict):
-            failure = "'since' must be an object with 'epoch' and 'offset'"
-        elif since is not None and since.get("epoch") != replay.epoch:
-            # Another run's offsets mean nothing here; what this run emitted on the stream
-            # since it started may still be sent (the client still has to resync).
-            failure = f"epoch {since.get('epoch')!r:.40} is not this server's ({replay.epoch})"
-            failure += ": it restarted since"
-            offset = 0
-        elif since is not None:
-            offset = since.get("offset")
+        # First what the history gives at once (cluster mode: what the shared history holds
+        # that this server's feed reader already handled), then what this server kept since.
+        catch = await history.catch_up(stream, since, max(0, budget))
+        failure, offset = catch.failure, catch.offset
+        if catch.refused:
+            self._counters.inc(c.RESUME_REFUSED)
+        budget -= catch.size
+        connection.replayed_bytes += catch.size
+        for event, payload in catch.entries:
+            await self.emit(event, payload, to=sid, namespace=namespace)
+        replayed += len(catch.entries)
         while offset is not None:
             try:
-                if self._bus is not None:
-                    assert isinstance(offset, int)
-                    entries = replay.after(stream, offset)
-                else:
-                    entries = replay.since(stream, replay.epoch, offset)
+                entries = history.after(stream, offset)
             except RecoveryFailed as exc:
                 failure = failure or exc.reason
                 break
@@ -293,10 +275,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             size = sum(entry.bytes for entry in entries)
             if size > budget:
                 self._counters.inc(c.RESUME_REFUSED)
-                failure = failure or (
-                    f"missed {size} bytes, more than one resume may replay (RESUME_MAX_BYTES, "
-                    "RESUME_MAX_BYTES_PER_CONNECTION): resync"
-                )
+                failure = failure or too_big(size)
                 break
             budget -= size
             connection.replayed_bytes += size
@@ -308,13 +287,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             replayed += len(missed)
             if not self._is_open(sid, namespace):
                 break
-        position = replay.last_offset(stream)
-        if self._bus is not None:  # the shared history's position, or this buffer's if later
-            known = replay.known_offset(stream)
-            position = max(
-                known if known is not None else 0, offset if isinstance(offset, int) else 0
-            )
-        result: dict[str, Any] = {"epoch": replay.epoch, "offset": position}
+        position = history.position(stream, offset)
+        result: dict[str, Any] = {"epoch": history.epoch, "offset": position}
         if self._is_open(sid, namespace):
             await enter()  # no await since the last look at the buffer and the position
         if since is None:

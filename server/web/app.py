@@ -86,9 +86,9 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
                 "status": "ok",
                 "subscriber": handoff.running,
                 "workers_connected": handoff.workers_connected,
-                "epoch": relay.replay.epoch,
+                "epoch": relay.history.epoch,
                 "dedup_window_s": relay.emitter.dedup_window_s,
-                "redis": None if relay.bus is None else relay.bus.healthy,
+                "redis": relay.history.redis_healthy,  # null without Redis
                 "counters": {
                     f"{name}[{reason}]" if reason else name: value
                     for (name, reason), value in counters.snapshot().items()
@@ -97,14 +97,15 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
         )
 
     async def readyz(_request: Request) -> Response:
-        """Ready: the subscriber runs and at least one worker is connected over ZeroMQ."""
+        """Ready: the subscriber runs, at least one worker is connected over ZeroMQ, and the
+        history can confirm batches (cluster mode: Redis answers)."""
         problems = []
         if not handoff.running:
             problems.append("the ZeroMQ subscriber is not running")
         if handoff.workers_connected < 1:
             problems.append(f"no worker is connected to {settings.zmq_bind}")
-        if relay.bus is not None and not relay.bus.healthy:
-            problems.append("Redis (REDIS_URL) cannot be reached: no batch is confirmed")
+        if (problem := relay.history.problem) is not None:
+            problems.append(problem)
         body = {
             "ready": not problems,
             "problems": problems,

@@ -13,6 +13,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 import server.sessions.auth
+from server.history.local import LocalHistory
 from server.history.replay import ReplayBuffer
 from server.sessions.auth import ANYONE, DEMO_ISSUER, DEMO_KEY_ID, Authenticator, AuthError
 from server.sessions.handlers import SessionNamespace
@@ -154,7 +155,7 @@ class Handlers:
         self.namespace = SessionNamespace(
             settings=self.settings,
             auth=Authenticator.from_settings(self.settings),
-            replay=self.replay,
+            history=LocalHistory(self.replay, counters=self.counters),
             counters=self.counters,
         )
         self.sio.register_namespace(self.namespace)

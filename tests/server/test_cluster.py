@@ -14,8 +14,13 @@ import pytest
 
 from devtools.netcut import NetCut
 from server.history import cluster as cluster_module
-from server.history.cluster import HistoryUnavailable, RedisBus, parse_stream_key, stream_key
+from server.history.cluster import HistoryUnavailable, RedisBus
+from server.history.redis_history import RedisHistory
+from server.history.redis_keys import parse_stream_key, stream_key
 from server.history.replay import ReplayBuffer, Stream
+from server.intake.dedup import RecentIds
+from server.payload import client_payload, encode_data, payload_head, payload_in_room
+from shared import counters as c
 from shared.counters import Counters
 from shared.envelope import Envelope
 from shared.settings import load_settings
@@ -80,6 +85,76 @@ def test_stream_keys_name_every_stream_unambiguously() -> None:
     streams = [("/", None), ("/", "a"), ("/a", None), ("/", "1:/x"), ("/ns:1", "room")]
     assert [parse_stream_key(stream_key(s)) for s in streams] == streams
     assert len({stream_key(s) for s in streams}) == len(streams)
+
+
+def test_the_payload_built_in_two_steps_is_the_clients_payload() -> None:
+    # Given a message's shared part, as the append stores it in Redis
+    message = delivery(7, "shop")
+    data, _size = encode_data(message.envelope.data)
+    head = payload_head(message, data, emitted_ms=5)
+
+    # When a feed reader completes it for one room
+    payload = payload_in_room(head, "shop", 3, b"ep")
+
+    # Then it is, byte for byte, what feed readers have always emitted, and holds exactly
+    # the fields of a server's own payload
+    assert payload == (
+        b'{"id":"id-7","data":{"n":7},"sent_ms":1,"received_ms":2,"emitted_ms":5,'
+        b'"room":"shop","offset":3,"epoch":"ep"}'
+    )
+    local = orjson.loads(orjson.dumps(client_payload(message, "shop", 3, "ep", data)))
+    assert orjson.loads(payload) == local | {"emitted_ms": 5}
+    assert payload_in_room(head, None, 1, b"ep").endswith(b'"room":null,"offset":1,"epoch":"ep"}')
+
+
+async def test_the_cluster_history_emits_what_another_server_appended_and_resumes_from_it(
+    cluster: Cluster,
+) -> None:
+    # Given two servers' histories on one Redis, each emitting through its own publish
+    settings = load_settings({"REDIS_URL": f"redis://127.0.0.1:{cluster.port}/0"})
+    sent: dict[str, list[tuple[Stream, str, Any]]] = {"a": [], "b": []}
+    histories = {}
+    for name in sent:
+        counters = Counters()
+        replay = ReplayBuffer(window_s=120, max_events=1000, max_bytes=16 * 1024 * 1024)
+        history = RedisHistory(settings, replay=replay, counters=counters)
+
+        async def publish(
+            stream: Stream, event: str, payload: Any, _sent: Any, _ms: int, name: str = name
+        ) -> None:
+            sent[name].append((stream, event, orjson.loads(orjson.dumps(payload))))
+
+        history.start(publish, on_gap=lambda: None)
+        histories[name] = (history, counters)
+    (a, a_counters), (b, b_counters) = histories["a"], histories["b"]
+    try:
+        await eventually(lambda: a.problem is None and b.problem is None, what="both reading")
+        assert (a.redis_healthy, b.redis_healthy) == (True, True)
+
+        # When a batch with a duplicate reaches a
+        seen = RecentIds(window_s=300, max_ids=100)
+        batch = [delivery(n, "shop") for n in range(3)]
+        assert await a.append(batch, seen) == ["id-0", "id-1", "id-2"]
+        assert await a.append(batch[:1], seen) == ["id-0"]
+
+        # Then b emits each event once, with the shared epoch and its stream's offset
+        await eventually(lambda: len(sent["b"]) == 3, what="3 events emitted by b")
+        assert [(s, e, p["offset"], p["epoch"]) for s, e, p in sent["b"]] == [
+            (("/", "shop"), "e", n, a.epoch) for n in (1, 2, 3)
+        ]
+        assert b.epoch == a.epoch
+        assert (a_counters.get(c.APPENDED), a_counters.get(c.DUPLICATE_DROPPED)) == (3, 1)
+        await eventually(lambda: b_counters.get(c.EMITTED) == 3, what="b counting its emits")
+
+        # And a client that saw offset 1 resumes on b: what it missed, then the position
+        catch = await b.catch_up(("/", "shop"), {"epoch": a.epoch, "offset": 1}, 10**6)
+        assert catch.failure is None and catch.offset == 3
+        assert [orjson.loads(orjson.dumps(p))["offset"] for _e, p in catch.entries] == [2, 3]
+        assert b.after(("/", "shop"), catch.offset) == []
+        assert b.position(("/", "shop"), catch.offset) == 3
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_every_server_emits_every_event_with_the_same_offset_in_the_same_order(

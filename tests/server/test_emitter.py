@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from server.history.local import LocalHistory
 from server.history.replay import ReplayBuffer
 from server.intake import emitter as emitter_module
-from server.intake.emitter import HOLD_S, Emitter
+from server.intake.emitter import HOLD_S, Emitter, RoomSender
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
 from shared import counters as c
@@ -44,16 +45,20 @@ def replay() -> ReplayBuffer:
 
 
 class Subject:
-    """An emitter and the counters it counts into."""
+    """An emitter on a server's own history, and the counters they count into."""
 
     def __init__(self, sio: FakeSio, **settings: str) -> None:
         self.counters = Counters()
+        metrics = ServerMetrics(self.counters)
+        sender = RoomSender(sio=sio, metrics=metrics)  # type: ignore[arg-type]
+        history = LocalHistory(replay(), counters=self.counters)
+        history.start(sender.send, on_gap=lambda: None)
         self.emitter = Emitter(
-            sio=sio,  # type: ignore[arg-type]
             settings=load_settings(settings),
-            replay=replay(),
+            history=history,
+            sender=sender,
             counters=self.counters,
-            metrics=ServerMetrics(self.counters),
+            metrics=metrics,
         )
 
     async def emit(self, deliveries: list[Delivery]) -> list[str]:

@@ -8,8 +8,9 @@ from typing import Any
 from socketio import packet as sio_packet
 
 from server.adapters.fanout import FanoutManager
+from server.history.local import LocalHistory
 from server.history.replay import ReplayBuffer
-from server.intake.emitter import Emitter
+from server.intake.emitter import Emitter, RoomSender
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
 from shared.counters import Counters
@@ -60,12 +61,16 @@ async def test_a_room_nobody_is_in_costs_no_encode_and_still_enters_the_history(
     await server.manager.enter_room(sid, "/", "busy")
     replay = ReplayBuffer(window_s=60, max_events=100, max_bytes=100_000)
     counters = Counters()
+    metrics = ServerMetrics(counters)
+    sender = RoomSender(sio=server, metrics=metrics)  # type: ignore[arg-type]
+    history = LocalHistory(replay, counters=counters)
+    history.start(sender.send, on_gap=lambda: None)
     emitter = Emitter(
-        sio=server,  # type: ignore[arg-type]
         settings=load_settings({}),
-        replay=replay,
+        history=history,
+        sender=sender,
         counters=counters,
-        metrics=ServerMetrics(counters),
+        metrics=metrics,
     )
     CountingPacket.encoded = 0
 

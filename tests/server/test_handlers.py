@@ -11,6 +11,7 @@ import engineio
 import pytest
 import socketio
 
+from server.history.local import LocalHistory
 from server.history.replay import ReplayBuffer
 from server.payload import BROADCAST_ROOM, ClientJSON
 from server.sessions.auth import Authenticator
@@ -53,7 +54,7 @@ class Relay:
         self.handlers = SessionNamespace(
             settings=self.settings,
             auth=Authenticator(enabled=False),
-            replay=self.replay,
+            history=LocalHistory(self.replay, counters=self.counters),
             counters=self.counters,
         )
         self.sio.register_namespace(self.handlers)
@@ -248,3 +249,41 @@ async def test_a_connect_without_since_gets_no_connect_answer() -> None:
     await settled()
     assert result is None and transport.sent == []
     assert BROADCAST_ROOM in relay.rooms(sid)
+
+
+async def test_a_resume_that_cannot_recover_says_why_and_still_enters_at_the_position() -> None:
+    # Given a room with 4 events of history, and a connected client
+    relay = Relay(RESUME_MAX_BYTES="250", CLIENT_EVENT_BURST="100")
+    relay.history("shop", 4)
+    sid, _ = await relay.connect("eio1", Transport())
+    epoch = relay.replay.epoch
+
+    async def join(since: Any) -> dict[str, Any]:
+        return await relay.handlers.trigger_event(
+            "join", "/", sid, {"room": "shop", "since": since}
+        )
+
+    # When it resumes from what is not a position, from one ahead, and from too far back
+    answers = [
+        await join("7"),
+        await join({"epoch": epoch, "offset": "7"}),
+        await join({"epoch": epoch, "offset": True}),
+        await join({"epoch": epoch, "offset": 9}),
+        await join({"epoch": epoch, "offset": 0}),  # 4 x 100 bytes, over RESUME_MAX_BYTES
+    ]
+
+    # Then each answer says why, replays nothing, and gives the stream's position
+    assert [a["reason"] for a in answers] == [
+        "'since' must be an object with 'epoch' and 'offset'",
+        "offset must be a non-negative integer, got '7'",
+        "offset must be a non-negative integer, got True",
+        "offset 9 is ahead of the stream (last is 4)",
+        "missed 400 bytes, more than one resume may replay (RESUME_MAX_BYTES, "
+        "RESUME_MAX_BYTES_PER_CONNECTION): resync",
+    ]
+    answer = {"ok": True, "room": "shop", "recovered": False, "replayed": 0, "epoch": epoch}
+    assert [{k: v for k, v in a.items() if k != "reason"} for a in answers] == [
+        answer | {"offset": 4}
+    ] * 5
+    assert relay.counters.get(c.RECOVERY_FAILED) == 5
+    assert "shop" in relay.rooms(sid)
