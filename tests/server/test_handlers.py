@@ -4,11 +4,8 @@ for engine.io's socket so that a test decides when a client's transport goes awa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
-import engineio
-import pytest
 import socketio
 
 from server.history.local import LocalHistory
@@ -19,16 +16,6 @@ from server.sessions.handlers import SessionNamespace
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import load_settings
-
-
-@pytest.fixture(autouse=True)
-def _packet_json_restored() -> Iterator[None]:
-    """`AsyncServer(json=...)` sets the JSON module of python-socketio's and python-engineio's
-    Packet classes for the whole process; put them back so that later tests' clients in the
-    same process (a NaN sent by python-socketio's client, say) encode as they do alone."""
-    saved = socketio.packet.Packet.json, engineio.packet.Packet.json
-    yield
-    socketio.packet.Packet.json, engineio.packet.Packet.json = saved
 
 
 class Transport:
