@@ -21,12 +21,8 @@ while sending.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
@@ -37,51 +33,17 @@ from server.history.base import History
 from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
 from server.payload import BROADCAST_ROOM
-from server.sessions.auth import Authenticator, AuthError, Identity
+from server.sessions.auth import Authenticator, AuthError
+from server.sessions.connection import Connection, TokenBucket
+from server.sessions.requests import client_event_error, room_and_since, room_error
 from shared import counters as c
 from shared.counters import Counters
-from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_EVENTS, RESERVED_PREFIX
+from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-MAX_ROOM_LENGTH = 200
 _OWN_EVENTS = frozenset({"connect", "disconnect", "join", "leave"})
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """A token bucket: a dozen lines, so no library; one per connection, no locking needed
-    on one event loop."""
-
-    rate: float
-    burst: int
-    tokens: float = 0.0
-    refilled: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = float(self.burst)
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
-        self.refilled = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-@dataclass(slots=True)
-class Connection:
-    """Everything the server keeps per connection and namespace, in one place."""
-
-    identity: Identity
-    bucket: TokenBucket
-    #: Joins and leaves of this connection run one at a time, in the order they came.
-    room_ops: asyncio.Lock = field(default_factory=asyncio.Lock)
-    replayed_bytes: int = 0
-    expiry: asyncio.TimerHandle | None = None
 
 
 class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -137,7 +99,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity, TokenBucket(settings.client_event_rate, settings.client_event_burst)
         )
         self.connections[(namespace, sid)] = connection
-        self._schedule_expiry(connection, namespace, sid)
+        connection.expire_with(lambda: self._expire(namespace, sid))
 
         async def enter() -> None:
             await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
@@ -159,18 +121,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     def _forget(self, namespace: str, sid: str) -> None:
         connection = self.connections.pop((namespace, sid), None)
-        if connection is not None and connection.expiry is not None:
-            connection.expiry.cancel()
-
-    def _schedule_expiry(self, connection: Connection, namespace: str, sid: str) -> None:
-        expires_at = connection.identity.expires_at
-        if expires_at is None:
-            return
-        delay = max(0.0, expires_at + connection.identity.leeway_s - time.time())
-        loop = asyncio.get_running_loop()
-        connection.expiry = loop.call_later(
-            delay, lambda: loop.create_task(self._expire(namespace, sid))
-        )
+        if connection is not None:
+            connection.close()
 
     async def _expire(self, namespace: str, sid: str) -> None:
         if (namespace, sid) not in self.connections:
@@ -186,7 +138,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     # --- rooms ---------------------------------------------------------------------------------
     async def on_join(self, namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
-        room, since = _room_and_since(request)
+        room, since = room_and_since(request)
         connection = self.connections.get((namespace, sid))
         if error := self._request_error(connection, room):
             return {"ok": False, "error": error}
@@ -206,7 +158,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return result
 
     async def on_leave(self, namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
-        room, _since = _room_and_since(request)
+        room, _since = room_and_since(request)
         connection = self.connections.get((namespace, sid))
         if error := self._request_error(connection, room, check_expiry=False):
             return {"ok": False, "error": error}
@@ -225,7 +177,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return "rate limit exceeded (CLIENT_EVENT_RATE)"
         if check_expiry and connection.identity.expired():
             return "token expired: reconnect with a new token"
-        return _room_error(room)
+        return room_error(room)
 
     # --- resume --------------------------------------------------------------------------------
     async def _resume(
@@ -317,7 +269,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         rate, to the sender's rooms (everyone in the namespace if it joined none)."""
         connection = self.connections.get((namespace, sid))
         data = args[0] if args else None
-        error = _client_event_error(event, data, self._allowed_events, self._settings)
+        error = client_event_error(event, data, self._allowed_events, self._settings)
         if error is None and (connection is None or not connection.bucket.take()):
             error = "rate limit exceeded (CLIENT_EVENT_RATE)"
         if error is not None:
@@ -334,39 +286,3 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         )
         self._counters.inc(c.CLIENT_EVENT_RELAYED)
         return {"ok": True, "relayed_to": rooms or None}
-
-
-def _client_event_error(
-    event: str, data: Any, allowed: frozenset[str], settings: Settings
-) -> str | None:
-    """Why a client event may not be relayed, or None. Never raises, whatever the input."""
-    if event not in allowed or event in RESERVED_EVENTS or event.startswith(RESERVED_PREFIX):
-        return f"event {event!r:.80} is not allowed (CLIENT_EVENTS)"
-    try:
-        size = len(json.dumps(data, allow_nan=False).encode("utf-8"))
-    except ValueError as exc:
-        if "Out of range float" in str(exc):
-            return "payload has NaN or Infinity, which is not JSON (browsers refuse it)"
-        return "payload is not JSON that can be relayed"
-    except (TypeError, RecursionError):
-        return "payload is not JSON that can be relayed"
-    if size > settings.client_event_max_bytes:
-        limit = settings.client_event_max_bytes
-        return f"payload is {size} bytes, over CLIENT_EVENT_MAX_BYTES={limit}"
-    return None
-
-
-def _room_and_since(request: Any) -> tuple[Any, Any]:
-    if isinstance(request, dict):
-        return request.get("room"), request.get("since")
-    return request, None
-
-
-def _room_error(room: Any) -> str | None:
-    if not isinstance(room, str) or not room:
-        return "room must be a non-empty string"
-    if len(room) > MAX_ROOM_LENGTH:
-        return f"room name longer than {MAX_ROOM_LENGTH} characters"
-    if room.startswith(RESERVED_PREFIX):
-        return f"room names starting with {RESERVED_PREFIX!r} are reserved"
-    return None

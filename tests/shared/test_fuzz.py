@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from server.history.replay import RecoveryFailed, ReplayBuffer
 from server.payload import encode_data
-from server.sessions.handlers import _client_event_error, _room_and_since, _room_error
+from server.sessions.requests import client_event_error, room_and_since, room_error
 from shared.envelope import DecodeError, Envelope, parse_body, sns_attributes, sqs_attributes
 from shared.settings import load_settings
 
@@ -141,7 +141,7 @@ SETTINGS = load_settings({})
 @settings(max_examples=300)
 @given(st.text(max_size=30) | st.sampled_from(["item_removed", "connect", "relay:x"]), json_values)
 def test_any_client_event(event: str, data: Any) -> None:
-    error = _client_event_error(event, data, frozenset(SETTINGS.client_events), SETTINGS)
+    error = client_event_error(event, data, frozenset(SETTINGS.client_events), SETTINGS)
     assert error is None or isinstance(error, str)
     if event != "item_removed":
         assert error is not None
@@ -150,8 +150,8 @@ def test_any_client_event(event: str, data: Any) -> None:
 @settings(max_examples=300)
 @given(json_values | envelope_like)
 def test_any_join_request(request: Any) -> None:
-    room, _since = _room_and_since(request)
-    error = _room_error(room)
+    room, _since = room_and_since(request)
+    error = room_error(room)
     assert error is None or isinstance(error, str)
     if error is None:
         assert isinstance(room, str) and room and not room.startswith("relay:")

@@ -1,0 +1,70 @@
+"""What the server keeps for each connection and namespace, for the connection's life: who
+it is (its token's identity), its request budget, its room operations' order, what it was
+replayed, and its token's expiry timer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.sessions.auth import Identity
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """A token bucket: a dozen lines, so no library; one per connection, no locking needed
+    on one event loop."""
+
+    rate: float
+    burst: int
+    tokens: float = 0.0
+    refilled: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass(slots=True)
+class Connection:
+    """Everything the server keeps per connection and namespace, in one place."""
+
+    identity: Identity
+    bucket: TokenBucket
+    #: Joins and leaves of this connection run one at a time, in the order they came.
+    room_ops: asyncio.Lock = field(default_factory=asyncio.Lock)
+    replayed_bytes: int = 0
+    expiry: asyncio.TimerHandle | None = None
+    #: The expiry's own task once the timer fired, held until it ends (the loop keeps only a
+    #: weak reference to a task).
+    expiring: asyncio.Task[None] | None = None
+
+    def expire_with(self, expire: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `expire` when the token expires (its `exp` plus the leeway); nothing for a
+        token that never does."""
+        expires_at = self.identity.expires_at
+        if expires_at is None:
+            return
+        delay = max(0.0, expires_at + self.identity.leeway_s - time.time())
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self.expiring = loop.create_task(expire(), name="token-expiry")
+
+        self.expiry = loop.call_later(delay, fire)
+
+    def close(self) -> None:
+        """The connection is gone: its expiry will not run."""
+        if self.expiry is not None:
+            self.expiry.cancel()
