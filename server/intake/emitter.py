@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: After an emit, once the event loop has been held this long since it last ran anything
 #: else, the sender lets it (`asyncio.sleep(0)`) before the next emit of the batch. One
-#: broadcast to 10,000 clients holds it about 200 ms; a batch of ten of them would hold it
-#: 2 s, every other client's packets, pings and the workers' pings waiting behind it.
+#: broadcast to many thousands of clients holds it for a good part of a second; a batch of ten
+#: would hold it ten times that, every other client's packets, pings and the workers' pings
+#: waiting behind it (figures: README, guarantee 8).
 HOLD_S = 0.02
 
 
