@@ -15,7 +15,7 @@ from typing import Any
 import engineio
 from engineio import packet as eio_packet
 
-from server.adapters.frame_websocket import FrameWebSocket
+from server.adapters.frame_websocket import FrameWebSocket, text_frame
 from server.adapters.transport import HeartbeatSocket
 from server.outgoing.queue import OutgoingQueue
 
@@ -70,5 +70,8 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         if self.max_packets is None or self.max_bytes is None or self.on_overflow is None:
             return super().create_queue(*args, **kwargs)
         return OutgoingQueue(
-            max_packets=self.max_packets, max_bytes=self.max_bytes, on_overflow=self.on_overflow
+            max_packets=self.max_packets,
+            max_bytes=self.max_bytes,
+            on_overflow=self.on_overflow,
+            frame_of=text_frame,
         )

@@ -26,7 +26,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from server.adapters.frame_websocket import text_frame
 from server.outgoing.frames import FrameWriter
 
 logger = logging.getLogger(__name__)
@@ -57,14 +56,22 @@ class OutgoingQueue(asyncio.Queue[Any]):
     """
 
     def __init__(
-        self, *, max_packets: int, max_bytes: int, on_overflow: Callable[[OutgoingQueue], None]
+        self,
+        *,
+        max_packets: int,
+        max_bytes: int,
+        on_overflow: Callable[[OutgoingQueue], None],
+        frame_of: Callable[[Any], bytes],
     ) -> None:
+        """`frame_of` makes a packet's websocket frame for the attached writer (the engine.io
+        adapter's `text_frame`: framing a packet takes the libraries' own encoders)."""
         super().__init__()
         self.max_packets = max_packets
         self.max_bytes = max_bytes
         self.bytes = 0
         self.overflowed = False
         self._on_overflow = on_overflow
+        self._frame_of = frame_of
         self._writer: FrameWriter | None = None
         self._readers = 0  # get() calls waiting
 
@@ -95,7 +102,7 @@ class OutgoingQueue(asyncio.Queue[Any]):
             and self._readers
             and self.empty()
             and not item.binary
-            and self._writer.write_frame(text_frame(item))
+            and self._writer.write_frame(self._frame_of(item))
         ):
             return
         size = packet_bytes(item)

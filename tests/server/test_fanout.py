@@ -56,7 +56,9 @@ class Writer:
 
 
 def attached(writer: Writer) -> OutgoingQueue:
-    queue = OutgoingQueue(max_packets=100, max_bytes=1 << 20, on_overflow=lambda _q: None)
+    queue = OutgoingQueue(
+        max_packets=100, max_bytes=1 << 20, on_overflow=lambda _q: None, frame_of=text_frame
+    )
     queue.attach_writer(writer)
     return queue
 

@@ -6,6 +6,7 @@ import asyncio
 
 from engineio import packet
 
+from server.adapters.frame_websocket import text_frame
 from server.outgoing.queue import PACKET_OVERHEAD_BYTES, OutgoingQueue
 
 
@@ -16,7 +17,9 @@ def message(size: int) -> packet.Packet:
 async def test_past_a_bound_it_empties_itself_once_and_takes_only_the_notice() -> None:
     # Given a queue of 1,000 bytes holding two packets
     overflows: list[OutgoingQueue] = []
-    queue = OutgoingQueue(max_packets=100, max_bytes=1000, on_overflow=overflows.append)
+    queue = OutgoingQueue(
+        max_packets=100, max_bytes=1000, on_overflow=overflows.append, frame_of=text_frame
+    )
     for _ in range(2):
         await queue.put(message(300))
     assert queue.bytes == 2 * (300 + PACKET_OVERHEAD_BYTES)
@@ -35,7 +38,9 @@ async def test_past_a_bound_it_empties_itself_once_and_takes_only_the_notice() -
 
 async def test_the_packet_count_is_bounded_too() -> None:
     overflows: list[OutgoingQueue] = []
-    queue = OutgoingQueue(max_packets=10, max_bytes=1 << 20, on_overflow=overflows.append)
+    queue = OutgoingQueue(
+        max_packets=10, max_bytes=1 << 20, on_overflow=overflows.append, frame_of=text_frame
+    )
     for _ in range(11):
         await queue.put(message(1))
     assert overflows == [queue] and queue.empty()
@@ -43,7 +48,9 @@ async def test_the_packet_count_is_bounded_too() -> None:
 
 async def test_what_is_taken_out_makes_room_again() -> None:
     overflows: list[OutgoingQueue] = []
-    queue = OutgoingQueue(max_packets=2, max_bytes=1 << 20, on_overflow=overflows.append)
+    queue = OutgoingQueue(
+        max_packets=2, max_bytes=1 << 20, on_overflow=overflows.append, frame_of=text_frame
+    )
     for _ in range(10):
         await queue.put(message(5))
         assert (await queue.get()).data == "xxxxx"
