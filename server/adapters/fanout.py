@@ -33,6 +33,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from server.outgoing.frames import SendsPacketsNow
+
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     """python-socketio's manager, whose emit without a callback encodes once and puts the
@@ -92,8 +94,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         to: Any = None,
         **kwargs: Any,
     ) -> None:
-        send_now = getattr(self.server.eio, "send_packet_now", None)
-        if callback is not None or send_now is None:  # each recipient gets its own ack id
+        eio = self.server.eio
+        if callback is not None or not isinstance(eio, SendsPacketsNow):  # an ack id each
             await super().emit(
                 event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to
             )
@@ -113,4 +115,4 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid not in skip:
                 for pkt in packets:
-                    send_now(eio_sid, pkt, now)
+                    eio.send_packet_now(eio_sid, pkt, now)

@@ -48,6 +48,8 @@ from engineio import exceptions
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
+from server.outgoing.frames import CarriesFrames, TakesFrameWriter
+
 logger = logging.getLogger(__name__)
 
 #: engine.io's PING, one packet for every client (its frame is made once:
@@ -129,18 +131,18 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
         else:
             self.connected = True
             self.upgraded = True
-        writer = getattr(ws, "frame_writer", None)  # adapters/frame_websocket.py's FrameWebSocket
-        attach = getattr(self.queue, "attach_writer", None)
-        if writer is not None and attach is not None:
-            attach(writer)
+        writer = ws.frame_writer if isinstance(ws, CarriesFrames) else None
+        queue = self.queue if isinstance(self.queue, TakesFrameWriter) else None
+        if writer is not None and queue is not None:
+            queue.attach_writer(writer)
             writer.on_pong = self.schedule_ping
         writer_task = asyncio.ensure_future(self._write(ws))
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
         try:
             await self._read(ws)
         finally:
-            if writer is not None and attach is not None:
-                attach(None)
+            if writer is not None and queue is not None:
+                queue.attach_writer(None)
                 writer.on_pong = None
         await self.queue.put(None)  # the writer ends
         await writer_task

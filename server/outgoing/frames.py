@@ -10,7 +10,7 @@ The websocket protocol (server/adapters/wsprotocol.py) offers itself under
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 #: The ASGI scope extension under which the websocket protocol offers its frame writer.
 FRAMES_EXTENSION = "relay.websocket.frames"
@@ -24,3 +24,25 @@ class FrameWriter(Protocol):
 
     def write_frame(self, frame: bytes) -> bool:
         """Write `frame` now if the connection can take it; False if not (nothing written)."""
+
+
+@runtime_checkable
+class CarriesFrames(Protocol):
+    """An engine.io websocket that carries its connection's frame writer (None: the ASGI
+    server offers none)."""
+
+    frame_writer: FrameWriter | None
+
+
+@runtime_checkable
+class TakesFrameWriter(Protocol):
+    """A client's outgoing queue that writes straight to an attached frame writer."""
+
+    def attach_writer(self, writer: FrameWriter | None) -> None: ...
+
+
+@runtime_checkable
+class SendsPacketsNow(Protocol):
+    """An engine.io server with a send for the fan-out that needs no coroutine per recipient."""
+
+    def send_packet_now(self, sid: str, pkt: Any, now: float) -> None: ...
