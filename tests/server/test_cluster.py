@@ -254,7 +254,7 @@ async def test_redis_bounds_the_history_by_bytes_over_all_streams(cluster: Clust
         await a.bus.append(batch, 300)
         # the reader keeps up (as a server's does): one lagging by 20 kB would find the feed
         # trimmed past it, and that is a gap, not this test's subject
-        await eventually(lambda: len(a.published) == first + 10, what="the batch published")
+        await eventually(lambda n=first + 10: len(a.published) == n, what="the batch published")
 
     # Then what Redis holds of them stays within the bound: the oldest were trimmed
     redis, feed = a.bus._redis, "relay:feed"
