@@ -33,8 +33,8 @@ Long-polling clients get engine.io's own poll.
 python-engineio builds its `AsyncSocket` in `_handle_connect`, with no hook for the class;
 :meth:`HeartbeatSocket.adopt` gives the socket this class at its `connect` event
 (server/adapters/engineio_server.py's `BoundedEngineIO`), before its first ping is scheduled or its
-transport runs. The subclass adds no state of its own but a timer handle (a class default
-until set), so the socket's layout is engine.io's.
+transport runs. The subclass adds no state of its own but a timer handle and what it attached
+(class defaults until set), so the socket's layout is engine.io's.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from engineio import exceptions
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
-from server.outgoing.frames import CarriesFrames, TakesFrameWriter
+from server.outgoing.frames import CarriesFrames, FrameWriter, TakesFrameWriter
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
     """engine.io's socket whose heartbeat and websocket transport make nothing per beat."""
 
     _heartbeat: asyncio.TimerHandle | None = None  # the next PING, or the PONG's deadline
+    #: the queue and the websocket's frame writer attached to it (:meth:`attach`), if any
+    _attached: tuple[TakesFrameWriter, FrameWriter] | None = None
     last_ping: float | None  # engine.io's (BaseSocket): when the unanswered PING went
     connected: bool
     upgrading: bool
@@ -131,22 +133,38 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
         else:
             self.connected = True
             self.upgraded = True
-        writer = ws.frame_writer if isinstance(ws, CarriesFrames) else None
-        queue = self.queue if isinstance(self.queue, TakesFrameWriter) else None
-        if writer is not None and queue is not None:
-            queue.attach_writer(writer)
-            writer.on_pong = self.schedule_ping
+        self.attach(ws)
         writer_task = asyncio.ensure_future(self._write(ws))
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
         try:
             await self._read(ws)
         finally:
-            if writer is not None and queue is not None:
-                queue.attach_writer(None)
-                writer.on_pong = None
+            self.detach()
         await self.queue.put(None)  # the writer ends
         await writer_task
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    def attach(self, ws: Any) -> None:
+        """While `ws` is the transport: its connection's frame writer (when it carries one
+        and the queue takes one) gets the queue's packets straight when nothing waits, and
+        hands the client's PONGs to :meth:`schedule_ping`. Undone by :meth:`detach`."""
+        writer = ws.frame_writer if isinstance(ws, CarriesFrames) else None
+        queue = self.queue if isinstance(self.queue, TakesFrameWriter) else None
+        if writer is None or queue is None:
+            return
+        self.detach()
+        self._attached = (queue, writer)
+        queue.attach_writer(writer)
+        writer.on_pong = self.schedule_ping
+
+    def detach(self) -> None:
+        """The websocket is no longer the transport: the queue and the writer part (nothing if
+        none is attached)."""
+        attached, self._attached = self._attached, None
+        if attached is not None:
+            queue, writer = attached
+            queue.attach_writer(None)
+            writer.on_pong = None
 
     async def _frame(self, ws: Any) -> Any:
         """The client's next websocket message; OSError once the connection is gone."""

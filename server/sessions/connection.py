@@ -1,12 +1,13 @@
 """What the server keeps for each connection and namespace, for the connection's life: who
 it is (its token's identity), its request budget, its room operations' order, what it was
-replayed, and its token's expiry timer."""
+replayed, and its token's expiry timer; and :class:`Connections`, their one owner, which
+opens and closes each."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,3 +69,48 @@ class Connection:
         """The connection is gone: its expiry will not run."""
         if self.expiry is not None:
             self.expiry.cancel()
+
+
+class Connections:
+    """Every open :class:`Connection` of the server, one per (namespace, sid): opened in one
+    place (:meth:`open`, at the connect) and closed in one place (:meth:`close`, at the
+    disconnect, or when a connect is abandoned), which cancels its token's expiry.
+
+    Its length is the count of connections per namespace (`relay_connected_clients`).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], Connection] = {}
+
+    def open(
+        self,
+        namespace: str,
+        sid: str,
+        connection: Connection,
+        expire: Callable[[], Coroutine[Any, Any, None]],
+    ) -> Connection:
+        """Keep `connection` for (namespace, sid), and run `expire` when its token expires."""
+        self._open[(namespace, sid)] = connection
+        connection.expire_with(expire)
+        return connection
+
+    def get(self, namespace: str, sid: str) -> Connection | None:
+        """The open connection of (namespace, sid), if any."""
+        return self._open.get((namespace, sid))
+
+    def close(self, namespace: str, sid: str) -> None:
+        """(namespace, sid) is gone: its connection is forgotten and its expiry will not run
+        (nothing if it is not open)."""
+        connection = self._open.pop((namespace, sid), None)
+        if connection is not None:
+            connection.close()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._open
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """The (namespace, sid) of every open connection."""
+        return iter(self._open)
+
+    def __len__(self) -> int:
+        return len(self._open)

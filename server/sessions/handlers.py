@@ -34,7 +34,7 @@ from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
 from server.payload import BROADCAST_ROOM
 from server.sessions.auth import Authenticator, AuthError
-from server.sessions.connection import Connection, TokenBucket
+from server.sessions.connection import Connection, Connections, TokenBucket
 from server.sessions.requests import client_event_error, room_and_since, room_error
 from shared import counters as c
 from shared.counters import Counters
@@ -70,7 +70,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._history = history
         self._counters = counters
         self._allowed_events = frozenset(settings.client_events)
-        self.connections: dict[tuple[str, str], Connection] = {}
+        self.connections = Connections()
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Route to ``on_<event>`` for the relay's own events, everything else to
@@ -95,11 +95,14 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             logger.info("Refused client %s on %s: %s", sid, namespace, exc)
             raise Refused(str(exc)) from None
         settings = self._settings
-        connection = Connection(
-            identity, TokenBucket(settings.client_event_rate, settings.client_event_burst)
+        connection = self.connections.open(
+            namespace,
+            sid,
+            Connection(
+                identity, TokenBucket(settings.client_event_rate, settings.client_event_burst)
+            ),
+            expire=lambda: self._expire(namespace, sid),
         )
-        self.connections[(namespace, sid)] = connection
-        connection.expire_with(lambda: self._expire(namespace, sid))
 
         async def enter() -> None:
             await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
@@ -111,21 +114,16 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if not self._is_open(sid, namespace):
             # The transport closed while we replayed: python-socketio skips the disconnect
             # handler of a connection still connecting, so clean up here (a ghost otherwise).
-            self._forget(namespace, sid)
+            self.connections.close(namespace, sid)
             return False
         await self.emit(RECOVERY_EVENT, {"room": None, **result}, to=sid, namespace=namespace)
         return None
 
     async def on_disconnect(self, namespace: str, sid: str, reason: Any = None) -> None:
-        self._forget(namespace, sid)
-
-    def _forget(self, namespace: str, sid: str) -> None:
-        connection = self.connections.pop((namespace, sid), None)
-        if connection is not None:
-            connection.close()
+        self.connections.close(namespace, sid)
 
     async def _expire(self, namespace: str, sid: str) -> None:
-        if (namespace, sid) not in self.connections:
+        if self.connections.get(namespace, sid) is None:
             return
         logger.info("Token of client %s on %s expired; disconnecting it", sid, namespace)
         await self.emit(
@@ -139,7 +137,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     # --- rooms ---------------------------------------------------------------------------------
     async def on_join(self, namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
         room, since = room_and_since(request)
-        connection = self.connections.get((namespace, sid))
+        connection = self.connections.get(namespace, sid)
         if error := self._request_error(connection, room):
             return {"ok": False, "error": error}
         assert connection is not None
@@ -159,7 +157,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_leave(self, namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
         room, _since = room_and_since(request)
-        connection = self.connections.get((namespace, sid))
+        connection = self.connections.get(namespace, sid)
         if error := self._request_error(connection, room, check_expiry=False):
             return {"ok": False, "error": error}
         assert connection is not None
@@ -267,7 +265,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """Any other event a client sends: relayed only if allow-listed, JSON, small and in
         rate, to the sender's rooms (everyone in the namespace if it joined none)."""
-        connection = self.connections.get((namespace, sid))
+        connection = self.connections.get(namespace, sid)
         data = args[0] if args else None
         error = client_event_error(event, data, self._allowed_events, self._settings)
         if error is None and (connection is None or not connection.bucket.take()):

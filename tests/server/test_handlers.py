@@ -4,6 +4,7 @@ for engine.io's socket so that a test decides when a client's transport goes awa
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import socketio
@@ -11,7 +12,8 @@ import socketio
 from server.history.local import LocalHistory
 from server.history.replay import ReplayBuffer
 from server.payload import BROADCAST_ROOM, ClientJSON
-from server.sessions.auth import Authenticator
+from server.sessions.auth import Authenticator, Identity
+from server.sessions.connection import Connection, Connections, TokenBucket
 from server.sessions.handlers import SessionNamespace
 from shared import counters as c
 from shared.counters import Counters
@@ -83,7 +85,7 @@ async def test_a_transport_gone_while_connecting_leaves_no_ghost() -> None:
     sid, result = await relay.connect("eio1", Transport(close_after=5), {"since": since})
     # Then the connect is refused, nothing of it is kept, and it never entered relay:all
     assert result is False
-    assert relay.handlers.connections == {}
+    assert len(relay.handlers.connections) == 0
     assert BROADCAST_ROOM not in relay.rooms(sid)
 
 
@@ -274,3 +276,32 @@ async def test_a_resume_that_cannot_recover_says_why_and_still_enters_at_the_pos
     ] * 5
     assert relay.counters.get(c.RECOVERY_FAILED) == 5
     assert "shop" in relay.rooms(sid)
+
+
+async def test_connections_open_one_per_namespace_and_close_cancels_the_token_expiry() -> None:
+    # Given one client open on two namespaces, each with a token that expires in an hour
+    connections = Connections()
+    expired: list[str] = []
+
+    def opened(namespace: str) -> Connection:
+        identity = Identity("alice", ("*",), expires_at=time.time() + 3600)
+
+        async def expire() -> None:
+            expired.append(namespace)
+
+        return connections.open(namespace, "sid1", Connection(identity, TokenBucket(1, 1)), expire)
+
+    main, admin = opened("/"), opened("/admin")
+    assert main.expiry is not None and admin.expiry is not None
+    # Then it counts once per namespace, and each is found by (namespace, sid)
+    assert len(connections) == 2 and list(connections) == [("/", "sid1"), ("/admin", "sid1")]
+    assert connections.get("/", "sid1") is main and connections.get("/admin", "sid1") is admin
+    # When one namespace closes (and again: a second close is nothing)
+    connections.close("/", "sid1")
+    connections.close("/", "sid1")
+    # Then it is forgotten and its expiry cancelled; the other stays open with its own
+    assert main.expiry.cancelled() and not admin.expiry.cancelled()
+    assert connections.get("/", "sid1") is None and ("/admin", "sid1") in connections
+    assert len(connections) == 1 and expired == []
+    connections.close("/admin", "sid1")
+    assert admin.expiry.cancelled() and len(connections) == 0

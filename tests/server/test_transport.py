@@ -181,6 +181,29 @@ async def test_a_websocket_client_is_served_until_its_connection_goes() -> None:
     assert ws.frame_writer.on_pong is None
 
 
+async def test_a_socket_attaches_one_frame_writer_at_a_time_and_detach_parts_it() -> None:
+    socket = new_socket(engine())
+    queue = socket.queue
+    first, second = WebSocket(), WebSocket()
+    # When a websocket is attached, its writer takes the queue's packets and the PONGs
+    socket.attach(first)
+    assert queue.writer is first.frame_writer
+    assert first.frame_writer.on_pong == socket.schedule_ping
+    # When another is attached, the first one parts
+    socket.attach(second)
+    assert queue.writer is second.frame_writer and first.frame_writer.on_pong is None
+    assert second.frame_writer.on_pong == socket.schedule_ping
+    # When detached (twice: the second is nothing), the queue and the writer part
+    socket.detach()
+    socket.detach()
+    assert queue.writer is None and second.frame_writer.on_pong is None
+    # A websocket that carries no frame writer attaches nothing
+    bare = WebSocket()
+    bare.frame_writer = None  # type: ignore[assignment]
+    socket.attach(bare)
+    assert queue.writer is None
+
+
 async def test_a_socket_closed_by_anything_else_ends_its_websocket() -> None:
     # e.g. engine.io's own ping check, or a send after the deadline (abort=False: its CLOSE
     # packet, when it sends one, goes first)
