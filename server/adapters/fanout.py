@@ -27,6 +27,7 @@ write-buffer high-water mark; a client that stops reading falls back to its boun
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -55,6 +56,10 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self._rooms_of: dict[tuple[str, str], set[Any]] = {}  # (namespace, sid) -> rooms
+        # The engine.io server's direct send, looked up once per server: a runtime protocol
+        # check costs microseconds, too much for every emit.
+        self._checked_eio: Any = None
+        self._send_now: Callable[[str, Any, float], None] | None = None
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
@@ -83,6 +88,13 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                 if not waiting:
                     del pending[namespace]
 
+    def _direct_send(self) -> Callable[[str, Any, float], None] | None:
+        eio = self.server.eio
+        if eio is not self._checked_eio:
+            self._checked_eio = eio
+            self._send_now = eio.send_packet_now if isinstance(eio, SendsPacketsNow) else None
+        return self._send_now
+
     async def emit(
         self,
         event: str,
@@ -94,8 +106,8 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         to: Any = None,
         **kwargs: Any,
     ) -> None:
-        eio = self.server.eio
-        if callback is not None or not isinstance(eio, SendsPacketsNow):  # an ack id each
+        send_now = self._direct_send()
+        if callback is not None or send_now is None:  # each recipient gets its own ack id
             await super().emit(
                 event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to
             )
@@ -115,4 +127,4 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid not in skip:
                 for pkt in packets:
-                    eio.send_packet_now(eio_sid, pkt, now)
+                    send_now(eio_sid, pkt, now)
