@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -16,9 +17,15 @@ class RecordingClient:
 
     def __init__(self, *, reconnection: bool = False) -> None:
         self.sio = socketio.AsyncClient(
-            reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1
+            reconnection=reconnection,
+            reconnection_delay=0.2,
+            reconnection_delay_max=1,
+            # the libraries' own warnings (why a transport gave up) reach the test's output
+            logger=logging.getLogger("tests.socketio_client"),
+            engineio_logger=logging.getLogger("tests.engineio_client"),
         )
         self.events: list[tuple[str, Any]] = []
+        self.disconnects: list[Any] = []  # python-socketio's reason for each disconnect
         self.received_at: list[float] = []  # time.time() as each event arrived
         self._changed = asyncio.Event()
 
@@ -29,6 +36,12 @@ class RecordingClient:
 
         # every event of every namespace: the handler gets (event, namespace, payload)
         self.sio.on("*", handler=record, namespace="*")
+
+        async def disconnected(namespace: str, reason: Any = None) -> None:
+            self.disconnects.append(reason)
+            self._changed.set()
+
+        self.sio.on("disconnect", handler=disconnected, namespace="*")
 
     async def connect(
         self,
@@ -56,7 +69,8 @@ class RecordingClient:
             await asyncio.wait_for(enough(), timeout_s)
         except TimeoutError:
             raise AssertionError(
-                f"expected {count} events within {timeout_s} s, got {len(self.events)}: "
+                f"expected {count} events within {timeout_s} s, got {len(self.events)} "
+                f"(disconnects: {self.disconnects!r}, transport {self.sio.transport()!r}): "
                 f"{self.events[:5]!r}…"
             ) from None
         return self.events
