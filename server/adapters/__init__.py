@@ -44,9 +44,9 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | python-socketio | `AsyncManager.pending_disconnect` | undoc. attribute | adapters/fanout.py: FanoutManager.basic_disconnect | 5.18.0-5.18.1 | a gone client stays 'disconnecting' for ever |
 | python-socketio | `AsyncManager.server` | undoc. attribute | adapters/fanout.py: FanoutManager.emit | 5.18.0-5.18.1 | every emit fails (AttributeError) |
 | python-socketio | `AsyncManager.sid_from_eio_sid` | undoc. method called | adapters/socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | a slow client is cut without its relay:overflow notice |
-| python-socketio | `AsyncManager.eio_sid_from_sid` | undoc. method called | adapters/lookups.py: transport_open | 5.18.0-5.18.1 | resumes and joins fail; a client gone mid-resume stays a ghost |
+| python-socketio | `AsyncManager.eio_sid_from_sid` | undoc. method called | adapters/lookups.py: client_socket | 5.18.0-5.18.1 | resumes and joins fail; a client gone mid-resume stays a ghost |
 | python-socketio | `AsyncManager.is_connected` | undoc. method called | adapters/lookups.py: is_connected | 5.18.0-5.18.1 | a client's own 'connect'/'disconnect' event reruns the connect handler |
-| python-socketio | `AsyncNamespace.server` | undoc. attribute | adapters/lookups.py: is_connected, transport_open (from sessions/handlers.py) | 5.18.0-5.18.1 | joins, resumes and connects fail (AttributeError) |
+| python-socketio | `AsyncNamespace.server` | undoc. attribute | adapters/lookups.py: is_connected, client_socket (from sessions/handlers.py) | 5.18.0-5.18.1 | joins, resumes and connects fail (AttributeError) |
 | python-socketio | `Packet.encode` | undoc. method called | adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails |
 | python-socketio | `AsyncClient.namespaces` | undoc. attribute | client/relay_client.py: RelayClient.connected | 5.18.0-5.18.1 | the client helper never reports itself connected |
 | python-socketio | `AsyncClient.reconnection_delay` | undoc. attribute | client/relay_client.py: RelayClient._on_disconnect | 5.18.0-5.18.1 | the client helper's reconnect after a server disconnect fails |
@@ -56,7 +56,7 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | python-engineio | `AsyncServer._trigger_event` | private method overridden | adapters/engineio_server.py: BoundedEngineIO | 4.11.0-4.15.1 | sockets stay stock (a task per client per ping); long-poll closes wait ~30 s |
 | python-engineio | `AsyncServer._handle_connect` | behaviour | adapters/engineio_server.py: BoundedEngineIO._trigger_event (adopts the socket) | 4.11.0-4.15.1 | sockets stay stock: a task per client per ping interval |
 | python-engineio | `AsyncSocket.close` | behaviour | adapters/engineio_server.py: BoundedEngineIO._trigger_event (ends a long poll) | 4.11.0-4.15.1 | a long-polling client's close waits for its ping timeout |
-| python-engineio | `AsyncServer.sockets` | undoc. attribute | adapters/engineio_server.py, socketio_server.py: session_count; lookups.py: transport_open | 4.11.0-4.15.1 | fan-out, slow-client cut and resumes fail |
+| python-engineio | `AsyncServer.sockets` | undoc. attribute | adapters/engineio_server.py, socketio_server.py: session_count; lookups.py: client_socket | 4.11.0-4.15.1 | fan-out, slow-client cut and resumes fail |
 | python-engineio | `AsyncServer.ping_interval` | undoc. attribute | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | no heartbeat: clients are never pinged |
 | python-engineio | `AsyncServer.ping_timeout` | undoc. attribute | adapters/transport.py, engineio_server.py: send_packet_now | 4.11.0-4.15.1 | no heartbeat deadline: dead clients are never cut |
 | python-engineio | `AsyncServer.max_http_buffer_size` | undoc. attribute | adapters/transport.py: HeartbeatSocket._frame | 4.11.0-4.15.1 | every websocket read fails: clients are cut at once |
@@ -65,6 +65,8 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | python-engineio | `AsyncSocket.schedule_ping` | undoc. method overridden | adapters/transport.py: HeartbeatSocket; wsprotocol.py (on_pong) | 4.11.0-4.15.1 | a sleeping task per client per ping interval instead of a timer |
 | python-engineio | `AsyncSocket.receive` | behaviour | adapters/transport.py: HeartbeatSocket.schedule_ping (long-polling PONGs) | 4.11.0-4.15.1 | long-polling clients are never pinged again, and cut at their deadline |
 | python-engineio | `AsyncSocket.close` | undoc. method overridden | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | a socket closed elsewhere leaves its timer and its websocket open |
+| python-engineio | `AsyncSocket.poll` | undoc. method overridden | adapters/transport.py: HeartbeatSocket | 4.11.0-4.15.1 | a long poll answers every packet queued: python clients drop past 16 |
+| python-engineio | `Payload.max_decode_packets` | undoc. attribute | adapters/transport.py: POLL_MAX_PACKETS | 4.11.0-4.15.1 | the server does not start |
 | python-engineio | `AsyncSocket.send` | undoc. method called | adapters/engineio_server.py: send_packet_now | 4.11.0-4.15.1 | a client past its ping deadline is not cut |
 | python-engineio | `AsyncSocket.server` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
 | python-engineio | `AsyncSocket.sid` | undoc. attribute | adapters/transport.py, engineio_server.py, socketio_server.py, lookups.py | 4.11.0-4.15.1 | the heartbeat, websocket transport and slow-client cut misread the socket |
@@ -84,8 +86,9 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | python-engineio | `Packet.data` | undoc. attribute | adapters/transport.py; outgoing/queue.py | 4.11.0-4.15.1 | emits and reads fail |
 | python-engineio | `Packet.binary` | undoc. attribute | adapters/transport.py; outgoing/queue.py | 4.11.0-4.15.1 | emits and reads fail |
 | python-engineio | `Packet.encode` | undoc. method called | adapters/frame_websocket.py: text_frame; transport.py | 4.11.0-4.15.1 | emits fail |
-| python-engineio | `engineio.exceptions.SocketIsClosedError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read | 4.11.0-4.15.1 | the websocket reader fails to import |
-| python-engineio | `engineio.exceptions.UnknownPacketError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read | 4.11.0-4.15.1 | the websocket reader fails to import |
+| python-engineio | `engineio.exceptions.SocketIsClosedError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
+| python-engineio | `engineio.exceptions.UnknownPacketError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
+| python-engineio | `engineio.exceptions.QueueEmpty` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
 | uvicorn | `WebSocketsSansIOProtocol.handle_text` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | every PONG wakes the app again (a task per ping) |
 | uvicorn | `WebSocketsSansIOProtocol.handle_connect` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | no frame writer in the scope: no direct frame path: every packet goes through the writer task |
 | uvicorn | `WebSocketsSansIOProtocol.send` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | no write timeout: a client that stops reading is kept |

@@ -28,13 +28,19 @@ per client").
 What reaches the client is what python-engineio sends: the same packets at the same
 intervals, and the same upgrade from long-polling (probe PING, probe PONG, UPGRADE); a
 client cut at its deadline is sent engine.io's CLOSE first, as Node's engine.io does.
-Long-polling clients get engine.io's own poll.
+Long-polling clients get engine.io's own poll, with at most as many packets per answer as
+python-engineio's client decodes (:data:`POLL_MAX_PACKETS`).
 
 python-engineio builds its `AsyncSocket` in `_handle_connect`, with no hook for the class;
 :meth:`HeartbeatSocket.adopt` gives the socket this class at its `connect` event
-(server/adapters/engineio_server.py's `BoundedEngineIO`), before its first ping is scheduled or its
-transport runs. The subclass adds no state of its own but a timer handle and what it attached
-(class defaults until set), so the socket's layout is engine.io's.
+(server/adapters/engineio_server.py's `BoundedEngineIO`), before its first ping is scheduled
+or its transport runs. The subclass adds no state of its own but a timer handle, what it
+attached and what it holds (class defaults until set), so the socket's layout is
+engine.io's.
+
+The socket is the client's owner: it holds its queue and transport, and everything else
+that lives as long as the client (each namespace's connection, server/sessions/connection.py)
+through :meth:`HeartbeatSocket.hold`; whatever ends the client closes them all.
 """
 
 from __future__ import annotations
@@ -42,11 +48,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from engineio import exceptions
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
+from engineio.payload import Payload
 
 from server.outgoing.frames import CarriesFrames, FrameWriter, TakesFrameWriter
 
@@ -57,6 +65,11 @@ logger = logging.getLogger(__name__)
 PING = eio_packet.Packet(eio_packet.PING)
 #: what engine.io's packet decoding raises for what is not an engine.io packet
 NOT_A_PACKET = (ValueError, IndexError, TypeError)
+#: The most packets one long-polling answer carries: python-engineio's client refuses a
+#: payload of more (its `Payload.max_decode_packets`, 16) and drops the connection as a
+#: "transport error"; the rest waits for the client's next poll. (Node's client takes any
+#: number: it only polls again sooner.)
+POLL_MAX_PACKETS: int = Payload.max_decode_packets
 
 
 class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
@@ -65,6 +78,9 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
     _heartbeat: asyncio.TimerHandle | None = None  # the next PING, or the PONG's deadline
     #: the queue and the websocket's frame writer attached to it (:meth:`attach`), if any
     _attached: tuple[TakesFrameWriter, FrameWriter] | None = None
+    #: what else lives as long as this client (its namespaces' connections), by key, each
+    #: closed when the client goes (:meth:`hold`)
+    _held: dict[Hashable, Callable[[], None]] | None = None
     last_ping: float | None  # engine.io's (BaseSocket): when the unanswered PING went
     connected: bool
     upgrading: bool
@@ -123,6 +139,54 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
         await super().close(wait=wait, abort=abort, reason=reason)
         if closing_now:
             self.queue.put_nowait(None)
+        held, self._held = self._held, None
+        for close_part in (held or {}).values():
+            close_part()
+
+    # What lives as long as the client
+
+    def hold(self, key: Hashable, close: Callable[[], None]) -> None:
+        """Call `close` when this client goes, whatever ends it (once; a key held again
+        replaces the first). At once if the client is already gone."""
+        if self.closed:
+            close()
+            return
+        if self._held is None:
+            self._held = {}
+        self._held[key] = close
+
+    def release(self, key: Hashable) -> None:
+        """`key` was closed otherwise: nothing to call for it when this client goes."""
+        if self._held is not None:
+            self._held.pop(key, None)
+
+    # The long-polling transport
+
+    async def poll(self) -> list[Any]:
+        """engine.io's: what waits for a long-polling client, once something does (or
+        engine.io's QueueEmpty after its ping interval and timeout), but at most
+        :data:`POLL_MAX_PACKETS` packets, which every engine.io client decodes."""
+        try:
+            first = await asyncio.wait_for(
+                self.queue.get(), self.server.ping_interval + self.server.ping_timeout
+            )
+            self.queue.task_done()
+        except (TimeoutError, asyncio.CancelledError):
+            raise exceptions.QueueEmpty() from None
+        if first is None:  # the transport ends
+            return []
+        packets = [first]
+        while len(packets) < POLL_MAX_PACKETS:
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if pkt is None:  # after these: the next poll ends the transport
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
 
     # The websocket transport
 

@@ -9,8 +9,8 @@ from collections import defaultdict
 from typing import Any
 
 from tests.clients import RecordingClient
-from tests.integration.helpers import report, send_async
-from tests.processes import Processes, Stack
+from tests.integration.helpers import report, send, send_async
+from tests.processes import Processes, Stack, healthz
 
 EVENTS = 300  # two thirds to the room "a", a third to everyone
 
@@ -87,3 +87,26 @@ async def eventually_has(recorder: RecordingClient, n: int, timeout_s: float = 6
             await recorder.wait_for(len(recorder.events) + 1, timeout_s=timeout_s)
 
     await asyncio.wait_for(arrived(), timeout_s)
+
+
+async def test_a_long_polling_python_client_takes_a_burst_larger_than_one_answer(
+    processes: Processes, stack: Stack
+) -> None:
+    # Given 40 events in the room "a", and a stock python-socketio client on long-polling
+    # (python-engineio's client drops a poll answer of more than 16 packets as a transport
+    # error)
+    processes.sqs(stack)
+    processes.server(stack)
+    processes.worker(stack)
+    send(stack.sqs_client(), stack.queue_url, list(bodies(range(1, 120, 3)))[:40])
+    await stack.wait_counter("emitted", 40)
+    epoch = healthz(stack.base_url)["epoch"]
+    recorder = await RecordingClient().connect(stack.base_url, transports=["polling"])
+    # When it joins with a resume from the start: all 40 are queued for it at once
+    answer = await recorder.call("join", {"room": "a", "since": {"epoch": epoch, "offset": 0}})
+    # Then they reach it, over several answers, in order, and it stays connected
+    assert answer["ok"] and answer["replayed"] == 40, answer
+    await recorder.wait_for(40, timeout_s=30)
+    assert [p["offset"] for p in recorder.of("e")] == list(range(1, 41))
+    assert recorder.disconnects == [] and recorder.sio.transport() == "polling"
+    await recorder.close()

@@ -11,13 +11,14 @@ import struct
 from typing import Any
 
 import pytest
-from engineio import packet
+from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
+from engineio.payload import Payload
 from websockets.frames import Frame, Opcode
 
 from server.adapters.engineio_server import BoundedEngineIO
 from server.adapters.socketio_server import BoundedSocketServer
-from server.adapters.transport import PING, HeartbeatSocket
+from server.adapters.transport import PING, POLL_MAX_PACKETS, HeartbeatSocket
 from server.adapters.wsprotocol import websocket_protocol
 from shared.counters import Counters
 
@@ -320,3 +321,27 @@ def test_a_client_that_answers_no_websocket_ping_is_reset_not_closed() -> None:
     )
     assert struct.unpack("ii", linger) == (1, 0)
     protocol.transport.sock.close()
+
+
+async def test_a_long_poll_answers_at_most_what_python_clients_decode() -> None:
+    # Given a long-polling client with 40 packets waiting, then its transport's end
+    socket = new_socket(engine(ping_interval=5, ping_timeout=5))
+    for n in range(40):
+        socket.queue.put_nowait(packet.Packet(packet.MESSAGE, data=f'2["e",{n}]'))
+    socket.queue.put_nowait(None)
+    # When it polls until the end
+    answers = [await socket.poll() for _ in range(4)]
+    # Then each answer holds at most the 16 packets python-engineio's client decodes, all
+    # 40 in order, and then the end (an empty answer)
+    assert POLL_MAX_PACKETS == Payload.max_decode_packets == 16
+    assert [len(a) for a in answers] == [16, 16, 8, 0]
+    sent = [p.data for a in answers for p in a]
+    assert sent == [f'2["e",{n}]' for n in range(40)]
+    assert Payload(packets=answers[0]).encode()  # (one answer is one payload)
+    assert socket.queue.qsize() == 0 and socket.queue.bytes == 0
+
+
+async def test_a_long_poll_with_nothing_to_send_ends_as_engineio_s() -> None:
+    socket = new_socket(engine(ping_interval=0.05, ping_timeout=0.05))
+    with pytest.raises(exceptions.QueueEmpty):
+        await socket.poll()

@@ -53,7 +53,7 @@ ENGINEIO: tuple[Internal, ...] = (
     Internal(
         "python-engineio", _EIO_SERVER, "sockets", ATTRIBUTE,
         "adapters/engineio_server.py, socketio_server.py: session_count; "
-        "lookups.py: transport_open",
+        "lookups.py: client_socket",
         "fan-out, slow-client cut and resumes fail",
     ),
     Internal(
@@ -97,6 +97,17 @@ ENGINEIO: tuple[Internal, ...] = (
         "adapters/transport.py: HeartbeatSocket",
         "a socket closed elsewhere leaves its timer and its websocket open",
         ours=_OURS_SOCKET, params=("wait", "abort", "reason"),
+    ),
+    Internal(
+        "python-engineio", _EIO_SOCKET, "poll", OVERRIDE,
+        "adapters/transport.py: HeartbeatSocket",
+        "a long poll answers every packet queued: python clients drop past 16",
+        ours=_OURS_SOCKET,
+    ),
+    Internal(
+        "python-engineio", "engineio.payload:Payload", "max_decode_packets", ATTRIBUTE,
+        "adapters/transport.py: POLL_MAX_PACKETS",
+        "the server does not start",
     ),
     Internal(
         "python-engineio", _EIO_SOCKET, "send", CALLED,
@@ -146,10 +157,10 @@ ENGINEIO: tuple[Internal, ...] = (
     *(
         Internal(
             "python-engineio", "engineio.exceptions", name, ATTRIBUTE,
-            "adapters/transport.py: HeartbeatSocket._read",
+            "adapters/transport.py: HeartbeatSocket._read, poll",
             "the websocket reader fails to import",
         )
-        for name in ("SocketIsClosedError", "UnknownPacketError")
+        for name in ("SocketIsClosedError", "UnknownPacketError", "QueueEmpty")
     ),
 )
 # fmt: on
