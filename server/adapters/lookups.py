@@ -27,10 +27,16 @@ def is_connected(handler: Any, sid: str, namespace: str) -> bool:
     return bool(handler.server.manager.is_connected(sid, namespace))
 
 
+def client_socket(handler: Any, sid: str, namespace: str) -> Any:
+    """The engine.io socket of client `sid` of the namespace `handler` (a python-socketio
+    namespace object), or None once engine.io let it go."""
+    server = handler.server
+    eio_sid = server.manager.eio_sid_from_sid(sid, namespace)
+    return server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+
+
 def transport_open(handler: Any, sid: str, namespace: str) -> bool:
     """Whether the engine.io transport of client `sid` is still there (python-socketio's
     manager keeps a sid that is still connecting even after its transport closed)."""
-    server = handler.server
-    eio_sid = server.manager.eio_sid_from_sid(sid, namespace)
-    socket = server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+    socket = client_socket(handler, sid, namespace)
     return socket is not None and not socket.closed

@@ -1,17 +1,35 @@
 """What the server keeps for each connection and namespace, for the connection's life: who
 it is (its token's identity), its request budget, its room operations' order, what it was
-replayed, and its token's expiry timer; and :class:`Connections`, their one owner, which
-opens and closes each."""
+replayed, and its token's expiry timer; and :class:`Connections`, their index, which opens
+and closes each.
+
+A client owns its connections: :meth:`Connections.open` has the client's engine.io socket
+(:class:`ClientOwner`, server/adapters/transport.py's `HeartbeatSocket`) hold each one, and
+whatever ends the client (its transport gone, a ping unanswered, an overflow, a disconnect
+while its connect handler still runs) closes them with it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from server.sessions.auth import Identity
+
+
+@runtime_checkable
+class ClientOwner(Protocol):
+    """What owns everything of one client for its life (its engine.io socket): what it holds
+    is closed, once, when the client goes."""
+
+    def hold(self, key: Hashable, close: Callable[[], None]) -> None:
+        """Call `close` when the client goes (a key held again replaces the first)."""
+
+    def release(self, key: Hashable) -> None:
+        """`key` was closed otherwise: nothing to call for it when the client goes."""
 
 
 @dataclass(slots=True)
@@ -50,6 +68,8 @@ class Connection:
     #: The expiry's own task once the timer fired, held until it ends (the loop keeps only a
     #: weak reference to a task).
     expiring: asyncio.Task[None] | None = None
+    #: The client that holds this connection, if one does (:meth:`Connections.open`).
+    owner: ClientOwner | None = None
 
     def expire_with(self, expire: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `expire` when the token expires (its `exp` plus the leeway); nothing for a
@@ -73,8 +93,9 @@ class Connection:
 
 class Connections:
     """Every open :class:`Connection` of the server, one per (namespace, sid): opened in one
-    place (:meth:`open`, at the connect) and closed in one place (:meth:`close`, at the
-    disconnect, or when a connect is abandoned), which cancels its token's expiry.
+    place (:meth:`open`, at the connect) and closed in one place (:meth:`close`: at the
+    disconnect, when a connect is abandoned, or by its client as it goes), which cancels its
+    token's expiry.
 
     Its length is the count of connections per namespace (`relay_connected_clients`).
     """
@@ -88,10 +109,15 @@ class Connections:
         sid: str,
         connection: Connection,
         expire: Callable[[], Coroutine[Any, Any, None]],
+        owner: ClientOwner | None = None,
     ) -> Connection:
-        """Keep `connection` for (namespace, sid), and run `expire` when its token expires."""
+        """Keep `connection` for (namespace, sid), run `expire` when its token expires, and
+        have `owner` (the client) close it when the client goes."""
         self._open[(namespace, sid)] = connection
         connection.expire_with(expire)
+        if owner is not None:
+            connection.owner = owner
+            owner.hold((namespace, sid), lambda: self.close(namespace, sid))
         return connection
 
     def get(self, namespace: str, sid: str) -> Connection | None:
@@ -104,6 +130,8 @@ class Connections:
         connection = self._open.pop((namespace, sid), None)
         if connection is not None:
             connection.close()
+            if connection.owner is not None:
+                connection.owner.release((namespace, sid))
 
     def __contains__(self, key: object) -> bool:
         return key in self._open

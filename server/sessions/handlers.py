@@ -28,13 +28,13 @@ from typing import Any
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from server.adapters.lookups import is_connected, transport_open
+from server.adapters.lookups import client_socket, is_connected, transport_open
 from server.history.base import History
 from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
 from server.payload import BROADCAST_ROOM
 from server.sessions.auth import Authenticator, AuthError
-from server.sessions.connection import Connection, Connections, TokenBucket
+from server.sessions.connection import ClientOwner, Connection, Connections, TokenBucket
 from server.sessions.requests import client_event_error, room_and_since, room_error
 from shared import counters as c
 from shared.counters import Counters
@@ -102,6 +102,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 identity, TokenBucket(settings.client_event_rate, settings.client_event_burst)
             ),
             expire=lambda: self._expire(namespace, sid),
+            owner=self._client(sid, namespace),
         )
 
         async def enter() -> None:
@@ -253,6 +254,11 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     def _is_connected(self, sid: str, namespace: str) -> bool:
         return is_connected(self, sid, namespace)
+
+    def _client(self, sid: str, namespace: str) -> ClientOwner | None:
+        """The client's engine.io socket, which closes the connection when the client goes."""
+        socket = client_socket(self, sid, namespace)
+        return socket if isinstance(socket, ClientOwner) else None
 
     def _is_open(self, sid: str, namespace: str) -> bool:
         """The client's transport is still there (python-socketio's manager keeps a sid that

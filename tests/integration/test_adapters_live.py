@@ -131,6 +131,9 @@ async def test_a_websocket_connection_runs_through_every_override(live: Live) ->
     # and the manager's room index saw the client enter its rooms (basic_enter_room)
     (sid,) = (s for ns, s in relay.handlers.connections)
     assert BROADCAST_ROOM in relay.sio.manager.get_rooms(sid, "/")
+    # and the client's socket owns its namespace's connection (closes it when it goes)
+    connection = relay.handlers.connections.get("/", sid)
+    assert connection is not None and connection.owner is socket
 
     # When the server pings (every second) and the client answers
     await eventually(lambda: calls["schedule_ping"] >= 2, timeout_s=5, what="a PONG")

@@ -8,12 +8,15 @@ import time
 from typing import Any
 
 import socketio
+from engineio.async_socket import AsyncSocket
 
+from server.adapters.engineio_server import BoundedEngineIO
+from server.adapters.transport import HeartbeatSocket
 from server.history.local import LocalHistory
 from server.history.replay import ReplayBuffer
 from server.payload import BROADCAST_ROOM, ClientJSON
 from server.sessions.auth import Authenticator, Identity
-from server.sessions.connection import Connection, Connections, TokenBucket
+from server.sessions.connection import ClientOwner, Connection, Connections, TokenBucket
 from server.sessions.handlers import SessionNamespace
 from shared import counters as c
 from shared.counters import Counters
@@ -305,3 +308,39 @@ async def test_connections_open_one_per_namespace_and_close_cancels_the_token_ex
     assert len(connections) == 1 and expired == []
     connections.close("/admin", "sid1")
     assert admin.expiry.cancelled() and len(connections) == 0
+
+
+async def test_a_client_owns_its_connections_and_closes_them_whatever_ends_it() -> None:
+    # Given a client on two namespaces, held by its engine.io socket (a real one of ours)
+    relay = Relay()
+    eio = BoundedEngineIO(async_mode="asgi")
+    socket = AsyncSocket(eio, "eio1")
+    HeartbeatSocket.adopt(socket)
+    assert isinstance(socket, ClientOwner)
+    connections = Connections()
+    identity = Identity("alice", ("*",), expires_at=time.time() + 3600)
+
+    async def expire() -> None:
+        raise AssertionError("no expiry after the client went")
+
+    main = connections.open("/", "s1", Connection(identity, TokenBucket(1, 1)), expire, socket)
+    admin = connections.open("/a", "s2", Connection(identity, TokenBucket(1, 1)), expire, socket)
+    # When one namespace is closed the usual way (its disconnect), then the client goes
+    # without any other disconnect handler running (e.g. while its connect still ran)
+    connections.close("/a", "s2")
+    await socket.close(wait=False, abort=True)
+    # Then every connection it had is closed once: forgotten, expiry cancelled
+    assert len(connections) == 0
+    assert main.expiry is not None and main.expiry.cancelled()
+    assert admin.expiry is not None and admin.expiry.cancelled()
+    # And one opened for a client already gone is closed at once
+    late = connections.open("/", "s3", Connection(identity, TokenBucket(1, 1)), expire, socket)
+    assert len(connections) == 0 and late.expiry is not None and late.expiry.cancelled()
+    # And the handlers hand the real server's socket as the owner
+    relay.sio.eio.sockets["eio2"] = socket2 = AsyncSocket(relay.sio.eio, "eio2")
+    HeartbeatSocket.adopt(socket2)
+    sid = await relay.sio.manager.pre_connect("eio2", "/")
+    await relay.handlers.trigger_event("connect", "/", sid, {}, {})
+    assert relay.handlers.connections.get("/", sid) is not None
+    await socket2.close(wait=False, abort=True)
+    assert relay.handlers.connections.get("/", sid) is None

@@ -80,7 +80,7 @@ SOCKETIO: tuple[Internal, ...] = (
     ),
     Internal(
         "python-socketio", _SIO_MANAGER, "eio_sid_from_sid", CALLED,
-        "adapters/lookups.py: transport_open",
+        "adapters/lookups.py: client_socket",
         "resumes and joins fail; a client gone mid-resume stays a ghost",
         params=("sid", "namespace"),
     ),
@@ -92,7 +92,7 @@ SOCKETIO: tuple[Internal, ...] = (
     ),
     Internal(
         "python-socketio", "socketio.async_namespace:AsyncNamespace", "server", ATTRIBUTE,
-        "adapters/lookups.py: is_connected, transport_open (from sessions/handlers.py)",
+        "adapters/lookups.py: is_connected, client_socket (from sessions/handlers.py)",
         "joins, resumes and connects fail (AttributeError)",
     ),
     Internal(
