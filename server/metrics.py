@@ -1,6 +1,6 @@
 """The server's Prometheus metrics: the shared counters plus timings and gauges.
 
-Served at ``/metrics``. Metric names are listed in the README.
+Served at ``/metrics``. Metric names are listed in docs/operations.md, "Metrics".
 """
 
 from __future__ import annotations

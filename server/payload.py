@@ -1,9 +1,9 @@
 """What clients receive, and how it is encoded: strictly, and each message's data only once.
 
-Every event the relay emits carries one argument, :func:`client_payload` (documented in the
-README). A message's ``data`` is encoded to JSON once, as an ``orjson.Fragment`` that every
-room's payload and every replay entry share: python-socketio encodes one packet per emit
-(per room), and without the fragment each room would encode the whole data again.
+Every event the relay emits carries one argument, :func:`client_payload` (documented in
+docs/protocol.md). A message's ``data`` is encoded to JSON once, as an ``orjson.Fragment``
+that every room's payload and every replay entry share: python-socketio encodes one packet
+per emit (per room), and without the fragment each room would encode the whole data again.
 
 :class:`ClientJSON` is the JSON module python-socketio and engine.io use for every packet
 (``AsyncServer(json=ClientJSON)``). It writes with orjson, which cannot write ``NaN`` or
@@ -67,7 +67,7 @@ def _has_non_finite(value: Any) -> bool:
 def client_payload(
     delivery: Delivery, room: str | None, offset: int, epoch: str, data: orjson.Fragment
 ) -> dict[str, Any]:
-    """The one argument every client event carries (documented in the README)."""
+    """The one argument every client event carries (docs/protocol.md)."""
     return {
         "id": delivery.message_id,
         "data": data,

@@ -30,8 +30,9 @@ RESERVED_EVENTS = frozenset(
 )
 #: Events the relay itself sends to clients start with this.
 RESERVED_PREFIX = "relay:"
-#: The connect answer, to a client that connects with ``since`` in its auth (README, "Replay
-#: on reconnect"): the position of its room-less stream, and what came of its resume.
+#: The connect answer, to a client that connects with ``since`` in its auth
+#: (docs/protocol.md, "Replay on reconnect"): the position of its room-less stream, and what
+#: came of its resume.
 RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
 #: Sent just before the server disconnects a client whose token expired.
 EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"

@@ -115,7 +115,7 @@ class Processes(Supervisor):
 
     # --- Debian's parts, for cluster mode -------------------------------------------------------
     def redis(self, port: int, name: str = "redis") -> Process:
-        """redis-server on `port`, append-only with an fsync per write (what the README says
+        """redis-server on `port`, append-only with an fsync per write (what docs/cluster.md says
         cluster mode needs), its data in a folder of this test's that outlives a restart."""
         binary = shutil.which("redis-server")
         assert binary, "redis-server not found: .ci/run installs it (apt-get install redis-server)"

@@ -10,7 +10,7 @@ client's PONG. Together they are dozens of objects the garbage collector tracks
 living one interval. CPython counts its young generation as allocations minus
 deallocations, and these die only after they were promoted, so their deaths hide their
 births: with many clients the young generation grows far past its threshold between
-passes, and each pass over it holds the event loop (README, "The heartbeat costs no task
+passes, and each pass over it holds the event loop (docs/operations.md, "The heartbeat costs no task
 per client").
 
 :class:`HeartbeatSocket` is engine.io's socket with:

@@ -77,7 +77,7 @@ class History(Protocol):
 
     @property
     def epoch(self) -> str:
-        """The epoch every offset belongs to (README "Replay on reconnect")."""
+        """The epoch every offset belongs to (docs/protocol.md, "Replay on reconnect")."""
         ...
 
     @property

@@ -1,6 +1,6 @@
 """Why a resume is not a full recovery, and why a message cannot reach clients: each text
-once, for both histories (clients read the resume reasons in their answers, README "Replay on
-reconnect")."""
+once, for both histories (clients read the resume reasons in their answers,
+docs/protocol.md, "Replay on reconnect")."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 #: else, the sender lets it (`asyncio.sleep(0)`) before the next emit of the batch. One
 #: broadcast to many thousands of clients holds it for a good part of a second; a batch of ten
 #: would hold it ten times that, every other client's packets, pings and the workers' pings
-#: waiting behind it (figures: README, guarantee 8).
+#: waiting behind it (figures: docs/guarantees.md, guarantee 8).
 HOLD_S = 0.02
 
 

@@ -8,7 +8,7 @@ and every event for that client piles up in its queue. :class:`OutgoingQueue` co
 packets and their encoded size; past `CLIENT_QUEUE_MAX_PACKETS` or `CLIENT_QUEUE_MAX_BYTES`
 it drops what it holds, takes nothing more but the notice, and the client is told why
 (`relay:overflow`) and disconnected (server/adapters/socketio_server.py). A reconnecting
-client resumes from its last offset (README, "Replay on reconnect"), so a client that was
+client resumes from its last offset (docs/protocol.md, "Replay on reconnect"), so a client that was
 only slow for a moment loses nothing it can replay.
 
 engine.io's server makes one for each socket (server/adapters/engineio_server.py's

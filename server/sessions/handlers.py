@@ -1,7 +1,7 @@
 """Socket.IO event handlers: connect (authenticate, resume), join/leave rooms (authorise,
 resume), and the allow-listed client events relayed to other clients.
 
-Resume protocol (README, "Replay on reconnect"): every event carries ``offset`` and
+Resume protocol (docs/protocol.md, "Replay on reconnect"): every event carries ``offset`` and
 ``epoch``, and every answer carries the stream's position, ``{"epoch", "offset"}`` of its last
 event, taken as the client entered it (so a client that has received nothing yet still knows
 where to resume from). A client that reconnects sends the last position it knew:

@@ -11,9 +11,9 @@ from shared.settings.fields import EmptyIsUnset, comment
 
 
 class ClusterSettings(BaseModel):
-    """Redis, for servers and workers alike (README, "Running several servers")."""
+    """Redis, for servers and workers alike (docs/cluster.md)."""
 
-    SECTION: ClassVar[str] = 'Cluster mode (README, "Running several servers")'
+    SECTION: ClassVar[str] = "Cluster mode (docs/cluster.md)"
 
     redis_url: Annotated[str | None, EmptyIsUnset] = Field(
         None,

@@ -1,7 +1,8 @@
 """`.env.example`, rendered from the settings themselves: one section per concern, each
 variable with its default and, above it, its field's description or longer comment
 (`fields.py` says how a field chooses). `python -m shared.settings > .env.example` writes it;
-a test fails when the committed file differs.
+a test fails when the committed file differs. The manual's settings page (`markdown.py`) is
+rendered from the same fields.
 
 >>> lines = render().splitlines()
 >>> lines[lines.index("SQS_WAIT_S=20") - 1]
@@ -38,7 +39,7 @@ def render() -> str:
         if note:
             lines.append(_comment(note))
         for name, field in concern.model_fields.items():
-            text = _comment_of(field)
+            text = comment_of(field)
             if text:
                 lines.append(_comment(text))
             lines.append(_assignment(name.upper(), field))
@@ -46,7 +47,9 @@ def render() -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _comment_of(field: FieldInfo) -> str | None:
+def comment_of(field: FieldInfo) -> str | None:
+    """What `.env.example` prints above the variable: its longer comment, its description,
+    or None where the comment above covers it."""
     extra = field.json_schema_extra
     if isinstance(extra, dict) and COMMENT_KEY in extra:
         text = extra[COMMENT_KEY]
@@ -74,10 +77,11 @@ def _assignment(variable: str, field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
     if default is None:
         return f"# {variable}="  # unset: shown, commented out
-    return f"{variable}={_text(default)}"
+    return f"{variable}={value_text(default)}"
 
 
-def _text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A default as a variable's text: a list comma-separated, a whole float without ".0"."""
     if value is PydanticUndefined:  # pragma: no cover - every setting has a default
         raise ValueError("a setting without a default cannot be written to .env.example")
     if isinstance(value, list):

@@ -74,7 +74,7 @@ async def test_a_server_killed_and_restarted_loses_nothing(
     processes: Processes, stack: Stack
 ) -> None:
     # Given a server, a worker and a client that reconnects by itself, presenting the epoch and
-    # offset of the last event it saw (the README's "Replay on reconnect" recipe)
+    # offset of the last event it saw (docs/protocol.md, "Replay on reconnect")
     stack.extra.update(FAST_REDELIVERY)
     processes.sqs(stack)
     server = processes.server(stack)

@@ -1,6 +1,6 @@
-"""What a deploy installs (README, "Installing for production"): the project's own
+"""What a deploy installs (docs/quickstart.md, "Installing for production"): the project's own
 dependencies, without the embedded emulator, honcho or the Node.js runtime (the `local`
-group); the README's commands then run a server and a worker that relay a message."""
+group); the manual's commands then run a server and a worker that relay a message."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def deployed(env: dict[str, str], venv: Path) -> dict[str, str]:
 
 
 def uv_run(*argv: str) -> list[str]:
-    """The README's `uv run --no-sync ...`; `--project` because the supervisor starts each
+    """The manual's `uv run --no-sync ...`; `--project` because the supervisor starts each
     process in its log folder, not in the clone."""
     return [*uv(), "run", "--no-sync", "--project", str(ROOT), *argv]
 
@@ -65,7 +65,7 @@ async def test_a_production_install_without_the_local_group_relays_a_message(
     # none of the local-only packages is there
     for name in LOCAL_ONLY:
         assert f"\n{name}==" not in f"\n{installed}", name
-    # and the README's command runs that environment's Python, not the development one
+    # and the manual's command runs that environment's Python, not the development one
     prefix = subprocess.run(
         uv_run("python", "-c", "import sys; print(sys.prefix)"),
         env=env,
@@ -78,7 +78,7 @@ async def test_a_production_install_without_the_local_group_relays_a_message(
     # And an SQS endpoint (the embedded emulator stands in for AWS: a deploy has none)
     processes.sqs(stack)
 
-    # When a server and a worker start with the README's commands, from that environment
+    # When a server and a worker start with the manual's commands, from that environment
     deploy_env = deployed(stack.env(), venv)
     server = processes.spawn("server", uv_run("python", "-m", "server"), deploy_env)
     server.wait_ready(lambda: healthz(stack.base_url)["subscriber"], what="the server's /healthz")

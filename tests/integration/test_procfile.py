@@ -1,4 +1,4 @@
-"""The Procfile itself, run by honcho as the README says, end to end."""
+"""The Procfile itself, run by honcho as the README and docs/quickstart.md say, end to end."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def test_honcho_runs_the_procfile_delivers_and_stops_cleanly(
     )
     client = await RecordingClient().connect(stack.base_url)
 
-    # When the README's send command puts an event on the queue
+    # When the README's send command (docs/quickstart.md's too) puts an event on the queue
     sent = await asyncio.to_thread(
         subprocess.run,
         [PYTHON, "-m", "producer", "--event", "hello", "--data", '{"hi": 1}'],
@@ -67,7 +67,7 @@ async def test_honcho_runs_the_procfile_delivers_and_stops_cleanly(
 async def test_honcho_runs_the_whole_cluster_from_procfile_cluster(
     processes: Processes, stack: Stack
 ) -> None:
-    # Given `honcho -f Procfile.cluster start` (the README's command for several servers): the
+    # Given `honcho -f Procfile.cluster start` (docs/cluster.md's command for several servers): the
     # embedded SQS, redis-server, three servers, two workers and nginx on :8000
     assert shutil.which("redis-server") and (shutil.which("nginx") or Path("/usr/sbin/nginx"))
     env = stack.env()

@@ -1,4 +1,4 @@
-"""A room nobody is in costs no packet encode (README, guarantee 8): the emitter asks the
+"""A room nobody is in costs no packet encode (docs/guarantees.md, 8): the emitter asks the
 manager's room table before it emits, and the event still enters the replay history."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The sockets the hand-off makes queue nothing for a server that is not there
-(README, guarantee 4: `ZMQ_IMMEDIATE`)."""
+(docs/guarantees.md, 4: `ZMQ_IMMEDIATE`)."""
 
 from __future__ import annotations
 
