@@ -34,8 +34,10 @@ every message, 1 when it refused any or could not be reached, 2 for a bad argume
 """
 
 DESCRIPTION = """\
-Send events to the SQS queue the relay consumes: SQS_QUEUE_URL, read as the worker reads
-its settings (environment, .env); by default the embedded emulator's queue.
+Send events to the SQS queue the relay consumes (installed as the command sqs-relay-publish):
+SQS_QUEUE_URL, read as the worker reads its settings, from the environment and a .env file in
+the current folder (the repository's .env.example and docs/settings.md list them); by default
+the embedded emulator's queue.
 
 Each message is an envelope {"event", "data", "room", "namespace"}, checked as the worker
 will check it, so that an event it could never deliver (a reserved event name, NaN in the

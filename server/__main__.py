@@ -21,11 +21,13 @@ from shared.startup import start
 
 logger = logging.getLogger("server")
 
-DESCRIPTION = (
-    "Serve the Socket.IO relay on HOST:PORT (honcho sets PORT) and receive messages from "
-    "workers on ZMQ_BIND. Settings come from the environment and .env; see .env.example. "
-    "SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S."
-)
+DESCRIPTION = """\
+Serve the Socket.IO relay on HOST:PORT (honcho sets PORT): the demo page at /, /healthz,
+/metrics, and every event the workers hand over on ZMQ_BIND. Installed as the command
+sqs-relay-server. Settings come from the environment and a .env file in the current folder,
+none on the command line: each is listed with its default in the repository's .env.example
+and docs/settings.md. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S.
+"""
 
 
 def raise_file_limit() -> int:

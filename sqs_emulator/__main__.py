@@ -1,4 +1,5 @@
-"""`python -m sqs_emulator`: moto's SQS server on the loopback address of `SQS_QUEUE_URL`.
+"""`python -m sqs_emulator` (the command `sqs-relay-emulator`): moto's SQS server on the
+loopback address of `SQS_QUEUE_URL`, for trying the relay and for tests.
 
 It creates the queue named by `SQS_QUEUE_URL` and its dead-letter queue (`<name>-dlq`, redrive
 after `SQS_MAX_RECEIVE_COUNT` receives) before it says it is ready, so workers never need a
@@ -20,9 +21,18 @@ from shared.startup import start
 
 logger = logging.getLogger("sqs_emulator")
 
+DESCRIPTION = """\
+Run moto's SQS server on the loopback address and port of SQS_QUEUE_URL, with that queue and
+its dead-letter queue (<name>-dlq, after SQS_MAX_RECEIVE_COUNT receives) created before it
+logs that it is ready. For trying the relay and for tests; its queues live in memory. Installed
+as the command sqs-relay-emulator; it needs moto: pip install 'sqs-push-relay[local]'.
+Settings come from the environment and a .env file in the current folder, none on the command
+line (the repository's .env.example and docs/settings.md list them). SIGTERM/SIGINT stop it.
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
-    settings = start("sqs_emulator", __doc__ or "", argv)
+    settings = start("sqs_emulator", DESCRIPTION, argv)
     if settings is None:
         return 2
 
@@ -40,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("Cannot listen on %s:%d (from SQS_QUEUE_URL): address in use", host, port)
         return 1
 
-    from moto.server import ThreadedMotoServer  # slow import; only after the checks
+    try:
+        from moto.server import ThreadedMotoServer  # slow import; only after the checks
+    except ImportError as exc:
+        # The wheel's `local` extra; the clone's `local` dependency group has it.
+        logger.error("moto is not installed (%s): pip install 'sqs-push-relay[local]'", exc)
+        return 2
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()

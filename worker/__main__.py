@@ -23,13 +23,15 @@ from worker.handoff import DealerHandoff
 
 logger = logging.getLogger("worker")
 
-DESCRIPTION = (
-    "Consume the SQS queue (SQS_QUEUE_URL) with blocking boto3 long polls and hand each message "
-    "to the Socket.IO server(s) over ZeroMQ (ZMQ_CONNECT, else ZMQ_BIND); delete it only once "
-    "every server that answers confirmed it. All settings come from the environment and .env; "
-    "see .env.example. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S. Exits with status 2 "
-    "if a setting is wrong or ACK_TIMEOUT_S is not below the queue's visibility timeout."
-)
+DESCRIPTION = """\
+Consume the SQS queue (SQS_QUEUE_URL) with blocking boto3 long polls and hand each message to
+the Socket.IO server(s) over ZeroMQ (ZMQ_CONNECT, else ZMQ_BIND); delete it only once every
+server that answers confirmed it. Installed as the command sqs-relay-worker; run several to
+scale. Settings come from the environment and a .env file in the current folder, none on the
+command line: each is listed with its default in the repository's .env.example and
+docs/settings.md. SIGTERM/SIGINT stop it within SHUTDOWN_TIMEOUT_S. Exits with status 2 if a
+setting is wrong or ACK_TIMEOUT_S is not below the queue's visibility timeout.
+"""
 
 
 def serve_metrics(worker: Worker, settings: Settings) -> None:

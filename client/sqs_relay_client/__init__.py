@@ -4,6 +4,8 @@ reconnects, without writing the resume protocol by hand.
 - :class:`RelayClient` (python-socketio's `AsyncClient`), for services and scripts;
 - ``/static/relay.js`` (served by the server), the same for browsers over socket.io-client.
 
+This package needs only python-socketio and aiohttp: ``pip install sqs-push-relay-client``.
+
 Usage::
 
     async with RelayClient(url, token=token, rooms=["shop"]) as relay:
@@ -11,7 +13,7 @@ Usage::
             print(event.name, event.data)
 """
 
-from client.relay_client import Event, RelayClient
-from client.streams import Position, Recovery, Streams
+from sqs_relay_client.relay_client import Event, RelayClient
+from sqs_relay_client.streams import Position, Recovery, Streams
 
 __all__ = ["Event", "Position", "Recovery", "RelayClient", "Streams"]

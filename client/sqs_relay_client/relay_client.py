@@ -1,5 +1,5 @@
 """A listening client that resumes by itself: python-socketio's `AsyncClient` plus the
-relay's resume protocol (README, "Replay on reconnect"), so that an app gets every event once,
+relay's resume protocol (the manual's "Replay on reconnect"), so that an app gets every event once,
 in order per stream, across reconnects, and is told when a stream must be resynced.
 """
 
@@ -14,8 +14,13 @@ from typing import Any
 
 import socketio
 
-from client.streams import MAX_IDS, Recovery, Room, Streams
-from shared.envelope import EXPIRED_EVENT, OVERFLOW_EVENT, RECOVERY_EVENT, RESERVED_PREFIX
+from sqs_relay_client.protocol import (
+    EXPIRED_EVENT,
+    OVERFLOW_EVENT,
+    RECOVERY_EVENT,
+    RESERVED_PREFIX,
+)
+from sqs_relay_client.streams import MAX_IDS, Recovery, Room, Streams
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ _JOIN_RETRY_S = 0.25
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One relayed event: ``name`` and the fields of the payload (README, "What a client
+    """One relayed event: ``name`` and the fields of the payload (the relay's manual, "What a client
     receives"); ``payload`` is the whole object as it came."""
 
     name: str
@@ -88,6 +93,11 @@ class RelayClient:
         self.url = url
         self.namespace = namespace
         self.sio = socketio.AsyncClient(**({"reconnection": True} | client_options))
+        # The reconnect after a server disconnect (an expired token) backs off as
+        # python-socketio's own does, from its documented options (defaults 1 s and 5 s).
+        self._retry_delay_s = float(client_options.get("reconnection_delay", 1.0))
+        self._retry_delay_max_s = float(client_options.get("reconnection_delay_max", 5.0))
+        self._namespace_connected = False
         self.streams = Streams(max_ids=max_ids)
         self.rooms: list[str] = list(dict.fromkeys(rooms))  # joined, or to join on connect
         self._token = token
@@ -145,7 +155,7 @@ class RelayClient:
 
     @property
     def connected(self) -> bool:
-        return bool(self.sio.connected) and self.namespace in self.sio.namespaces
+        return bool(self.sio.connected) and self._namespace_connected
 
     # --- rooms and client events -----------------------------------------------------------------
     async def join(self, room: str) -> dict[str, Any] | None:
@@ -192,6 +202,7 @@ class RelayClient:
         return auth
 
     async def _on_connect(self) -> None:
+        self._namespace_connected = True
         # Joining here would hold up python-socketio's connect wait: resume in a task.
         self._resumed = asyncio.get_running_loop().create_task(self._resume_rooms())
 
@@ -238,6 +249,7 @@ class RelayClient:
             self._events.put_nowait(Event.of(event, payload))
 
     async def _on_disconnect(self, reason: Any = None) -> None:
+        self._namespace_connected = False
         if self._closing or reason != self.sio.reason.SERVER_DISCONNECT:
             return  # python-socketio reconnects by itself after a transport close
         # python-socketio never reconnects after the server disconnected it: for the relay
@@ -246,14 +258,14 @@ class RelayClient:
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        delay = float(self.sio.reconnection_delay)
+        delay = self._retry_delay_s
         while not self._closing:
             await asyncio.sleep(delay)
             try:
                 await self.connect()
             except (socketio.exceptions.ConnectionError, ValueError) as exc:
                 logger.info("Reconnect failed (%s); trying again in %.1f s", exc, delay)
-                delay = min(delay * 2, float(self.sio.reconnection_delay_max))
+                delay = min(delay * 2, self._retry_delay_max_s)
             else:
                 return
 

@@ -2,20 +2,20 @@
 """Our adapters of python-socketio, python-engineio and uvicorn: every subclass of theirs and
 every read of their internals is in this package (the worker's botocore ones are in
 worker/adapters/). Code elsewhere calls what these modules offer, e.g.
-server/adapters/lookups.py's `has_members`, not the libraries' internals; the few reads left
-outside (the client helper's, and the outgoing queue's of engine.io's packets) are in the
-table too.
+server/adapters/lookups.py's `has_members`, not the libraries' internals; the one read left
+outside (the outgoing queue's, of engine.io's packets) is in the table too. The client
+helper (client/, its own distribution) reads no library internals.
 
 - `fanout.py`: python-socketio's manager: one encode per emit, each client's rooms kept.
 - `socketio_server.py`: python-socketio's server: bounded client queues, slow clients cut.
 - `engineio_server.py`: python-engineio's server: the queue, socket and websocket it makes.
-- `transport.py`: python-engineio's socket: the heartbeat on timers, the websocket transport.
+- `transport.py`: python-engineio's socket, the client's owner: the heartbeat on timers, the
+  websocket transport, long-poll answers any engine.io client decodes.
 - `frame_websocket.py`: python-engineio's ASGI websocket, and a packet's frame made once.
 - `wsprotocol.py`: uvicorn's websocket protocol: write timeout, direct frames, PONGs.
 - `uvicorn_server.py`: uvicorn's server: one deadline for the whole stop.
 - `lookups.py`: what python-socketio knows about a client or a room, for code outside.
 - `contract/`: the records of every library internal used, rendered as the table below.
-- `outgoing.py`: only re-exports `BoundedSocketServer` for imports not moved yet.
 
 Library internals the project relies on
 =======================================
@@ -27,7 +27,7 @@ the records in server/adapters/contract/, which tests/server/test_library_contra
 checks against the installed libraries (and this table against the records: the test
 prints the table to paste after a change). "verified": the lowest version the contract
 test passes on, and the installed one, on which the whole suite runs (pyproject.toml's
-bounds). "used in": paths under server/ unless they say worker/ or client/.
+bounds). "used in": paths under server/ unless they say worker/.
 
 | library | name | kind | used in | verified | breaks if it goes |
 |---|---|---|---|---|---|
@@ -48,9 +48,6 @@ bounds). "used in": paths under server/ unless they say worker/ or client/.
 | python-socketio | `AsyncManager.is_connected` | undoc. method called | adapters/lookups.py: is_connected | 5.18.0-5.18.1 | a client's own 'connect'/'disconnect' event reruns the connect handler |
 | python-socketio | `AsyncNamespace.server` | undoc. attribute | adapters/lookups.py: is_connected, client_socket (from sessions/handlers.py) | 5.18.0-5.18.1 | joins, resumes and connects fail (AttributeError) |
 | python-socketio | `Packet.encode` | undoc. method called | adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails |
-| python-socketio | `AsyncClient.namespaces` | undoc. attribute | client/relay_client.py: RelayClient.connected | 5.18.0-5.18.1 | the client helper never reports itself connected |
-| python-socketio | `AsyncClient.reconnection_delay` | undoc. attribute | client/relay_client.py: RelayClient._on_disconnect | 5.18.0-5.18.1 | the client helper's reconnect after a server disconnect fails |
-| python-socketio | `AsyncClient.reconnection_delay_max` | undoc. attribute | client/relay_client.py: RelayClient._on_disconnect | 5.18.0-5.18.1 | the client helper's reconnect after a server disconnect fails |
 | python-engineio | `BaseServer._async` | private attribute | adapters/engineio_server.py: BoundedEngineIO.__init__ | 4.11.0-4.15.1 | the server does not start; or, without its 'websocket' entry, no direct frame path: every packet goes through the writer task |
 | python-engineio | `AsyncSocket._upgrade_websocket` | behaviour | adapters/engineio_server.py: BoundedEngineIO.__init__ (replaces the 'websocket' entry) | 4.11.0-4.15.1 | FrameWebSocket unused: no direct frame path: every packet goes through the writer task, and every PONG wakes the app |
 | python-engineio | `AsyncServer._trigger_event` | private method overridden | adapters/engineio_server.py: BoundedEngineIO | 4.11.0-4.15.1 | sockets stay stock (a task per client per ping); long-poll closes wait ~30 s |

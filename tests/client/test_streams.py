@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from client.streams import Streams
+from sqs_relay_client.streams import Streams
 
 CASES_FILE = Path(__file__).with_name("streams_cases.json")
 CASES: dict[str, list[dict[str, Any]]] = json.loads(CASES_FILE.read_text())["cases"]

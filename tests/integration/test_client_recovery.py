@@ -1,6 +1,7 @@
-"""The Python client helper (client.RelayClient) against real processes, with the network
-between it and the server cut for real (devtools/netcut.py): it resumes by itself,
-also before it received anything and also when the server has not noticed the cut."""
+"""The Python client helper (sqs_relay_client.RelayClient, client/ in the repository) against
+real processes, with the network between it and the server cut for real
+(devtools/netcut.py): it resumes by itself, also before it received anything and also when
+the server has not noticed the cut."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqs_relay_client import Event, Recovery, RelayClient
 
-from client import Event, Recovery, RelayClient
 from devtools.netcut import NetCut
 from tests.integration.helpers import eventually, metric, send
 from tests.processes import Processes, Stack

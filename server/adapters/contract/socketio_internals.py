@@ -100,20 +100,5 @@ SOCKETIO: tuple[Internal, ...] = (
         "adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow",
         "every emit fails",
     ),
-    Internal(
-        "python-socketio", "socketio.async_client:AsyncClient", "namespaces", ATTRIBUTE,
-        "client/relay_client.py: RelayClient.connected",
-        "the client helper never reports itself connected",
-    ),
-    Internal(
-        "python-socketio", "socketio.async_client:AsyncClient", "reconnection_delay",
-        ATTRIBUTE, "client/relay_client.py: RelayClient._on_disconnect",
-        "the client helper's reconnect after a server disconnect fails",
-    ),
-    Internal(
-        "python-socketio", "socketio.async_client:AsyncClient", "reconnection_delay_max",
-        ATTRIBUTE, "client/relay_client.py: RelayClient._on_disconnect",
-        "the client helper's reconnect after a server disconnect fails",
-    ),
 )
 # fmt: on

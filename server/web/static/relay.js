@@ -1,10 +1,16 @@
-// relay.js: a browser client of the relay that resumes by itself.
+// relay.js: a Socket.IO client of the relay (browsers, Node) that resumes by itself.
 //
 // socket.io-client plus the relay's resume protocol (README, "Replay on reconnect"): it keeps
 // each stream's position (epoch and highest offset seen), resumes the room-less stream and
 // every joined room after each reconnect, drops repeats (bounded memory), and tells the app
-// whether each stream was recovered or must be resynced. An ES module, served by the relay
-// next to the socket.io-client it imports: no bundler, no CDN.
+// whether each stream was recovered or must be resynced.
+//
+// One ES module, two ways to get it. Served by the relay at /static/relay.js, next to the
+// pinned socket.io-client bundle it imports (server/web/assets.py fetches it): no bundler, no
+// CDN. And as the npm package `sqs-push-relay-client` (package.json, relay.d.ts and README.md
+// beside this file), whose `prepack` writes dist/relay.js: this file with its one import of
+// the vendored bundle turned into the bare "socket.io-client", the package's peer dependency.
+// Keep that import on one line, as it is: the pack script finds it there or fails.
 //
 //   import { connect } from "/static/relay.js";
 //   const relay = connect("", { token: () => fetchMyToken(), rooms: ["shop"] });

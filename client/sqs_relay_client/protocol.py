@@ -1,0 +1,15 @@
+"""The relay's own event names, as its server sends them (the server's side is
+shared/envelope.py in the relay's repository; a test there keeps the two equal). Written
+here so that this package needs nothing of the relay installed."""
+
+from __future__ import annotations
+
+#: Events the relay itself sends to clients start with this.
+RESERVED_PREFIX = "relay:"
+#: The connect answer to a client that resumes: its room-less stream's position and what
+#: came of the resume.
+RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
+#: Sent just before the server disconnects a client whose token expired.
+EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
+#: Sent just before the server disconnects a client too slow to read what it is sent.
+OVERFLOW_EVENT = f"{RESERVED_PREFIX}overflow"

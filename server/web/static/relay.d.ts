@@ -1,0 +1,131 @@
+// Types for relay.js, the SQS push relay's Socket.IO client helper (npm: sqs-push-relay-client).
+// What the server sends and answers: the relay's manual, "The protocol".
+import type { ManagerOptions, Socket, SocketOptions } from "socket.io-client";
+
+/** Ids remembered per client by default (10000): a bound on memory. */
+export declare const MAX_IDS: number;
+
+/** Where a stream stands: the offset of its last event in the server run `epoch`. */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** One relayed event's argument, always this object. */
+export interface RelayMessage {
+  /** The SQS MessageId: unique per message. */
+  id: string;
+  /** The envelope's data (or the whole body): any JSON value. */
+  data: unknown;
+  /** The room it was sent to, or null for every client of the namespace. */
+  room: string | null;
+  /** Its position in its stream (namespace + room): 1, 2, 3, ... within an epoch. */
+  offset: number;
+  epoch: string;
+  /** When SQS accepted the message, ms since the Unix epoch. */
+  sent_ms?: number;
+  /** When a worker received it from SQS, ms since the Unix epoch. */
+  received_ms?: number;
+  /** When the server emitted it, ms since the Unix epoch. */
+  emitted_ms?: number;
+  [key: string]: unknown;
+}
+
+/** What came of a resume, for the room-less stream (`room` null) or a joined room. */
+export interface Recovery {
+  room: string | null;
+  /** false: events were missed for good; resync this stream from your source of truth. */
+  recovered: boolean;
+  /** How many missed events were sent again (they came as "event"s before this). */
+  replayed: number;
+  /** Why it was not recovered; null when it was. */
+  reason: string | null;
+}
+
+export type StatusState = "connected" | "disconnected" | "refused" | "too slow";
+
+export interface Status {
+  state: StatusState;
+  /** connected: the socket's id; disconnected: socket.io-client's reason; refused: the
+   * server's message; too slow: the server's reason. */
+  detail: string | undefined;
+}
+
+/** The server's answer to a join (or a leave). */
+export interface JoinAnswer {
+  ok: boolean;
+  room?: string;
+  epoch?: string;
+  offset?: number;
+  recovered?: boolean;
+  replayed?: number;
+  reason?: string;
+  error?: string;
+  [key: string]: unknown;
+}
+
+/** A JWT, or a function called before every (re)connect that returns one. */
+export type TokenSource =
+  | string
+  | null
+  | (() => string | null | undefined | Promise<string | null | undefined>);
+
+/** `connect`'s options: the relay's own, and socket.io-client's (all but `auth`, which the
+ * helper fills with the token and the position to resume from). */
+export interface RelayOptions extends Partial<Omit<ManagerOptions & SocketOptions, "auth">> {
+  token?: TokenSource;
+  /** Rooms to join now and after every reconnect. */
+  rooms?: string[];
+  /** The Socket.IO namespace; "/" by default. */
+  namespace?: string;
+  /** Ids remembered to drop repeats across epochs; MAX_IDS by default. */
+  maxIds?: number;
+}
+
+export type EventListener = (event: string, message: RelayMessage) => void;
+export type RecoveryListener = (recovery: Recovery) => void;
+export type StatusListener = (status: Status) => void;
+
+/** Positions per stream (room, or null for the room-less events) and recently seen ids. */
+export declare class Streams {
+  constructor(options?: { maxIds?: number });
+  readonly maxIds: number;
+  positions: Map<string | null, Position>;
+  ids: Set<string>;
+  /** The `since` to send on a resume, or null when none is known. */
+  since(room?: string | null): Position | null;
+  /** Record an event; true if the app should get it, false if it is a repeat. */
+  accept(payload: unknown): boolean;
+  /** Take the position from a connect or join answer; for a resume, what came of it. */
+  answered(room: string | null | undefined, answer: unknown): Recovery | null;
+  forget(room: string | null | undefined): void;
+}
+
+/** A socket.io-client connection that resumes by itself. */
+export declare class RelayClient {
+  constructor(url: string | undefined, options?: RelayOptions);
+  readonly streams: Streams;
+  /** The rooms joined now and after every reconnect. */
+  rooms: string[];
+  /** socket.io-client's socket. */
+  readonly socket: Socket;
+  closed: boolean;
+  token: TokenSource;
+  /** Every relayed event once, in order per stream. */
+  on(kind: "event", listener: EventListener): this;
+  /** After each resume; recovered false means resync that stream. */
+  on(kind: "recovery", listener: RecoveryListener): this;
+  /** Connection changes; it reconnects and resumes by itself after each. */
+  on(kind: "status", listener: StatusListener): this;
+  /** Join `room` now and after every reconnect: the server's answer, or null while
+   * disconnected (it is joined on the next connect). */
+  join(room: string): Promise<JoinAnswer | null>;
+  /** Leave `room` and forget its position: the server's answer, or null while disconnected. */
+  leave(room: string): Promise<JoinAnswer | null>;
+  /** Send a client event (relayed only if the server allows it); the server's answer. */
+  emit(event: string, data?: unknown): Promise<unknown>;
+  close(): void;
+}
+
+/** `new RelayClient(url, options)`: url "" (or undefined) is the page's own origin. */
+export declare function connect(url?: string, options?: RelayOptions): RelayClient;
