@@ -157,3 +157,15 @@ def metric(base_url: str, name: str) -> float:
             if line.startswith(f"{name} "):
                 return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+async def relays_one_event(stack: Stack) -> None:
+    """A client connected to `stack`'s server receives an event sent through SQS, and the
+    worker deleted it once the server had it."""
+    client = await RecordingClient().connect(stack.base_url)
+    sqs = stack.sqs_client()
+    [message_id] = await send_async(sqs, stack.queue_url, [{"event": "order", "data": {"id": 7}}])
+    [(event, payload)] = await client.wait_for(1)
+    assert (event, payload["id"], payload["data"]) == ("order", message_id, {"id": 7})
+    await wait_queue_empty_async(sqs, stack.queue_url)
+    await client.close()

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from server.web.assets import BUNDLES, SHA256, AssetError, verify_client_bundle
-from tests.clients import RecordingClient
-from tests.integration.helpers import report, send_async, wait_queue_empty_async
+from tests.integration.helpers import relays_one_event, report
 from tests.processes import ROOT, Processes, Stack, healthz
 
 #: command -> a phrase its --help must say, naming what it does
@@ -133,15 +132,9 @@ async def test_the_installed_commands_relay_an_event_and_serve_the_page_without_
     )
     server.wait_ready(lambda: healthz(stack.base_url)["subscriber"], what="the server's /healthz")
     processes.spawn("worker", [str(installed.bin("sqs-relay-worker"))], outside(stack.env()))
-    client = await RecordingClient().connect(stack.base_url)
-    sqs = stack.sqs_client()
-    [message_id] = await send_async(sqs, stack.queue_url, [{"event": "order", "data": {"id": 7}}])
-
-    # Then the client receives the event, and the worker deleted it once the server had it
-    [(event, payload)] = await client.wait_for(1)
-    assert (event, payload["id"], payload["data"]) == ("order", message_id, {"id": 7})
-    await wait_queue_empty_async(sqs, stack.queue_url)
-    await client.close()
+    # Then a client receives an event sent through SQS, and the worker deleted it once the
+    # server had it
+    await relays_one_event(stack)
     relay_s = time.monotonic() - started
 
     # And the installed server serves the page, relay.js and the bundles, the bundles as pinned
