@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from producer.publish import PublishError, send_bodies
 from shared.envelope import DecodeError, Envelope
 from shared.settings import SettingsError, load_settings
-from shared.sqs import make_sqs_client
+from shared.sqs import PRODUCER_APP, make_sqs_client
 
 PROG = "python -m producer"
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    sqs = make_sqs_client(settings)
+    sqs = make_sqs_client(settings, app=PRODUCER_APP)
     started = time.perf_counter()
     try:
         message_ids: list[str | None] = list(send_bodies(sqs, settings.sqs_queue_url, bodies))

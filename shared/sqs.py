@@ -12,19 +12,30 @@ if TYPE_CHECKING:
 
     from shared.settings import Settings
 
+#: The part of the relay that makes a client's calls, sent as the `app/<id>` part of every
+#: request's User-Agent (botocore's `user_agent_appid`), so that AWS CloudTrail's `userAgent`
+#: and the emulator's recorder (sqs_emulator/recorder.py) say who called. Each one's calls are
+#: what its policy in deploy/iam/ allows.
+WORKER_APP = "sqs-relay-worker"  # the worker loop: `python -m worker`, or CONSUMER=thread
+PRODUCER_APP = "sqs-relay-producer"  # `python -m producer` (sqs-relay-publish)
+SERVER_APP = "sqs-relay-server"  # the server's own calls: the demo page's /demo/send
+EMULATOR_APP = "sqs-relay-emulator"  # the emulator creating its queues (never real AWS)
 
-def make_sqs_client(settings: Settings) -> SQSClient:
-    """A boto3 SQS client for the configured queue.
+
+def make_sqs_client(settings: Settings, *, app: str | None = None) -> SQSClient:
+    """A boto3 SQS client for the configured queue, its requests marked as made by `app`
+    (one of the ``*_APP`` names above; None: unmarked, as tests' and benchmarks' own clients).
 
     botocore's "standard" retry mode handles throttling and transient errors. The read timeout
     exceeds the long-poll wait so that a 20-second ReceiveMessage is not cut off. Against a
     loopback emulator with no AWS credentials configured, dummy ones are used (moto accepts any).
     """
-    config = Config(
+    config = Config(  # type: ignore[call-arg]  # botocore-stubs lack user_agent_appid (1.31+)
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,
         read_timeout=settings.sqs_wait_s + 10,
         max_pool_connections=20,
+        user_agent_appid=app,
     )
     session = boto3.session.Session(region_name=settings.region)
     dummy = "testing" if settings.queue_is_local and session.get_credentials() is None else None

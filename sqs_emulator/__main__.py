@@ -16,7 +16,7 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from shared.sqs import make_sqs_client
+from shared.sqs import EMULATOR_APP, make_sqs_client
 from shared.startup import start
 
 logger = logging.getLogger("sqs_emulator")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
-    sqs = make_sqs_client(settings)
+    sqs = make_sqs_client(settings, app=EMULATOR_APP)
     dlq_url = sqs.create_queue(QueueName=f"{settings.queue_name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"

@@ -152,6 +152,16 @@ def healthz(base_url: str) -> dict[str, Any]:
         raise
 
 
+def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    """A server's (or nginx's) /readyz on loopback `port`: its status code and its body."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
 def redis_ping(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
         conn.sendall(b"PING\r\n")

@@ -16,7 +16,7 @@ from shared.counters import WORKER_NAMES, Counters
 from shared.curve import configure_client
 from shared.metrics import registry_for
 from shared.settings import Settings, SettingsError
-from shared.sqs import make_sqs_client
+from shared.sqs import WORKER_APP, make_sqs_client
 from shared.startup import start
 from worker.consumer import Worker
 from worker.handoff import DealerHandoff
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     worker = Worker(
         settings=settings,
-        sqs=make_sqs_client(settings),
+        sqs=make_sqs_client(settings, app=WORKER_APP),
         handoff=handoff,
         stop=stop,
         counters=counters,

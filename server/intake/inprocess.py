@@ -17,7 +17,7 @@ import zmq
 from shared.counters import Counters
 from shared.curve import configure_client
 from shared.settings import Settings
-from shared.sqs import make_sqs_client
+from shared.sqs import WORKER_APP, make_sqs_client
 from worker.consumer import Worker
 from worker.handoff import DealerHandoff
 
@@ -61,7 +61,7 @@ class InProcessWorkers:
         try:
             code = Worker(
                 settings=settings,
-                sqs=make_sqs_client(settings),
+                sqs=make_sqs_client(settings, app=WORKER_APP),
                 handoff=handoff,
                 stop=self._stop,
                 counters=self.counters,

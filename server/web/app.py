@@ -28,7 +28,7 @@ from server.relay import Relay
 from server.sessions.auth import DEMO_TOKEN_TTL_S
 from shared.envelope import DecodeError
 from shared.settings import Settings
-from shared.sqs import make_sqs_client
+from shared.sqs import SERVER_APP, make_sqs_client
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class DemoSender:
 
     @cached_property
     def _sqs(self) -> Any:
-        return make_sqs_client(self._settings)
+        return make_sqs_client(self._settings, app=SERVER_APP)
 
     async def send(self, request: Request) -> Response:
         try:

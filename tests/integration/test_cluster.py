@@ -9,8 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from tests.integration.helpers import (
     send,
     wait_log,
 )
-from tests.processes import Process, Processes, Stack, free_port, healthz, wait_until
+from tests.processes import Process, Processes, Stack, free_port, healthz, readyz, wait_until
 from tests.tokens import token
 
 CLIENTS_SCRIPT = Path(__file__).with_name("cluster_clients.mjs")
@@ -98,16 +96,6 @@ async def cluster(processes: Processes, stack: Stack) -> Cluster:
         )
         cluster.workers.append(worker)
     return cluster
-
-
-def readyz(port: int) -> tuple[int, dict[str, Any]]:
-    """A server's /readyz: its status code and its body."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
 
 
 class Clients:
