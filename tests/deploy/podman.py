@@ -12,7 +12,6 @@ why.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -175,7 +174,3 @@ def remove(*names: str) -> None:
     """Remove containers whatever their state (a test's teardown)."""
     if names:
         podman("rm", "--force", "--ignore", "--time", "0", *names, check=False)
-
-
-def have_podman() -> bool:
-    return shutil.which("podman") is not None and shutil.which("debootstrap") is not None
