@@ -2,7 +2,7 @@
 # on Debian's Python (docs/deploying.md). One image, the command chooses the role:
 #
 #   podman build -t sqs-push-relay .                           # or docker build
-#   podman build -t sqs-push-relay-local --build-arg EXTRAS=local .   # + sqs-relay-emulator
+#   podman build -t sqs-push-relay:local --build-arg EXTRAS=local .   # + sqs-relay-emulator
 #   podman run sqs-push-relay sqs-relay-server    # sqs-relay-worker, sqs-relay-publish ...
 #
 # Behind a proxy that re-signs TLS, give the build its CA bundle as a secret; nothing of it stays

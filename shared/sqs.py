@@ -22,13 +22,19 @@ SERVER_APP = "sqs-relay-server"  # the server's own calls: the demo page's /demo
 EMULATOR_APP = "sqs-relay-emulator"  # the emulator creating its queues (never real AWS)
 
 
-def make_sqs_client(settings: Settings, *, app: str | None = None) -> SQSClient:
+def make_sqs_client(
+    settings: Settings, *, app: str | None = None, emulator_url: str | None = None
+) -> SQSClient:
     """A boto3 SQS client for the configured queue, its requests marked as made by `app`
     (one of the ``*_APP`` names above; None: unmarked, as tests' and benchmarks' own clients).
 
     botocore's "standard" retry mode handles throttling and transient errors. The read timeout
     exceeds the long-poll wait so that a 20-second ReceiveMessage is not cut off. Against a
     loopback emulator with no AWS credentials configured, dummy ones are used (moto accepts any).
+
+    `emulator_url` (the emulator's own client, http://127.0.0.1:9324): call this address instead
+    of the settings' endpoint, with dummy credentials whatever boto3's chain holds, so that the
+    emulator never calls AWS, nor signs a request with a real key, whatever SQS_QUEUE_URL names.
     """
     config = Config(  # type: ignore[call-arg]  # botocore-stubs lack user_agent_appid (1.31+)
         retries={"mode": "standard", "max_attempts": 3},
@@ -38,10 +44,16 @@ def make_sqs_client(settings: Settings, *, app: str | None = None) -> SQSClient:
         user_agent_appid=app,
     )
     session = boto3.session.Session(region_name=settings.region)
-    dummy = "testing" if settings.queue_is_local and session.get_credentials() is None else None
+    if emulator_url is not None:
+        endpoint: str | None = emulator_url
+        dummy: str | None = "testing"
+    else:
+        endpoint = settings.sqs_endpoint_url
+        local = settings.queue_is_local
+        dummy = "testing" if local and session.get_credentials() is None else None
     return session.client(
         "sqs",
-        endpoint_url=settings.sqs_endpoint_url,
+        endpoint_url=endpoint,
         config=config,
         aws_access_key_id=dummy,
         aws_secret_access_key=dummy,

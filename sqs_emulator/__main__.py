@@ -1,5 +1,6 @@
 """`python -m sqs_emulator` (the command `sqs-relay-emulator`): moto's SQS server on the
-loopback address of `SQS_QUEUE_URL`, for trying the relay and for tests.
+loopback address of `SQS_QUEUE_URL`, or on `SQS_EMULATOR_LISTEN`, for trying the relay and for
+tests.
 
 It creates the queue named by `SQS_QUEUE_URL` and its dead-letter queue (`<name>-dlq`, redrive
 after `SQS_MAX_RECEIVE_COUNT` receives) before it says it is ready, so workers never need a
@@ -8,46 +9,107 @@ manual step. State lives in memory and is gone when the process stops.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from shared.settings import Settings
 from shared.sqs import EMULATOR_APP, make_sqs_client
 from shared.startup import start
 
 logger = logging.getLogger("sqs_emulator")
 
 DESCRIPTION = """\
-Run moto's SQS server on the loopback address and port of SQS_QUEUE_URL, with that queue and
-its dead-letter queue (<name>-dlq, after SQS_MAX_RECEIVE_COUNT receives) created before it
-logs that it is ready. For trying the relay and for tests; its queues live in memory. Installed
-as the command sqs-relay-emulator; it needs moto: pip install 'sqs-push-relay[local]'.
+Run moto's SQS server at the port of SQS_QUEUE_URL, with that queue and its dead-letter queue
+(<name>-dlq, after SQS_MAX_RECEIVE_COUNT receives) created before it logs that it is ready. For
+trying the relay and for tests; its queues live in memory. Installed as the command
+sqs-relay-emulator; it needs moto: pip install 'sqs-push-relay[local]'.
+It listens on the loopback host of SQS_QUEUE_URL and refuses a queue URL that is not on
+loopback, unless SQS_EMULATOR_LISTEN names the address to listen on (0.0.0.0 in a container
+that other containers reach by a host name, http://sqs:9324/...); it then creates its queues
+through that address itself, never through the URL's host. moto checks no credentials: let
+nothing but your own containers reach it.
 Settings come from the environment and a .env file in the current folder, none on the command
 line (the repository's .env.example and docs/settings.md list them). SIGTERM/SIGINT stop it.
 """
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the emulator listens, and the address its own client creates the queues at."""
+
+    host: str  # what it binds: SQS_EMULATOR_LISTEN, else SQS_QUEUE_URL's loopback host
+    port: int  # SQS_QUEUE_URL's
+    self_url: str  # http://127.0.0.1:9324 for 0.0.0.0:9324: always this process, never AWS
+    exposed: bool  # reachable beyond loopback
+
+
+class Refused(ValueError):
+    """The settings name a queue this emulator cannot serve; the message says which and why."""
+
+
+def listen_address(settings: Settings) -> Listen:
+    """Where to listen for `settings`, or :class:`Refused` saying why it cannot.
+
+    Without SQS_EMULATOR_LISTEN the queue URL must be on loopback and AWS_ENDPOINT_URL_SQS
+    unset (a URL elsewhere is for real AWS or another emulator). With it, any http queue URL
+    is served at its port; AWS_ENDPOINT_URL_SQS may only name that same host and port.
+    """
+    url = urlsplit(settings.sqs_queue_url)
+    if url.scheme != "http":
+        raise Refused(f"SQS_QUEUE_URL={settings.sqs_queue_url} is not http://: moto serves HTTP")
+    port = url.port or 80
+    listen = settings.sqs_emulator_listen
+    if listen is None:
+        if not settings.queue_is_local or settings.aws_endpoint_url_sqs:
+            raise Refused(
+                f"SQS_QUEUE_URL={settings.sqs_queue_url} is not on loopback (or "
+                "AWS_ENDPOINT_URL_SQS is set): the emulator serves a queue URL beyond loopback "
+                "only with SQS_EMULATOR_LISTEN set to the address to listen on; leave it out "
+                "when using real AWS (`honcho start server worker`)"
+            )
+        host = url.hostname or "127.0.0.1"
+        return Listen(host=host, port=port, self_url=_http(host, port), exposed=False)
+    endpoint = settings.aws_endpoint_url_sqs
+    if endpoint and urlsplit(endpoint)[:2] != url[:2]:
+        raise Refused(
+            f"AWS_ENDPOINT_URL_SQS={endpoint} is not SQS_QUEUE_URL's host and port: its clients "
+            "would call another SQS endpoint than this emulator"
+        )
+    address = ipaddress.ip_address(listen)  # the setting is validated as one
+    if not address.is_unspecified and _ip_or_none(url.hostname) not in (None, address):
+        raise Refused(
+            f"SQS_EMULATOR_LISTEN={listen} is not SQS_QUEUE_URL's address ({url.hostname}): "
+            "clients calling the queue URL would not reach the emulator"
+        )
+    # A wildcard address is reached from within at loopback, of the same family.
+    own = ("127.0.0.1" if address.version == 4 else "::1") if address.is_unspecified else listen
+    return Listen(
+        host=listen, port=port, self_url=_http(own, port), exposed=not address.is_loopback
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = start("sqs_emulator", DESCRIPTION, argv)
     if settings is None:
         return 2
-
-    url = urlsplit(settings.sqs_queue_url)
-    if not settings.queue_is_local or settings.aws_endpoint_url_sqs:
-        logger.error(
-            "SQS_QUEUE_URL=%s is not on loopback (or AWS_ENDPOINT_URL_SQS is set): the emulator "
-            "serves only a loopback queue URL; leave it out when using real AWS "
-            "(`honcho start server worker`)",
-            settings.sqs_queue_url,
-        )
+    try:
+        listen = listen_address(settings)
+    except Refused as exc:
+        logger.error("%s", exc)
         return 2
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    if not _port_free(host, port):
-        logger.error("Cannot listen on %s:%d (from SQS_QUEUE_URL): address in use", host, port)
+    if not _port_free(listen.host, listen.port):
+        logger.error(
+            "Cannot listen on %s:%d (SQS_EMULATOR_LISTEN, else SQS_QUEUE_URL): address in use",
+            listen.host,
+            listen.port,
+        )
         return 1
 
     try:
@@ -57,26 +119,32 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("moto is not installed (%s): pip install 'sqs-push-relay[local]'", exc)
         return 2
 
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    if listen.exposed:
+        logger.warning(
+            "SQS_EMULATOR_LISTEN=%s: the emulator is reachable beyond loopback, and moto checks "
+            "no credentials: anything that reaches this address can read and send messages; let "
+            "only your own containers reach it",
+            listen.host,
+        )
+    server = ThreadedMotoServer(ip_address=listen.host, port=listen.port, verbose=False)
     server.start()
-    sqs = make_sqs_client(settings, app=EMULATOR_APP)
-    dlq_url = sqs.create_queue(QueueName=f"{settings.queue_name}-dlq")["QueueUrl"]
+    sqs = make_sqs_client(settings, app=EMULATOR_APP, emulator_url=listen.self_url)
+    dlq_name = f"{settings.queue_name}-dlq"
+    dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     redrive = json.dumps(
         {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.sqs_max_receive_count)}
     )
-    queue_url = sqs.create_queue(
-        QueueName=settings.queue_name, Attributes={"RedrivePolicy": redrive}
-    )["QueueUrl"]
+    sqs.create_queue(QueueName=settings.queue_name, Attributes={"RedrivePolicy": redrive})
+    queue_url = settings.sqs_queue_url.rstrip("/")
     logger.info(
-        "SQS emulator (moto) listening on http://%s:%d; queue %s ready (dead-letter queue %s, "
+        "SQS emulator (moto) listening on %s; queue %s ready (dead-letter queue %s, "
         "after %d receives)",
-        host,
-        port,
+        _http(listen.host, listen.port),
         queue_url,
-        dlq_url,
+        f"{queue_url.rsplit('/', 1)[0]}/{dlq_name}",
         settings.sqs_max_receive_count,
     )
 
@@ -93,9 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _http(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _ip_or_none(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host or "")
+    except ValueError:
+        return None  # a host name: where it leads is the network's business, not ours
+
+
 def _port_free(host: str, port: int) -> bool:
     # ThreadedMotoServer waits forever if its thread cannot bind, so find out first.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
@@ -84,6 +85,14 @@ class SqsSettings(BaseModel):
         le=1000,
         description="Emulator only: receives before a message is moved to the dead-letter queue.",
     )
+    sqs_emulator_listen: Annotated[str | None, EmptyIsUnset] = Field(
+        None,
+        description="Emulator only: the address it listens on, e.g. 0.0.0.0 in a container whose "
+        "SQS_QUEUE_URL names it by a host name (http://sqs:9324/...) for other containers; "
+        "unset: the loopback host of SQS_QUEUE_URL, and a queue URL that is not on loopback is "
+        "refused. moto checks no credentials: never let it face anything but your own "
+        "containers.",
+    )
     default_event: str = Field(
         "message",
         min_length=1,
@@ -117,6 +126,18 @@ class SqsSettings(BaseModel):
         if not urlsplit(value).path.strip("/"):
             raise ValueError(f"must name a queue (…/ACCOUNT_ID/QUEUE_NAME), got {value!r}")
         return value
+
+    @field_validator("sqs_emulator_listen")
+    @classmethod
+    def _ip_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(
+                "must be an IP address (0.0.0.0, 127.0.0.1, ::), not a host name"
+            ) from None
 
     @field_validator("sqs_visibility_timeout_s")
     @classmethod
