@@ -25,6 +25,10 @@ from tests.integration.helpers import report, send_async, wait_queue_empty_async
 from tests.processes import Processes, Stack, readyz
 from tests.tokens import TEST_SECRET
 
+#: The first test that needs an image builds it (debootstrap, apt and PyPI on a fresh machine:
+#: minutes), inside its own time limit.
+pytestmark = pytest.mark.timeout(900)
+
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
 #: The loopback ports the file gives its services (the emulator's queue URL is the relay's
 #: default one); nginx's comes from RELAY_LISTEN, a free one here.

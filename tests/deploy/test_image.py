@@ -16,6 +16,10 @@ from tests.deploy.conftest import Image
 from tests.integration.helpers import relays_one_event, report
 from tests.processes import Process, Processes, Stack, healthz
 
+#: The first test that needs an image builds it (debootstrap, apt and PyPI on a fresh machine:
+#: minutes), inside its own time limit.
+pytestmark = pytest.mark.timeout(900)
+
 #: The grace the compose file (stop_grace_period) and the Kubernetes manifests
 #: (terminationGracePeriodSeconds, less the preStop pause) give a container before SIGKILL.
 GRACE_S = 10
