@@ -26,6 +26,7 @@ examples:
   python -m producer --event order --data '{"id": 7}'         # every client of namespace /
   python -m producer --event order --room shop --data '"hi"'  # only clients in room shop
   python -m producer --event order --room a --room b          # rooms a and b, once each
+  python -m producer --event shipped --user alice --user bob  # every connection of each
   python -m producer --raw '{"any": "json"}'                  # default event, body as data
   python -m producer --event tick --count 100                 # 100 events, data = {"n": i}
 
@@ -39,9 +40,9 @@ SQS_QUEUE_URL, read as the worker reads its settings, from the environment and a
 the current folder (the repository's .env.example and docs/settings.md list them); by default
 the embedded emulator's queue.
 
-Each message is an envelope {"event", "data", "room", "namespace"}, checked as the worker
-will check it, so that an event it could never deliver (a reserved event name, NaN in the
-data) is refused here instead of being dead-lettered there. --raw sends a body as it is.
+Each message is an envelope {"event", "data", "room", "user", "namespace"}, checked as the
+worker will check it, so that an event it could never deliver (a reserved event name, NaN in
+the data) is refused here instead of being dead-lettered there. --raw sends a body as it is.
 """
 
 
@@ -63,6 +64,12 @@ def parse_args(argv: list[str] | None) -> list[str]:
         help="deliver only to clients in this room; repeat for several rooms "
         "(default: every client of the namespace)",
     )
+    parser.add_argument(
+        "--user",
+        action="append",
+        help="deliver to every connection of this user (its token's sub); repeat for several "
+        "users (with --room: to the rooms and the users)",
+    )
     parser.add_argument("--namespace", default="/", help="Socket.IO namespace (default: /)")
     parser.add_argument(
         "--raw", help="send this body as it is instead of an envelope (ignores the options above)"
@@ -77,7 +84,8 @@ def parse_args(argv: list[str] | None) -> list[str]:
         data: Any = json.loads(args.data) if args.data is not None else None
     except json.JSONDecodeError as exc:
         parser.error(f"--data is not JSON: {exc}")
-    room = None if not args.room else args.room[0] if len(args.room) == 1 else tuple(args.room)
+    room = _one_or_many(args.room)
+    user = _one_or_many(args.user)
     try:
         bodies = [
             Envelope(
@@ -85,12 +93,19 @@ def parse_args(argv: list[str] | None) -> list[str]:
                 data=data if args.data is not None else {"n": n},
                 room=room,
                 namespace=args.namespace,
+                user=user,
             ).to_body()
             for n in range(args.count)
         ]
     except DecodeError as exc:
         parser.error(f"the worker would refuse this event ({exc.code}): {exc.reason}")
     return bodies
+
+
+def _one_or_many(names: list[str] | None) -> str | tuple[str, ...] | None:
+    if not names:
+        return None
+    return names[0] if len(names) == 1 else tuple(names)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ Usage (any boto3 SQS client; ``shared.sqs.make_sqs_client(settings)`` builds the
     from shared.envelope import Envelope
 
     message_id = publish(sqs, queue_url, "order", {"id": 7}, room="shop")
+    message_id = publish(sqs, queue_url, "shipped", {"id": 7}, user="alice")  # her devices
     ids = publish_batch(sqs, queue_url, [Envelope("tick", n) for n in range(100)])
 
 An event the worker could never deliver (a reserved event name, a bad room, NaN in the data)
@@ -52,13 +53,18 @@ def publish(
     *,
     room: str | list[str] | tuple[str, ...] | None = None,
     namespace: str = "/",
+    user: str | list[str] | tuple[str, ...] | None = None,
 ) -> str:
-    """Send one event to `room` (None: every client of `namespace`); return its MessageId.
+    """Send one event to `room` and to `user` (neither: every client of `namespace`); return
+    its MessageId.
 
-    `data` is any JSON value; a list of rooms sends the event to each of them.
+    `data` is any JSON value; a list of rooms sends the event to each of them, a list of users
+    to every connection of each (its own stream, ``relay:user:<id>``). Rooms and users count
+    together toward MAX_MESSAGE_ROOMS.
     """
     rooms = tuple(room) if isinstance(room, list) else room
-    body = Envelope(event=event, data=data, room=rooms, namespace=namespace).to_body()
+    users = tuple(user) if isinstance(user, list) else user
+    body = Envelope(event=event, data=data, room=rooms, namespace=namespace, user=users).to_body()
     return sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
 
 

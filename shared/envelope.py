@@ -1,16 +1,18 @@
 """The message envelope: how an SQS body becomes a Socket.IO event.
 
 A body that is a JSON object with an ``"event"`` key and no keys beyond
-``event``/``data``/``room``/``namespace`` is an envelope; any other JSON value is the
+``event``/``data``/``room``/``user``/``namespace`` is an envelope; any other JSON value is the
 ``data`` of the default event. An SNS notification (an SNS subscription without raw message
 delivery) is unwrapped first: its ``Message`` is the body. Bodies that can never be delivered
 raise :class:`DecodeError` with a short ``code`` (for counters and the dead-letter queue) and a
 ``reason`` a person can act on.
 
 >>> parse_body('{"event": "order", "data": {"id": 7}, "room": "shop"}', default_event="message")
-Envelope(event='order', data={'id': 7}, room='shop', namespace='/')
+Envelope(event='order', data={'id': 7}, room='shop', namespace='/', user=None)
 >>> parse_body('[1, 2]', default_event="message")
-Envelope(event='message', data=[1, 2], room=None, namespace='/')
+Envelope(event='message', data=[1, 2], room=None, namespace='/', user=None)
+>>> parse_body('{"event": "shipped", "user": ["alice", "bob"]}', default_event="message").rooms
+('relay:user:alice', 'relay:user:bob')
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-ENVELOPE_KEYS = frozenset({"event", "data", "room", "namespace"})
+ENVELOPE_KEYS = frozenset({"event", "data", "room", "user", "namespace"})
 
 #: Event names Socket.IO itself uses; a producer must not fake them.
 RESERVED_EVENTS = frozenset(
@@ -31,13 +33,22 @@ RESERVED_EVENTS = frozenset(
 #: Events the relay itself sends to clients start with this.
 RESERVED_PREFIX = "relay:"
 #: The connect answer, to a client that connects with ``since`` in its auth
-#: (docs/protocol.md, "Replay on reconnect"): the position of its room-less stream, and what
-#: came of its resume.
+#: (docs/protocol.md, "Replay on reconnect"): one per stream the server subscribed it to (its
+#: user's stream, its token's rooms), then, last, its room-less stream's: each stream's
+#: position, and what came of its resume.
 RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
 #: Sent just before the server disconnects a client whose token expired.
 EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
 #: Sent just before the server disconnects a client too slow to read what it is sent.
 OVERFLOW_EVENT = f"{RESERVED_PREFIX}overflow"
+
+#: A user's own stream is the room ``relay:user:<id>``: the server enters each connection of
+#: the user (its token's ``sub``) into it, and no client can join it (the prefix is reserved).
+USER_STREAM_PREFIX = f"{RESERVED_PREFIX}user:"
+#: No room name a client joins is longer (a user's stream included).
+MAX_ROOM_LENGTH = 200
+#: No user id is longer: its stream's name is at most MAX_ROOM_LENGTH.
+MAX_USER_LENGTH = MAX_ROOM_LENGTH - len(USER_STREAM_PREFIX)
 
 #: Deeper JSON is refused: python-socketio and json.dumps recurse once per level, and a body
 #: that decodes here must not blow the stack later, in the server, where it could not be
@@ -53,7 +64,8 @@ class DecodeError(ValueError):
 
     ``code`` is one of ``not_utf8``, ``too_large``, ``not_json``, ``not_finite``,
     ``bad_number``, ``too_deep``, ``bad_sns``, ``bad_envelope``, ``bad_attributes``,
-    ``too_many_rooms``, ``routing_conflict``; ``reason`` is the sentence for people.
+    ``too_many_rooms`` (rooms and users together), ``routing_conflict``; ``reason`` is the
+    sentence for people.
     """
 
     def __init__(self, code: str, reason: str) -> None:
@@ -62,8 +74,8 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-#: No room list is longer than this, whatever `MAX_MESSAGE_ROOMS` says (its upper bound):
-#: each room is its own emit and replay stream.
+#: No room list (nor user list) is longer than this, whatever `MAX_MESSAGE_ROOMS` says (its
+#: upper bound): each room and each user is its own emit and replay stream.
 MAX_ROOMS = 10_000
 
 #: Python refuses to turn a longer digit string into an int (CPython's default
@@ -71,50 +83,77 @@ MAX_ROOMS = 10_000
 MAX_INT_DIGITS = 4300
 
 #: The SQS (and SNS) message attributes that may carry routing, for producers that send raw
-#: payloads. A `room` attribute of type ``String.Array`` holds a JSON array of rooms.
-ROUTING_ATTRIBUTES = ("event", "room", "namespace")
+#: payloads. A `room` (`user`) attribute of type ``String.Array`` holds a JSON array of rooms
+#: (users).
+ROUTING_ATTRIBUTES = ("event", "room", "user", "namespace")
+#: The routing attributes that may name several targets.
+_LISTS = ("room", "user")
+
+
+def user_stream(user: str) -> str:
+    """The room of a user's own stream.
+
+    >>> user_stream("alice")
+    'relay:user:alice'
+    """
+    return f"{USER_STREAM_PREFIX}{user}"
+
+
+def user_error(user: object) -> str | None:
+    """Why `user` is not a user id (a non-empty string of at most :data:`MAX_USER_LENGTH`
+    characters, none of them a control character), or None. Never raises."""
+    if not isinstance(user, str) or not user:
+        return f"a user must be a non-empty string, got {user!r:.80}"
+    if len(user) > MAX_USER_LENGTH:
+        return f"a user id is at most {MAX_USER_LENGTH} characters, got {len(user)}"
+    if _CONTROL.search(user):
+        return f"a user id must not hold control characters, got {user!r:.80}"
+    return None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """What to emit: event name, JSON data, room(s), Socket.IO namespace.
+    """What to emit: event name, JSON data, room(s), Socket.IO namespace, user(s).
 
-    ``room`` is None (every client of the namespace), one room, or a tuple of rooms (a JSON
-    list in the body becomes a tuple).
+    ``room`` is None, one room, or a tuple of rooms (a JSON list in the body becomes a tuple);
+    ``user`` likewise, with user ids: each user's stream (:func:`user_stream`) is one more
+    target. With neither, the event goes to every client of the namespace.
     """
 
     event: str
     data: Any
     room: str | tuple[str, ...] | None = None
     namespace: str = "/"
+    user: str | tuple[str, ...] | None = None
+    _targets: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_event(self.event)
-        if isinstance(self.room, list | tuple):
-            if not self.room or len(self.room) > MAX_ROOMS:
-                raise DecodeError(
-                    "bad_envelope",
-                    f"a room list must have 1 to {MAX_ROOMS} rooms, got {len(self.room)}",
-                )
-            for room in self.room:
-                _check_room(room)
-            # A room named twice is one target: one offset in its stream, one delivery.
-            object.__setattr__(self, "room", tuple(dict.fromkeys(self.room)))
-        elif self.room is not None:
-            _check_room(self.room)
+        object.__setattr__(self, "room", _targets_of("room", self.room, _check_room))
+        object.__setattr__(self, "user", _targets_of("user", self.user, _check_user))
         if not isinstance(self.namespace, str) or not self.namespace.startswith("/"):
             raise DecodeError(
                 "bad_envelope",
                 "envelope field 'namespace' must be a string starting with '/', "
                 f"got {self.namespace!r:.80}",
             )
+        rooms = _as_tuple(self.room)
+        users = tuple(user_stream(user) for user in _as_tuple(self.user))
+        object.__setattr__(self, "_targets", rooms + users or (None,))
 
     @property
     def rooms(self) -> tuple[str | None, ...]:
-        """The emit targets: each room, or ``(None,)`` for every client of the namespace."""
-        if self.room is None or isinstance(self.room, str):
-            return (self.room,)
-        return self.room
+        """The emit targets, a stream each: each room, then each user's stream
+        (``relay:user:<id>``); or ``(None,)`` for every client of the namespace."""
+        return self._targets
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """The user ids the envelope targets (none: empty)."""
+        return _as_tuple(self.user)
 
     def to_body(self) -> str:
         """The SQS message body of this envelope, which :func:`parse_body` turns back into it.
@@ -123,7 +162,8 @@ class Envelope:
         the worker would dead-letter: :class:`DecodeError` with the code the worker would give
         (``not_finite`` for NaN or Infinity, ``too_deep``, ``bad_number``, ``not_utf8``),
         ``not_json`` for data JSON cannot write (a set, a cycle, an int too long to print),
-        ``too_large`` over SQS's ceiling. Defaults (no room, namespace ``/``) are left out.
+        ``too_large`` over SQS's ceiling. Defaults (no room, no user, namespace ``/``) are left
+        out.
 
         >>> Envelope("order", {"id": 7}, room="shop").to_body()
         '{"event":"order","data":{"id":7},"room":"shop"}'
@@ -131,6 +171,8 @@ class Envelope:
         fields: dict[str, Any] = {"event": self.event, "data": self.data}
         if self.room is not None:
             fields["room"] = self.room  # a tuple of rooms is written as a JSON list
+        if self.user is not None:
+            fields["user"] = self.user
         if self.namespace != "/":
             fields["namespace"] = self.namespace
         try:
@@ -164,13 +206,22 @@ def parse_body(
     `attributes` are the message's routing attributes (see :func:`sqs_attributes`). They
     route a body that is not an envelope. When the body is an envelope as well, they must
     agree with it: a disagreement is refused (``routing_conflict``) rather than guessed.
-    A message for more than `max_rooms` rooms is refused (``too_many_rooms``).
+    A message for more than `max_rooms` rooms and users together is refused
+    (``too_many_rooms``).
     """
     envelope = _parse(body, default_event=default_event, max_bytes=max_bytes, attributes=attributes)
-    if len(envelope.rooms) > max_rooms:
+    targets = len(envelope.rooms)
+    if targets > max_rooms:
+        users = len(envelope.users)
+        named = (
+            f"{targets} targets ({targets - users} rooms, {users} users)"
+            if users
+            else f"{targets} rooms"
+        )
         raise DecodeError(
             "too_many_rooms",
-            f"the message names {len(envelope.rooms)} rooms, over MAX_MESSAGE_ROOMS={max_rooms}",
+            f"the message names {named}, over MAX_MESSAGE_ROOMS={max_rooms} (rooms and users "
+            "count together)",
         )
     return envelope
 
@@ -203,6 +254,7 @@ def _parse(
             data=value.get("data"),
             room=value.get("room"),
             namespace=value.get("namespace", "/"),
+            user=value.get("user"),
         )
         for name in ROUTING_ATTRIBUTES:
             if name in routing and _normal(name, routing[name]) != getattr(envelope, name):
@@ -217,6 +269,7 @@ def _parse(
         data=value,
         room=routing.get("room"),
         namespace=routing.get("namespace", "/"),
+        user=routing.get("user"),
     )
 
 
@@ -247,9 +300,9 @@ def _attributes(raw: Any, *, type_key: str, value_key: str) -> dict[str, Any]:
                 "bad_attributes",
                 f"message attribute {name!r} must be a String, got {attribute!r:.80}",
             )
-        if name == "room" and kind == "String.Array":
+        if name in _LISTS and kind == "String.Array":
             try:
-                value = loads(value, "room attribute of type String.Array")
+                value = loads(value, f"{name} attribute of type String.Array")
             except DecodeError as exc:
                 if exc.code == "not_json":
                     raise DecodeError("bad_attributes", exc.reason) from None
@@ -259,7 +312,41 @@ def _attributes(raw: Any, *, type_key: str, value_key: str) -> dict[str, Any]:
 
 
 def _normal(name: str, value: Any) -> Any:
-    return tuple(value) if name == "room" and isinstance(value, list) else value
+    """An attribute's value as the envelope holds it: a list is a tuple, each name once."""
+    if name in _LISTS and isinstance(value, list):
+        return tuple(dict.fromkeys(item if isinstance(item, str) else repr(item) for item in value))
+    return value
+
+
+def _targets_of(
+    name: str, value: object, check: Callable[[object], None]
+) -> str | tuple[str, ...] | None:
+    """A room or user field, checked: None, one name, or a tuple of names, each once."""
+    if isinstance(value, list | tuple):
+        if not value or len(value) > MAX_ROOMS:
+            raise DecodeError(
+                "bad_envelope",
+                f"a {name} list must have 1 to {MAX_ROOMS} {name}s, got {len(value)}",
+            )
+        for item in value:
+            check(item)
+        # A name given twice is one target: one offset in its stream, one delivery.
+        return tuple(dict.fromkeys(value))
+    if value is None:
+        return None
+    check(value)
+    return str(value)  # checked: a str
+
+
+def _as_tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else value
+
+
+def _check_user(user: object) -> None:
+    if (reason := user_error(user)) is not None:
+        raise DecodeError("bad_envelope", reason)
 
 
 def _check_room(room: object) -> None:

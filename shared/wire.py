@@ -45,7 +45,13 @@ class WireError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One SQS message on its way to the server: the envelope plus where it came from."""
+    """One SQS message on its way to the server: the envelope plus where it came from.
+
+    As JSON: ``{"id", "event", "data", "room", "user", "namespace", "sent_ms",
+    "received_ms"}``; ``room`` and ``user`` are null, a string or a list, as in the envelope
+    (a server that knows no ``user`` would take a message for users alone as one for everyone:
+    upgrade servers before workers).
+    """
 
     message_id: str
     envelope: Envelope
@@ -59,6 +65,7 @@ class Delivery:
             "event": e.event,
             "data": e.data,
             "room": e.room,
+            "user": e.user,
             "namespace": e.namespace,
             "sent_ms": self.sent_ms,
             "received_ms": self.received_ms,
@@ -74,6 +81,7 @@ class Delivery:
                 data=value.get("data"),
                 room=value.get("room"),
                 namespace=value.get("namespace", "/"),
+                user=value.get("user"),
             )
         except DecodeError as exc:
             raise WireError(exc.reason) from None

@@ -61,9 +61,11 @@ class Event:
 
 class RelayClient:
     """Connects, joins `rooms`, and after every reconnect resumes the namespace's room-less
-    stream and each joined room from the last position it knew (also when it received nothing
-    yet: every answer carries the position). Repeats are dropped; what could not be recovered
-    is reported to `on_recovery` (default: logged) so the app can resync that stream.
+    stream, each joined room and each room the server subscribed it to (the user's stream
+    ``relay:user:<sub>``, the rooms of the token's subscribe claim: see `subscribed`) from the
+    last position it knew (also when it received nothing yet: every answer carries the
+    position). Repeats are dropped; what could not be recovered is reported to `on_recovery`
+    (default: logged) with the stream's room, so the app can resync that stream.
 
     Usage::
 
@@ -157,6 +159,14 @@ class RelayClient:
     def connected(self) -> bool:
         return bool(self.sio.connected) and self._namespace_connected
 
+    @property
+    def subscribed(self) -> list[str]:
+        """The rooms the server subscribed this client to without a join, as far as its
+        answers told: the user's stream ``relay:user:<sub>`` first, then the rooms of the
+        token's subscribe claim. They are resumed after every reconnect like joined rooms;
+        their events come with that ``room``."""
+        return self.streams.subscribed
+
     # --- rooms and client events -----------------------------------------------------------------
     async def join(self, room: str) -> dict[str, Any] | None:
         """Join `room` now and after every reconnect. Returns the server's answer (a refused
@@ -191,12 +201,16 @@ class RelayClient:
 
     # --- the resume protocol -------------------------------------------------------------------
     async def _auth(self) -> dict[str, Any]:
-        """The connect auth, made again for every (re)connect: a fresh token, and the
-        room-less stream's position (``null`` before the first answer gives one)."""
+        """The connect auth, made again for every (re)connect: a fresh token, the room-less
+        stream's position (``null`` before the first answer gives one) and those of the rooms
+        the server subscribed this client to (``streams``)."""
         token = self._token() if callable(self._token) else self._token
         if inspect.isawaitable(token):
             token = await token
-        auth: dict[str, Any] = {"since": self.streams.since(None)}
+        auth: dict[str, Any] = {
+            "since": self.streams.since(None),
+            "streams": self.streams.connect_streams(),
+        }
         if token is not None:
             auth["token"] = token
         return auth
@@ -238,7 +252,8 @@ class RelayClient:
         # one with no await runs to its end in arrival order, so order per stream is kept.
         payload = args[0] if args else None
         if event == RECOVERY_EVENT:
-            self._report(self.streams.answered(None, payload))
+            # one per server-subscribed room (its room), then the room-less stream's (None)
+            self._report(self.streams.recovery(payload))
         elif event == EXPIRED_EVENT:
             logger.info("Token expired; the server disconnects, and this reconnects: %s", payload)
         elif event == OVERFLOW_EVENT:
@@ -246,6 +261,9 @@ class RelayClient:
         elif event.startswith(RESERVED_PREFIX):
             logger.debug("Ignored relay event %s", event)
         elif self.streams.accept(payload):
+            room = payload.get("room") if isinstance(payload, dict) else None
+            if isinstance(room, str) and room not in self.rooms:
+                self.streams.subscribe(room)  # the server put it there: resumed at connect
             self._events.put_nowait(Event.of(event, payload))
 
     async def _on_disconnect(self, reason: Any = None) -> None:

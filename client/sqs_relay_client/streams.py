@@ -1,5 +1,7 @@
-"""What a client keeps to resume: each stream's position (epoch and highest offset seen) and
-the ids it recently delivered, so that a replay or a redelivery reaches the app once.
+"""What a client keeps to resume: each stream's position (epoch and highest offset seen), the
+ids it recently delivered, so that a replay or a redelivery reaches the app once, and which
+rooms the server subscribed it to (the user's stream, the token's subscribe claim), so that
+their positions go in the connect's ``auth``.
 
 No I/O here: :class:`~client.relay_client.RelayClient` feeds it what arrives and asks it
 where to resume from. The page's helper (`server/web/static/relay.js`) keeps the same state the
@@ -65,7 +67,9 @@ class Streams:
         if streams.accept(payload):        # every relayed event, in the order it arrived
             deliver(payload)               # new: not a repeat of something delivered
         since = streams.since(room)        # what to resume from (None: nothing yet)
-        recovery = streams.answered(room, answer)   # a connect or join answer
+        recovery = streams.answered(room, answer)   # a join answer
+        auth["streams"] = streams.connect_streams()  # before each connect
+        recovery = streams.recovery(payload)        # each relay:recovery of the connect
     """
 
     def __init__(self, *, max_ids: int = MAX_IDS) -> None:
@@ -74,6 +78,10 @@ class Streams:
         self._max_ids = max_ids
         self._positions: dict[Room, Position] = {}
         self._ids: OrderedDict[tuple[Room, str], None] = OrderedDict()
+        # rooms the server subscribed this client to (an ordered set), and those the
+        # connect under way answered for so far (None: no connect under way)
+        self._subscribed: dict[str, None] = {}
+        self._answered: dict[str, None] | None = None
 
     def since(self, room: Room) -> dict[str, Any] | None:
         """The ``since`` to send for `room` on a resume, or None when none is known."""
@@ -135,3 +143,41 @@ class Streams:
     def forget(self, room: Room) -> None:
         """The client left `room`: a later join starts afresh instead of resuming."""
         self._positions.pop(room, None)
+        if room is not None:
+            self._subscribed.pop(room, None)
+
+    # --- streams the server subscribed the client to ---------------------------------------------
+    @property
+    def subscribed(self) -> list[str]:
+        """The rooms the server subscribed this client to without a join (the user's stream
+        ``relay:user:<sub>``, the rooms its token's subscribe claim lists), as far as known."""
+        return list(self._subscribed)
+
+    def subscribe(self, room: str) -> None:
+        """Note a room the server subscribed this client to (an event came from a room it did
+        not join): its position is presented at the next connect."""
+        self._subscribed.setdefault(room, None)
+
+    def connect_streams(self) -> dict[str, dict[str, Any] | None]:
+        """The ``streams`` of the connect ``auth``: the position of each room the server
+        subscribed this client to (None: none known yet). Call it once per connect: it starts
+        the connect's tally, and a room the connect's answers leave out is no longer one."""
+        self._answered = {}
+        return {room: self.since(room) for room in self._subscribed}
+
+    def recovery(self, answer: Any) -> Recovery | None:
+        """Take a ``relay:recovery`` answer of the connect: for a room the server subscribed
+        this client to (its ``room``), then last for the room-less stream (``room`` None).
+        What came of the resume, as :meth:`answered` says; the room-less answer ends the
+        connect's answers, so rooms left out of them are forgotten as subscribed."""
+        room = answer.get("room") if isinstance(answer, dict) else None
+        if isinstance(room, str):
+            self.subscribe(room)
+            if self._answered is not None:
+                self._answered[room] = None
+            return self.answered(room, answer)
+        if self._answered is not None:
+            # a token without the room any more (or another user's): not presented again
+            self._subscribed = {r: None for r in self._subscribed if r in self._answered}
+            self._answered = None
+        return self.answered(None, answer)

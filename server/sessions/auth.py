@@ -12,6 +12,11 @@ or ``*`` for any:
 - the namespaces claim (`JWT_NAMESPACES_CLAIM`, default ``namespaces``): the namespaces it
   may connect to; without the claim, ``/`` only.
 
+The token also says which streams the server enters the connection into at connect, without
+its asking (:attr:`Identity.streams`): the user's own, ``relay:user:<sub>``, which nobody can
+join, and the rooms the subscribe claim (`JWT_SUBSCRIBE_CLAIM`, default ``subscribe``) lists
+by exact name (at most `MAX_MESSAGE_ROOMS`; a malformed claim refuses the connect).
+
 Demo tokens (`DEMO`) are signed with a key made for this run alone, never with a secret from
 the environment; they say so in their header (``kid``), which picks that key to check them.
 """
@@ -27,6 +32,8 @@ from typing import Any
 
 import jwt
 
+from server.sessions.requests import room_error
+from shared.envelope import MAX_ROOMS, user_error, user_stream
 from shared.settings import RELAY_AUDIENCE, Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +58,9 @@ class Identity:
 
     `expires_at` is the token's ``exp`` (epoch seconds; None with `AUTH=none`); `expired()`
     grants the same `leeway_s` that connect did, so a token accepted at connect is not
-    refused by the next join for being a second past ``exp``.
+    refused by the next join for being a second past ``exp``. `streams` are the rooms the
+    server enters the connection into at connect, in the order it resumes them: the user's
+    own stream first (none with `AUTH=none`), then the subscribe claim's rooms.
     """
 
     subject: str
@@ -59,9 +68,14 @@ class Identity:
     namespace_patterns: tuple[str, ...] = (MAIN_NAMESPACE,)
     expires_at: float | None = None
     leeway_s: float = 0.0
+    streams: tuple[str, ...] = ()
 
     def may_join(self, room: str) -> bool:
-        return any(pattern_matches(pattern, room) for pattern in self.room_patterns)
+        """The rooms claim allows it, or the token subscribes it (a client that left one of
+        its subscribed rooms may join it again)."""
+        return room in self.streams or any(
+            pattern_matches(pattern, room) for pattern in self.room_patterns
+        )
 
     def may_connect(self, namespace: str) -> bool:
         return any(pattern_matches(pattern, namespace) for pattern in self.namespace_patterns)
@@ -107,6 +121,8 @@ class Authenticator:
         leeway_s: float = 30,
         rooms_claim: str = "rooms",
         namespaces_claim: str = "namespaces",
+        subscribe_claim: str = "subscribe",
+        max_subscribe: int = MAX_ROOMS,
         demo: bool = False,
     ) -> None:
         self.enabled = enabled
@@ -117,6 +133,9 @@ class Authenticator:
         self._leeway_s = leeway_s
         self._rooms_claim = rooms_claim
         self._namespaces_claim = namespaces_claim
+        self._subscribe_claim = subscribe_claim
+        self._max_subscribe = max_subscribe
+        self._warned_subject = False
         self.demo = demo
         # This run's alone: demo tokens die with the process and open no other server,
         # whatever secret the environment holds.
@@ -163,6 +182,8 @@ class Authenticator:
             leeway_s=settings.jwt_leeway_s,
             rooms_claim=settings.jwt_rooms_claim,
             namespaces_claim=settings.jwt_namespaces_claim,
+            subscribe_claim=settings.jwt_subscribe_claim,
+            max_subscribe=settings.max_message_rooms,
             demo=demo,
         )
 
@@ -175,12 +196,14 @@ class Authenticator:
         if not isinstance(token, str) or not token:
             raise AuthError("authentication required: connect with auth={'token': '<JWT>'}")
         claims = self._decode(token)
+        subject = str(claims["sub"])
         identity = Identity(
-            str(claims["sub"]),
+            subject,
             self._patterns(claims, self._rooms_claim, default=()),
             self._patterns(claims, self._namespaces_claim, default=(MAIN_NAMESPACE,)),
             float(claims["exp"]),
             self._leeway_s,
+            self._own_stream(subject) + self._subscribed(claims),
         )
         if not identity.may_connect(namespace):
             why = (
@@ -231,6 +254,38 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from None
         return claims
+
+    def _own_stream(self, subject: str) -> tuple[str, ...]:
+        """The user's stream, if its ``sub`` can name one (a user id an envelope can target)."""
+        reason = user_error(subject)
+        if reason is None:
+            return (user_stream(subject),)
+        if not self._warned_subject:  # once: it is the token issuer's habit, not one client's
+            self._warned_subject = True
+            logger.warning(
+                "A token's 'sub' cannot name a user stream (%s): such connections get no user "
+                "stream, and no envelope can target them by user",
+                reason,
+            )
+        return ()
+
+    def _subscribed(self, claims: dict[str, Any]) -> tuple[str, ...]:
+        """The rooms the subscribe claim lists, checked as a join's room is."""
+        claim = self._subscribe_claim
+        if claim not in claims:
+            return ()
+        rooms = claims[claim]
+        if not isinstance(rooms, list) or not all(isinstance(room, str) for room in rooms):
+            raise AuthError(f"token claim {claim!r} must be a list of room names")
+        if len(rooms) > self._max_subscribe:
+            raise AuthError(
+                f"token claim {claim!r} lists {len(rooms)} rooms, over "
+                f"MAX_MESSAGE_ROOMS={self._max_subscribe}"
+            )
+        for room in rooms:
+            if (reason := room_error(room)) is not None:
+                raise AuthError(f"token claim {claim!r} has room {room!r:.80}: {reason}")
+        return tuple(dict.fromkeys(rooms))
 
     @staticmethod
     def _patterns(

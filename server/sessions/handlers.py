@@ -9,6 +9,13 @@ where to resume from). A client that reconnects sends the last position it knew:
 - for events without a room, in the connect ``auth`` payload: ``{"since": {...}}`` (``null``:
   none yet, just tell me); the server replays what was missed, then sends the connect answer
   ``relay:recovery`` with the position, and with ``recovered``/``replayed`` for a resume;
+- for the streams the server subscribes the connection to (its user's own stream
+  ``relay:user:<sub>``, then the rooms its token's subscribe claim lists), in the same payload:
+  ``{"since": ..., "streams": {"relay:user:alice": {...}, "news": null}}``; before the
+  room-less stream, each is resumed in that order and answered by its own ``relay:recovery``
+  with its ``room`` (a stream not in ``streams``: the position alone). Without ``since``, or
+  with ``since`` but no ``streams`` (a client that tracks the room-less stream only), the
+  server only enters it into them;
 - for a room, in the join request: ``{"room": "shop", "since": {...}}``; the answer has the
   position, and says ``recovered`` and how many events were ``replayed``.
 
@@ -22,8 +29,8 @@ while sending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
@@ -32,13 +39,18 @@ from server.adapters.lookups import client_socket, is_connected, transport_open
 from server.history.base import History
 from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
-from server.payload import BROADCAST_ROOM
+from server.payload import BROADCAST_ROOM, target_room
 from server.sessions.auth import Authenticator, AuthError
 from server.sessions.connection import ClientOwner, Connection, Connections, TokenBucket
-from server.sessions.requests import client_event_error, room_and_since, room_error
+from server.sessions.requests import (
+    client_event_error,
+    connect_streams,
+    room_and_since,
+    room_error,
+)
 from shared import counters as c
 from shared.counters import Counters
-from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT
+from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_PREFIX
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,9 +103,10 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             identity = self._auth.verify(data, namespace=namespace)
         except AuthError as exc:
-            self._counters.inc(c.CONNECT_REFUSED)
-            logger.info("Refused client %s on %s: %s", sid, namespace, exc)
-            raise Refused(str(exc)) from None
+            self._refuse(sid, namespace, str(exc))
+        positions, error = connect_streams(data, self._settings.max_message_rooms)
+        if error is not None:
+            self._refuse(sid, namespace, error)
         settings = self._settings
         connection = self.connections.open(
             namespace,
@@ -104,21 +117,40 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             expire=lambda: self._expire(namespace, sid),
             owner=self._client(sid, namespace),
         )
+        # The streams the server subscribes it to (its user's, its token's rooms), then, last,
+        # the room-less one: a client that waits for the room-less answer has had them all.
+        streams: tuple[str | None, ...] = (*identity.streams, None)
 
-        async def enter() -> None:
-            await self.enter_room(sid, BROADCAST_ROOM, namespace=namespace)
+        def enter(room: str | None) -> Callable[[], Awaitable[None]]:
+            async def entered() -> None:
+                await self.enter_room(sid, target_room(room), namespace=namespace)
 
-        if not isinstance(data, dict) or "since" not in data:
-            await enter()
-            return None  # a client that does not track the stream gets no connect answer
-        result = await self._resume(connection, sid, namespace, None, data["since"], enter)
-        if not self._is_open(sid, namespace):
-            # The transport closed while we replayed: python-socketio skips the disconnect
-            # handler of a connection still connecting, so clean up here (a ghost otherwise).
-            self.connections.close(namespace, sid)
-            return False
-        await self.emit(RECOVERY_EVENT, {"room": None, **result}, to=sid, namespace=namespace)
-        return None
+            return entered
+
+        tracking = isinstance(data, dict) and "since" in data
+        # Per-stream answers only to a client that sends `streams` (it knows the room-less
+        # answer is the last); a client that tracks only the room-less stream (an earlier
+        # helper) takes every relay:recovery for that one, so it gets that one alone.
+        per_stream = tracking and "streams" in data
+        for room in streams:
+            if not tracking or (room is not None and not per_stream):
+                await enter(room)()
+                continue
+            since = data["since"] if room is None else positions.get(room)
+            result = await self._resume(connection, sid, namespace, room, since, enter(room))
+            if not self._is_open(sid, namespace):
+                # The transport closed while we replayed: python-socketio skips the disconnect
+                # handler of a connection still connecting, so clean up here (a ghost
+                # otherwise).
+                self.connections.close(namespace, sid)
+                return False
+            await self.emit(RECOVERY_EVENT, {"room": room, **result}, to=sid, namespace=namespace)
+        return None  # a client that does not track the streams gets no connect answer
+
+    def _refuse(self, sid: str, namespace: str, reason: str) -> NoReturn:
+        self._counters.inc(c.CONNECT_REFUSED)
+        logger.info("Refused client %s on %s: %s", sid, namespace, reason)
+        raise Refused(reason) from None
 
     async def on_disconnect(self, namespace: str, sid: str, reason: Any = None) -> None:
         self.connections.close(namespace, sid)
@@ -270,7 +302,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self, event: str, namespace: str, sid: str, *args: Any
     ) -> dict[str, Any]:
         """Any other event a client sends: relayed only if allow-listed, JSON, small and in
-        rate, to the sender's rooms (everyone in the namespace if it joined none)."""
+        rate, to the sender's rooms, joined or subscribed by its token (everyone in the
+        namespace if it is in none); never to a user's stream."""
         connection = self.connections.get(namespace, sid)
         data = args[0] if args else None
         error = client_event_error(event, data, self._allowed_events, self._settings)
@@ -280,7 +313,13 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self._counters.inc(c.CLIENT_EVENT_REFUSED)
             logger.debug("Refused client event %r from %s: %s", event, sid, error)
             return {"ok": False, "error": error}
-        rooms = [r for r in self.rooms(sid, namespace=namespace) if r not in (sid, BROADCAST_ROOM)]
+        # Rooms it is in (joined, or subscribed by its token); never a relay: stream (its
+        # user's own, relay:all): a client event is not a message to the sender's user.
+        rooms = [
+            r
+            for r in self.rooms(sid, namespace=namespace)
+            if r != sid and not r.startswith(RESERVED_PREFIX)
+        ]
         await self.emit(
             event,
             {"data": data, "from": sid},

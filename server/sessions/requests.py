@@ -1,16 +1,18 @@
 """What a client may ask for, checked before anything is done: a room name, a join or leave
-request's shape, a client event's name and payload. Each function never raises, whatever the
-input, and says why in words the client gets back."""
+request's shape, a client event's name and payload, the stream positions of a connect. Each
+function never raises, whatever the input, and says why in words the client gets back."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from shared.envelope import RESERVED_EVENTS, RESERVED_PREFIX
+from shared.envelope import MAX_ROOM_LENGTH, RESERVED_EVENTS, RESERVED_PREFIX
 from shared.settings import Settings
 
-MAX_ROOM_LENGTH = 200
+__all__ = [
+    "MAX_ROOM_LENGTH", "client_event_error", "connect_streams", "room_and_since", "room_error",
+]  # fmt: skip
 
 
 def client_event_error(
@@ -47,3 +49,20 @@ def room_error(room: Any) -> str | None:
     if room.startswith(RESERVED_PREFIX):
         return f"room names starting with {RESERVED_PREFIX!r} are reserved"
     return None
+
+
+def connect_streams(auth: Any, max_rooms: int) -> tuple[dict[str, Any], str | None]:
+    """The positions a connect's ``auth`` gives per stream (``"streams": {room: position}``;
+    absent or null: none), and why they are refused, or None: they must be an object of at
+    most 1 + `max_rooms` (MAX_MESSAGE_ROOMS) entries, the user's stream and the token's rooms.
+    Never raises, whatever the input."""
+    streams = auth.get("streams") if isinstance(auth, dict) else None
+    if streams is None:
+        return {}, None
+    if not isinstance(streams, dict):
+        return {}, "'streams' must be an object of {room: position}"
+    if len(streams) > 1 + max_rooms:
+        return {}, (
+            f"'streams' has {len(streams)} entries, over 1 + MAX_MESSAGE_ROOMS={1 + max_rooms}"
+        )
+    return streams, None

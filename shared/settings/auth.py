@@ -63,6 +63,13 @@ class AuthSettings(BaseModel):
         description="The claim that lists the rooms a client may join: exact names, prefix* "
         "patterns, or *.",
     )
+    jwt_subscribe_claim: str = Field(
+        "subscribe",
+        min_length=1,
+        description="The claim that lists rooms the server enters a client into at connect, "
+        "without its asking (exact names, at most MAX_MESSAGE_ROOMS; resumed like the user's "
+        "own stream).",
+    )
     jwt_namespaces_claim: str = Field(
         "namespaces",
         min_length=1,

@@ -31,7 +31,18 @@ def test_shared_case(name: str) -> None:
             got = dataclasses.asdict(recovery) if recovery else None
         elif step["op"] == "since":
             got = streams.since(step["room"])
+        elif step["op"] == "recovery":
+            recovery = streams.recovery(step["answer"])
+            got = dataclasses.asdict(recovery) if recovery else None
+        elif step["op"] == "connect_streams":
+            got = streams.connect_streams()
+        elif step["op"] == "subscribed":
+            got = streams.subscribed
+        elif step["op"] == "subscribe":
+            streams.subscribe(step["room"])
+            continue
         else:
+            assert step["op"] == "forget", step
             streams.forget(step["room"])
             continue
         assert got == step["expect"], f"step {n}: {step}"

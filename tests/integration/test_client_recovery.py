@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -37,13 +37,25 @@ async def net(relay: Stack) -> AsyncIterator[NetCut]:
         yield net
 
 
+def joined_and_room_less(recoveries: list[Recovery]) -> Callable[[Recovery], None]:
+    """Records the recoveries of the room-less stream and the joined rooms. The user's stream
+    (``relay:user:test``, from the token's ``sub``) is resumed too: that is
+    tests/client/test_user_streams.py's to test."""
+
+    def record(recovery: Recovery) -> None:
+        if not (recovery.room or "").startswith("relay:user:"):
+            recoveries.append(recovery)
+
+    return record
+
+
 def listener(net: NetCut, recoveries: list[Recovery], **options: Any) -> RelayClient:
     return RelayClient(
         net.url,
         token=token,  # a fresh token for every connect
         rooms=["shop"],
         transports=["websocket"],
-        on_recovery=recoveries.append,
+        on_recovery=joined_and_room_less(recoveries),
         reconnection_delay=0.1,
         reconnection_delay_max=0.5,
         **options,
@@ -157,7 +169,10 @@ async def test_an_expired_token_is_replaced_and_the_stream_resumed(
 
     recoveries: list[Recovery] = []
     async with RelayClient(
-        stack.base_url, token=short_token, on_recovery=recoveries.append, reconnection_delay=0.1
+        stack.base_url,
+        token=short_token,
+        on_recovery=joined_and_room_less(recoveries),
+        reconnection_delay=0.1,
     ) as client:
         # When its token expires (the server disconnects it) and events keep coming
         send(sqs, stack.queue_url, [{"event": "e", "data": 0}])

@@ -18,6 +18,10 @@ def test_the_options_make_envelopes() -> None:
         Envelope("message", "hi", "shop", "/admin")
     ]
     assert envelopes(["--room", "a", "--room", "b"]) == [Envelope("message", {"n": 0}, ("a", "b"))]
+    assert envelopes(["--user", "alice"]) == [Envelope("message", {"n": 0}, user="alice")]
+    assert envelopes(["--user", "alice", "--user", "bob", "--room", "a"]) == [
+        Envelope("message", {"n": 0}, "a", user=("alice", "bob"))
+    ]
     assert envelopes(["--event", "tick", "--count", "3"]) == [
         Envelope("tick", {"n": n}) for n in range(3)
     ]
@@ -34,6 +38,7 @@ def test_raw_sends_the_body_as_it_is() -> None:
         (["--data", "NaN"], "(not_finite)"),
         (["--event", "connect"], "(bad_envelope)"),
         (["--room", "relay:all"], "(bad_envelope)"),
+        (["--user", ""], "(bad_envelope)"),
         (["--namespace", "admin"], "(bad_envelope)"),
         (["--count", "0"], "--count must be at least 1"),
     ],
@@ -52,7 +57,7 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert caught.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--event", "--data", "--room", "--namespace", "--raw", "--count"):
+    for option in ("--event", "--data", "--room", "--user", "--namespace", "--raw", "--count"):
         assert option in text
     assert "SQS_QUEUE_URL" in text
     assert "python -m producer --event order" in text

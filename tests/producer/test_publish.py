@@ -54,6 +54,21 @@ def test_publish_sends_one_envelope_the_worker_reads_back_and_returns_its_messag
     )
 
 
+def test_publish_to_users_sends_an_envelope_for_each_users_stream() -> None:
+    sqs = FakeSQS()
+
+    publish(sqs, "http://sqs/q", "dm", {"id": 7}, user=["alice", "bob"])
+    publish(sqs, "http://sqs/q", "dm", 1, room="shop", user="alice")
+
+    first, second = (parse_body(body, default_event="message") for body in sqs.bodies)
+    assert first == Envelope("dm", {"id": 7}, user=("alice", "bob"))
+    assert first.rooms == ("relay:user:alice", "relay:user:bob")
+    assert second.rooms == ("shop", "relay:user:alice")
+    with pytest.raises(DecodeError) as caught:
+        publish(sqs, "http://sqs/q", "dm", 1, user="")
+    assert caught.value.code == "bad_envelope" and len(sqs.bodies) == 2
+
+
 @pytest.mark.parametrize(
     ("event", "data", "room", "code"),
     [

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from shared.envelope import (
     MAX_DEPTH,
+    MAX_USER_LENGTH,
     RESERVED_EVENTS,
     RESERVED_PREFIX,
     SQS_MAX_BYTES,
@@ -157,12 +158,16 @@ json_data = st.recursive(
 names = st.text(min_size=1, max_size=12).filter(
     lambda name: name not in RESERVED_EVENTS and not name.startswith(RESERVED_PREFIX)
 )
+users = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=MAX_USER_LENGTH
+)
 envelopes = st.builds(
     Envelope,
     event=names,
     data=json_data,
     room=st.none() | names | st.lists(names, min_size=1, max_size=3).map(tuple),
     namespace=st.text(max_size=8).map(lambda rest: "/" + rest),
+    user=st.none() | users | st.lists(users, min_size=1, max_size=3).map(tuple),
 )
 
 
@@ -229,3 +234,94 @@ def test_to_body_refuses_what_the_worker_would_dead_letter_with_its_code(
 def test_to_body_takes_the_deepest_data_the_worker_takes() -> None:
     body = Envelope("e", deep(MAX_DEPTH - 1)).to_body()
     assert parse_body(body, default_event="m").data == deep(MAX_DEPTH - 1)
+
+
+# --- the user target ---------------------------------------------------------------------------
+
+
+def test_an_envelope_for_users_targets_each_users_stream_after_its_rooms() -> None:
+    # Given rooms and users, users named twice, and users alone
+    both = parse('{"event": "e", "room": ["a", "b"], "user": ["bob", "alice", "bob"]}')
+    alone = parse('{"event": "e", "user": "alice"}')
+    # Then the targets are the rooms, then each user's stream once; users alone are no
+    # broadcast
+    assert both.rooms == ("a", "b", "relay:user:bob", "relay:user:alice")
+    assert both.users == ("bob", "alice") and both.user == ("bob", "alice")
+    assert alone.rooms == ("relay:user:alice",) and alone.users == ("alice",)
+    assert parse('{"event": "e"}').rooms == (None,) and parse('{"event": "e"}').users == ()
+
+
+def test_a_user_id_of_the_longest_length_passes_and_one_more_character_does_not() -> None:
+    longest = "u" * MAX_USER_LENGTH
+    assert len(parse(json.dumps({"event": "e", "user": longest})).rooms[0] or "") == 200
+    with pytest.raises(DecodeError) as caught:
+        parse(json.dumps({"event": "e", "user": longest + "u"}))
+    assert caught.value.code == "bad_envelope"
+    assert f"at most {MAX_USER_LENGTH} characters, got {MAX_USER_LENGTH + 1}" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("user", "reason"),
+    [
+        ("", "a user must be a non-empty string"),
+        (7, "a user must be a non-empty string"),
+        ([], "a user list must have 1 to 10000 users, got 0"),
+        (["ok", 3], "a user must be a non-empty string, got 3"),
+        ("line\nbreak", "must not hold control characters"),
+        ("del\x7f", "must not hold control characters"),
+        ("c1\u0085", "must not hold control characters"),
+    ],
+)
+def test_a_bad_user_is_refused_with_the_reason(user: object, reason: str) -> None:
+    body = json.dumps({"event": "e", "user": user})
+    with pytest.raises(DecodeError) as caught:
+        parse(body)
+    assert caught.value.code == "bad_envelope"
+    assert reason in caught.value.reason
+
+
+def test_rooms_and_users_count_together_toward_the_room_limit() -> None:
+    body = json.dumps({"event": "e", "room": ["a", "b"], "user": ["x", "y", "z"]})
+    assert len(parse_body(body, default_event="m", max_rooms=5).rooms) == 5
+    with pytest.raises(DecodeError) as caught:
+        parse_body(body, default_event="m", max_rooms=4)
+    assert caught.value.code == "too_many_rooms"
+    assert "5 targets (2 rooms, 3 users), over MAX_MESSAGE_ROOMS=4" in caught.value.reason
+
+
+def test_a_user_attribute_routes_a_raw_body_as_a_string_or_a_string_array() -> None:
+    def routed(kind: str, value: str) -> Envelope:
+        attributes = sqs_attributes({"user": {"DataType": kind, "StringValue": value}})
+        return parse_body('{"order": 7}', default_event="m", attributes=attributes)
+
+    assert routed("String", "alice") == Envelope("m", {"order": 7}, user="alice")
+    assert routed("String.Array", '["alice", "bob"]').rooms == (
+        "relay:user:alice",
+        "relay:user:bob",
+    )
+    with pytest.raises(DecodeError) as caught:
+        routed("String.Array", "[alice")
+    assert caught.value.code == "bad_attributes"
+    assert "user attribute of type String.Array is not JSON" in caught.value.reason
+
+
+def test_a_user_attribute_must_agree_with_the_envelopes_user() -> None:
+    body = '{"event": "e", "user": ["alice", "bob"]}'
+
+    def parsed(value: str) -> Envelope:
+        attributes = sqs_attributes({"user": {"DataType": "String.Array", "StringValue": value}})
+        return parse_body(body, default_event="m", attributes=attributes)
+
+    assert parsed('["alice", "bob", "alice"]').users == ("alice", "bob")
+    with pytest.raises(DecodeError) as caught:
+        parsed('["alice"]')
+    assert caught.value.code == "routing_conflict"
+    assert "message attribute user=" in caught.value.reason
+
+
+def test_to_body_writes_users_and_parse_body_reads_them_back() -> None:
+    envelope = Envelope("e", 1, room="a", user=("alice", "bob"))
+    assert json.loads(envelope.to_body()) == {
+        "event": "e", "data": 1, "room": "a", "user": ["alice", "bob"]
+    }  # fmt: skip
+    assert parse_body(envelope.to_body(), default_event="m") == envelope

@@ -32,6 +32,7 @@ envelope_like = st.fixed_dictionaries(
         "event": json_values,
         "data": json_values,
         "room": json_values | st.lists(st.text(max_size=5), max_size=3),
+        "user": json_values | st.lists(st.text(max_size=5), max_size=3),
         "namespace": json_values,
     },
 )
@@ -44,7 +45,9 @@ attribute = st.fixed_dictionaries(
         "Value": st.text(),
     },
 )
-attributes = st.dictionaries(st.sampled_from(["event", "room", "namespace", "other"]), attribute)
+attributes = st.dictionaries(
+    st.sampled_from(["event", "room", "user", "namespace", "other"]), attribute
+)
 deep_arrays = st.integers(min_value=90, max_value=100_000).map(lambda n: "[" * n + "]" * n)
 
 

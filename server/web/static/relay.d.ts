@@ -31,7 +31,9 @@ export interface RelayMessage {
   [key: string]: unknown;
 }
 
-/** What came of a resume, for the room-less stream (`room` null) or a joined room. */
+/** What came of a resume, for the room-less stream (`room` null), a joined room, or a room the
+ * server subscribed the client to (the user's stream "relay:user:<sub>", the token's
+ * subscribe claim). */
 export interface Recovery {
   room: string | null;
   /** false: events were missed for good; resync this stream from your source of truth. */
@@ -86,12 +88,15 @@ export type EventListener = (event: string, message: RelayMessage) => void;
 export type RecoveryListener = (recovery: Recovery) => void;
 export type StatusListener = (status: Status) => void;
 
-/** Positions per stream (room, or null for the room-less events) and recently seen ids. */
+/** Positions per stream (room, or null for the room-less events), recently seen ids, and the
+ * rooms the server subscribed the client to. */
 export declare class Streams {
   constructor(options?: { maxIds?: number });
   readonly maxIds: number;
   positions: Map<string | null, Position>;
   ids: Set<string>;
+  /** Rooms the server subscribed the client to without a join, in its order. */
+  subscribed: Set<string>;
   /** The `since` to send on a resume, or null when none is known. */
   since(room?: string | null): Position | null;
   /** Record an event; true if the app should get it, false if it is a repeat. */
@@ -99,6 +104,14 @@ export declare class Streams {
   /** Take the position from a connect or join answer; for a resume, what came of it. */
   answered(room: string | null | undefined, answer: unknown): Recovery | null;
   forget(room: string | null | undefined): void;
+  /** Note a room the server subscribed the client to: presented at the next connect. */
+  subscribe(room: string): void;
+  /** The `streams` of the connect auth (each server-subscribed room's position); once per
+   * connect: a room the connect's answers leave out is dropped. */
+  connectStreams(): Record<string, Position | null>;
+  /** Take a relay:recovery answer of the connect (a server-subscribed room's, or last the
+   * room-less stream's); for a resume, what came of it. */
+  recovery(answer: unknown): Recovery | null;
 }
 
 /** A socket.io-client connection that resumes by itself. */
@@ -107,13 +120,18 @@ export declare class RelayClient {
   readonly streams: Streams;
   /** The rooms joined now and after every reconnect. */
   rooms: string[];
+  /** The rooms the server subscribed this client to without a join (the user's stream
+   * "relay:user:<sub>" first, then the token's subscribe claim), resumed after every
+   * reconnect like joined rooms. */
+  readonly subscribed: string[];
   /** socket.io-client's socket. */
   readonly socket: Socket;
   closed: boolean;
   token: TokenSource;
   /** Every relayed event once, in order per stream. */
   on(kind: "event", listener: EventListener): this;
-  /** After each resume; recovered false means resync that stream. */
+  /** After each resume of a stream (room-less, joined, or server-subscribed); recovered
+   * false means resync that stream. */
   on(kind: "recovery", listener: RecoveryListener): this;
   /** Connection changes; it reconnects and resumes by itself after each. */
   on(kind: "status", listener: StatusListener): this;

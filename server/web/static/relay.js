@@ -1,8 +1,9 @@
 // relay.js: a Socket.IO client of the relay (browsers, Node) that resumes by itself.
 //
 // socket.io-client plus the relay's resume protocol (README, "Replay on reconnect"): it keeps
-// each stream's position (epoch and highest offset seen), resumes the room-less stream and
-// every joined room after each reconnect, drops repeats (bounded memory), and tells the app
+// each stream's position (epoch and highest offset seen), resumes the room-less stream, every
+// joined room and every room the server subscribed it to (the user's stream, the token's
+// subscribe claim) after each reconnect, drops repeats (bounded memory), and tells the app
 // whether each stream was recovered or must be resynced.
 //
 // One ES module, two ways to get it. Served by the relay at /static/relay.js, next to the
@@ -37,13 +38,16 @@ function positionOf(message) {
   return typeof epoch === "string" && Number.isInteger(offset) ? { epoch, offset } : null;
 }
 
-/** Positions per stream (room, or null for the room-less events) and recently seen ids. */
+/** Positions per stream (room, or null for the room-less events), recently seen ids, and the
+ * rooms the server subscribed the client to. */
 export class Streams {
   constructor({ maxIds = MAX_IDS } = {}) {
     if (!(maxIds >= 1)) throw new RangeError("maxIds must be at least 1");
     this.maxIds = maxIds;
     this.positions = new Map();
     this.ids = new Set(); // insertion order: the oldest is forgotten first
+    this.subscribed = new Set(); // rooms the server subscribed the client to, in its order
+    this.answeredNow = null; // rooms the connect under way answered for (null: none under way)
   }
 
   /** The `since` to send on a resume, or null when none is known. */
@@ -91,6 +95,37 @@ export class Streams {
 
   forget(room) {
     this.positions.delete(room ?? null);
+    this.subscribed.delete(room);
+  }
+
+  /** Note a room the server subscribed the client to (an event came from a room it did not
+   * join): its position is presented at the next connect. */
+  subscribe(room) {
+    this.subscribed.add(room);
+  }
+
+  /** The `streams` of the connect auth: each server-subscribed room's position (null: none
+   * known yet). Once per connect: a room the connect's answers leave out is dropped. */
+  connectStreams() {
+    this.answeredNow = new Set();
+    return Object.fromEntries([...this.subscribed].map((room) => [room, this.since(room)]));
+  }
+
+  /** Take a relay:recovery answer of the connect: one per server-subscribed room, then the
+   * room-less stream's, which ends the connect's answers. What came of the resume. */
+  recovery(answer) {
+    const room = answer?.room;
+    if (typeof room === "string") {
+      this.subscribe(room);
+      this.answeredNow?.add(room);
+      return this.answered(room, answer);
+    }
+    if (this.answeredNow) {
+      // a token without the room any more (or another user's): not presented again
+      for (const r of [...this.subscribed]) if (!this.answeredNow.has(r)) this.subscribed.delete(r);
+      this.answeredNow = null;
+    }
+    return this.answered(null, answer);
   }
 }
 
@@ -99,8 +134,10 @@ export class Streams {
  *
  * Listeners (`on(kind, fn)`):
  * - "event": (event, msg): every relayed event once, in order per stream;
- * - "recovery": ({room, recovered, replayed, reason}) after each resume; recovered false
- *   means events were missed for good: resync that stream from your own source of truth;
+ * - "recovery": ({room, recovered, replayed, reason}) after each resume (room: null for the
+ *   room-less events, a joined room, or one the server subscribed it to, such as the user's
+ *   stream "relay:user:<sub>"); recovered false means events were missed for good: resync
+ *   that stream from your own source of truth;
  * - "status": ({state, detail}): "connected", "disconnected" (with the reason), "refused",
  *   "too slow" (the server cut this client for not reading fast enough; it reconnects and
  *   resumes by itself).
@@ -115,11 +152,13 @@ export class RelayClient {
     const target = namespace === "/" ? url || undefined : `${url || ""}${namespace}`;
     this.socket = io(target, {
       ...ioOptions,
-      // called before every (re)connect: a fresh token, and where the room-less stream stands
+      // called before every (re)connect: a fresh token, and where the room-less stream and
+      // the rooms the server subscribed this client to stand
       auth: (cb) => {
+        const resume = () => ({ since: this.streams.since(null), streams: this.streams.connectStreams() });
         this._token().then(
-          (t) => cb({ ...(t ? { token: t } : {}), since: this.streams.since(null) }),
-          () => cb({ since: this.streams.since(null) }),
+          (t) => cb({ ...(t ? { token: t } : {}), ...resume() }),
+          () => cb(resume()),
         );
       },
     });
@@ -148,6 +187,13 @@ export class RelayClient {
       }
     });
     this.socket.onAny((event, payload) => this._onEvent(event, payload));
+  }
+
+  /** The rooms the server subscribed this client to without a join (the user's stream
+   * "relay:user:<sub>" first, then the token's subscribe claim), as far as its answers told;
+   * resumed after every reconnect like joined rooms. */
+  get subscribed() {
+    return [...this.streams.subscribed];
   }
 
   on(kind, fn) {
@@ -213,10 +259,15 @@ export class RelayClient {
   }
 
   _onEvent(event, payload) {
-    if (event === RECOVERY_EVENT) this._report(this.streams.answered(null, payload));
+    // one per server-subscribed room (its room), then the room-less stream's (null)
+    if (event === RECOVERY_EVENT) this._report(this.streams.recovery(payload));
     else if (event === OVERFLOW_EVENT) this._emit("status", { state: "too slow", detail: payload?.reason });
     else if (event === EXPIRED_EVENT || event.startsWith(RESERVED_PREFIX)) return;
-    else if (this.streams.accept(payload)) this._emit("event", event, payload);
+    else if (this.streams.accept(payload)) {
+      const room = payload?.room;
+      if (typeof room === "string" && !this.rooms.includes(room)) this.streams.subscribe(room);
+      this._emit("event", event, payload);
+    }
   }
 
   _report(recovery) {
