@@ -15,7 +15,6 @@ import base64
 import json
 import re
 import signal
-import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from typing import Any
 from shared.sqs import EMULATOR_APP, PRODUCER_APP, SERVER_APP, WORKER_APP, make_sqs_client
 from tests.clients import RecordingClient
 from tests.deploy.sqs_calls import describe, recorded, recording_env
-from tests.integration.helpers import report, wait_log, wait_queue_empty_async
-from tests.processes import PYTHON, ROOT, Processes, Stack, healthz, wait_until
+from tests.integration.helpers import report, run_producer, wait_log, wait_queue_empty_async
+from tests.processes import ROOT, Processes, Stack, healthz, wait_until
 
 POLICIES = ROOT / "deploy" / "iam"
 
@@ -131,14 +130,7 @@ def check(
 
 def produce(stack: Stack, *args: str) -> None:
     """`python -m producer` (the command sqs-relay-publish), as a person runs it."""
-    sent = subprocess.run(
-        [PYTHON, "-m", "producer", *args],
-        env=stack.env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sent = run_producer(stack, *args)
     assert sent.returncode == 0, sent.stderr
 
 

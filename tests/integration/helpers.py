@@ -17,7 +17,7 @@ from typing import Any
 from producer import send_bodies
 from shared.envelope import ENVELOPE_KEYS, Envelope
 from tests.clients import RecordingClient
-from tests.processes import Process, Stack, healthz, wait_until
+from tests.processes import PYTHON, ROOT, Process, Stack, healthz, wait_until
 
 #: The settings' default SHUTDOWN_TIMEOUT_S.
 SHUTDOWN_TIMEOUT_S = 4.0
@@ -66,6 +66,19 @@ def wait_queue_empty(sqs: Any, queue_url: str, timeout_s: float = 60) -> None:
 
 async def wait_queue_empty_async(sqs: Any, queue_url: str, timeout_s: float = 60) -> None:
     await asyncio.to_thread(wait_queue_empty, sqs, queue_url, timeout_s)
+
+
+def run_producer(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m producer args...` (the command sqs-relay-publish) against `stack`'s queue, as a
+    person runs it."""
+    return subprocess.run(
+        [PYTHON, "-m", "producer", *args],
+        env=stack.env(**env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def report(name: str, **figures: object) -> None:

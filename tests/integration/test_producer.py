@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from shared.envelope import Envelope, parse_body
-from tests.processes import PYTHON, ROOT, Processes, Stack
+from tests.integration.helpers import run_producer
+from tests.processes import Processes, Stack
 
 
 def test_the_command_sends_to_the_queue_of_its_settings(processes: Processes, stack: Stack) -> None:
@@ -13,18 +12,8 @@ def test_the_command_sends_to_the_queue_of_its_settings(processes: Processes, st
     processes.sqs(stack)
 
     # When the command sends one event, then 12 raw bodies
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PYTHON, "-m", "producer", *args],
-            env=stack.env(),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    one = run("--event", "hello", "--room", "shop", "--data", '{"hi": 1}')
-    many = run("--raw", "[1]", "--count", "12")
+    one = run_producer(stack, "--event", "hello", "--room", "shop", "--data", '{"hi": 1}')
+    many = run_producer(stack, "--raw", "[1]", "--count", "12")
 
     # Then each says what it sent, and the queue holds exactly that
     assert one.returncode == 0, one.stderr
@@ -48,14 +37,7 @@ def test_the_command_sends_to_the_queue_of_its_settings(processes: Processes, st
 
 def test_the_command_says_when_sqs_cannot_be_reached(stack: Stack) -> None:
     # Given no SQS at the queue's address
-    sent = subprocess.run(
-        [PYTHON, "-m", "producer", "--event", "hello"],
-        env=stack.env(AWS_MAX_ATTEMPTS="1"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sent = run_producer(stack, "--event", "hello", AWS_MAX_ATTEMPTS="1")
     assert sent.returncode == 1
     assert "cannot send to" in sent.stderr
     assert "(is `honcho start` running?)" in sent.stderr
