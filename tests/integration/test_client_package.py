@@ -5,15 +5,13 @@ relay, through a network cut it recovers from."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from devtools.netcut import NetCut
-from tests.integration.helpers import send
+from tests.integration.helpers import json_lines_until, send
 from tests.processes import ROOT, Processes, Stack
 from tests.tokens import token
 
@@ -55,19 +53,6 @@ def install_client(tmp: Path) -> Path:
     return python
 
 
-async def lines_until(stream: asyncio.StreamReader, done: Any, timeout_s: float = 30) -> list[Any]:
-    seen: list[Any] = []
-
-    async def read() -> None:
-        while not done(seen):
-            line = await stream.readline()
-            assert line, f"the listener ended; it said {seen}"
-            seen.append(json.loads(line))
-
-    await asyncio.wait_for(read(), timeout_s)
-    return seen
-
-
 async def test_the_client_helper_installed_alone_receives_and_recovers_events(
     processes: Processes, stack: Stack, tmp_path: Path
 ) -> None:
@@ -81,9 +66,7 @@ async def test_the_client_helper_installed_alone_receives_and_recovers_events(
         )  # fmt: skip
         assert found.returncode != 0, f"{relay_package} is importable in the new environment"
     # and a running relay, reached through a network the test can cut
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     async with NetCut(stack.http_port) as net:
         script = tmp_path / "listener.py"
@@ -95,9 +78,9 @@ async def test_the_client_helper_installed_alone_receives_and_recovers_events(
         assert listener.stdout is not None
         try:
             # When it listens in room shop and gets an event
-            await lines_until(listener.stdout, lambda seen: seen and "connected" in seen[-1])
+            await json_lines_until(listener.stdout, lambda seen: seen and "connected" in seen[-1])
             send(sqs, stack.queue_url, [{"event": "e", "data": "first", "room": "shop"}])
-            [first] = await lines_until(listener.stdout, lambda seen: len(seen) == 1)
+            [first] = await json_lines_until(listener.stdout, lambda seen: len(seen) == 1)
             assert first == {"event": "first", "room": "shop", "offset": 1}
             # and its network goes while 3 shop events are sent, then comes back
             net.cut()
@@ -107,7 +90,7 @@ async def test_the_client_helper_installed_alone_receives_and_recovers_events(
             await stack.wait_counter("emitted", 4)
             net.restore()
             # Then it gets the 3 it missed, once and in order, and says shop was recovered
-            said = await lines_until(
+            said = await json_lines_until(
                 listener.stdout,
                 lambda seen: (
                     len([s for s in seen if "event" in s]) == 3

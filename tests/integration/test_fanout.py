@@ -41,9 +41,7 @@ async def test_websocket_polling_and_upgrading_clients_each_get_every_event_once
     processes: Processes, stack: Stack
 ) -> None:
     # Given a relay and a client on each transport, all in the room "a"
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     steady = {
         "websocket": await client(stack, ["websocket"]),
@@ -95,9 +93,7 @@ async def test_a_long_polling_python_client_takes_a_burst_larger_than_one_answer
     # Given 40 events in the room "a", and a stock python-socketio client on long-polling
     # (python-engineio's client drops a poll answer of more than 16 packets as a transport
     # error)
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     send(stack.sqs_client(), stack.queue_url, list(bodies(range(1, 120, 3)))[:40])
     await stack.wait_counter("emitted", 40)
     epoch = healthz(stack.base_url)["epoch"]

@@ -116,9 +116,7 @@ async def test_join_then_leave_is_answered_in_order_and_leaves_the_client_out(
     processes: Processes, stack: Stack
 ) -> None:
     # Given a room with 100 events of history
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     send(sqs, stack.queue_url, [{"event": "e", "data": n, "room": "shop"} for n in range(100)])
     await stack.wait_counter("emitted", 100, timeout_s=120)

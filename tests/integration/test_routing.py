@@ -23,9 +23,7 @@ def attr(value: str, kind: str = "String") -> dict[str, str]:
 
 
 async def relay(processes: Processes, stack: Stack) -> Any:
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     return stack.sqs_client()
 
 

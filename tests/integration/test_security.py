@@ -65,9 +65,7 @@ async def test_a_bad_or_missing_token_is_refused_with_a_reason(
 async def test_a_token_opens_only_the_namespaces_it_lists(
     processes: Processes, stack: Stack
 ) -> None:
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     # Given a shop token with no namespaces claim, and an admin token
     shop = token(["shop"], namespaces=None)
     admin = token([], namespaces=["/admin"])
@@ -132,9 +130,7 @@ async def test_an_es256_public_key_file_verifies_its_tokens_and_refuses_other_ke
 
 
 async def test_rooms_are_limited_to_the_tokens_patterns(processes: Processes, stack: Stack) -> None:
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     client = await RecordingClient().connect(stack.base_url, rooms=["orders:*", "shop"])
     assert (await client.call("join", "orders:42"))["ok"] is True
     assert (await client.call("join", "shop"))["ok"] is True

@@ -80,9 +80,7 @@ async def test_an_event_for_a_user_reaches_each_of_its_connections_once_and_no_o
 ) -> None:
     # Given alice on two connections (one with a token that subscribes it to room news), and
     # bob on one, none of which joined anything
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     phone = await RecordingClient().connect(
         stack.base_url, auth=user_token("alice", subscribe=["news"])
@@ -131,9 +129,7 @@ async def test_a_tracking_client_cut_off_gets_its_user_streams_events_at_reconne
     processes: Processes, stack: Stack
 ) -> None:
     # Given alice tracking her streams (connected with since), her token subscribing room news
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     sqs = stack.sqs_client()
     subscribed = user_token("alice", subscribe=["news"])
     first = await RecordingClient().connect(
@@ -311,9 +307,7 @@ async def test_a_client_tracking_only_the_room_less_stream_gets_one_answer_and_i
 ) -> None:
     # Given a client of an earlier helper: it sends `since` but no `streams`, and takes every
     # relay:recovery for its room-less stream's answer
-    processes.sqs(stack)
-    processes.server(stack)
-    processes.worker(stack)
+    processes.relay(stack)
     client = await RecordingClient().connect(
         stack.base_url, auth=user_token("alice", subscribe=["news"]) | {"since": None}
     )

@@ -45,7 +45,7 @@ class Relay:
         self.counters = Counters()
         self.handlers = SessionNamespace(
             settings=self.settings,
-            auth=Authenticator(enabled=False),
+            auth=Authenticator.from_settings(self.settings),
             history=LocalHistory(self.replay, counters=self.counters),
             counters=self.counters,
         )

@@ -12,15 +12,12 @@ import pytest
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from server.history.local import LocalHistory
-from server.history.replay import ReplayBuffer
-from server.payload import BROADCAST_ROOM, ClientJSON
+from server.payload import BROADCAST_ROOM
 from server.sessions.auth import ANYONE, Authenticator, AuthError
-from server.sessions.handlers import SessionNamespace
 from shared import counters as c
-from shared.counters import Counters
 from shared.envelope import MAX_USER_LENGTH
 from shared.settings import load_settings
+from tests.server import test_handlers as handlers
 from tests.server.test_handlers import Transport, settled
 from tests.tokens import TEST_SECRET, token
 
@@ -105,23 +102,13 @@ def test_a_sub_that_cannot_name_a_user_gets_no_user_stream_and_a_warning_once(
 
 
 # --- the connect ---------------------------------------------------------------------------------
-class Relay:
+class Relay(handlers.Relay):
     """python-socketio's real server and manager, the session handlers with JWT, an in-memory
     history; engine.io's socket stands in (tests.server.test_handlers.Transport)."""
 
     def __init__(self, **settings: str) -> None:
-        env = {"SQS_QUEUE_URL": AWS_QUEUE, "JWT_SECRET": TEST_SECRET}
-        self.settings = load_settings(env | settings)
-        self.sio = socketio.AsyncServer(async_mode="asgi", namespaces="*", json=ClientJSON)
-        self.replay = ReplayBuffer(window_s=60, max_events=1000, max_bytes=64 << 20)
-        self.counters = Counters()
-        self.handlers = SessionNamespace(
-            settings=self.settings,
-            auth=Authenticator.from_settings(self.settings),
-            history=LocalHistory(self.replay, counters=self.counters),
-            counters=self.counters,
-        )
-        self.sio.register_namespace(self.handlers)
+        super().__init__(**{"AUTH": "jwt", "SQS_QUEUE_URL": AWS_QUEUE, "JWT_SECRET": TEST_SECRET}
+                         | settings)  # fmt: skip
 
     def history(self, room: str | None, count: int, size: int = 100) -> None:
         for _ in range(count):
