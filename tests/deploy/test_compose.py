@@ -114,6 +114,15 @@ async def test_the_compose_file_relays_events_through_nginx_to_websocket_and_pol
         await asyncio.to_thread(
             wait_until, functools.partial(ready, port_), timeout_s=120, what=f"/readyz on {port_}"
         )
+    # and the emulator's queue exists (the servers are ready once a worker is connected,
+    # which does not wait for the queue)
+    sqs = relay.sqs_client()
+
+    def queue() -> object:
+        up.check_alive()
+        return sqs.get_queue_attributes(QueueUrl=relay.queue_url, AttributeNames=["QueueArn"])
+
+    await asyncio.to_thread(wait_until, queue, timeout_s=60, what="the emulator's queue")
     ready_s = time.monotonic() - started
     names = podman.podman("ps", "--filter", f"label=io.podman.compose.project={project.project}",
                           "--format", "{{.Names}}").split()  # fmt: skip
@@ -123,7 +132,6 @@ async def test_the_compose_file_relays_events_through_nginx_to_websocket_and_pol
     # sent through SQS
     websocket = await RecordingClient().connect(relay.base_url, transports=["websocket"])
     polling = await RecordingClient().connect(relay.base_url, transports=["polling"])
-    sqs = relay.sqs_client()
     [message_id] = await send_async(sqs, relay.queue_url, [{"event": "order", "data": {"id": 7}}])
     # Then each receives it once, and the worker deleted it
     for client in (websocket, polling):
