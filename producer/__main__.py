@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from producer.publish import PublishError, send_bodies
-from shared.envelope import DecodeError, Envelope
+from shared.envelope import DISCONNECT_EVENT, DecodeError, Envelope
 from shared.settings import SettingsError, load_settings
 from shared.sqs import PRODUCER_APP, make_sqs_client
 
@@ -29,6 +29,7 @@ examples:
   python -m producer --event shipped --user alice --user bob  # every connection of each
   python -m producer --raw '{"any": "json"}'                  # default event, body as data
   python -m producer --event tick --count 100                 # 100 events, data = {"n": i}
+  python -m producer --disconnect alice --reason 'logged out' # close all of alice's connections
 
 Prints the MessageId of a single message, then a summary line. Exits with 0 when SQS took
 every message, 1 when it refused any or could not be reached, 2 for a bad argument or setting.
@@ -43,6 +44,9 @@ the embedded emulator's queue.
 Each message is an envelope {"event", "data", "room", "user", "namespace"}, checked as the
 worker will check it, so that an event it could never deliver (a reserved event name, NaN in
 the data) is refused here instead of being dead-lettered there. --raw sends a body as it is.
+--disconnect sends the relay's one command instead of an event: every connection of the user
+is told the --reason and closed, on every server, and its older tokens are refused for
+DISCONNECT_REVOKE_S.
 """
 
 
@@ -75,11 +79,34 @@ def parse_args(argv: list[str] | None) -> list[str]:
         "--raw", help="send this body as it is instead of an envelope (ignores the options above)"
     )
     parser.add_argument("--count", type=int, default=1, help="how many messages (default: 1)")
+    parser.add_argument(
+        "--disconnect",
+        action="append",
+        metavar="USER",
+        help="instead of an event, close every connection of this user (its token's sub) on "
+        "every server; repeat for several users (ignores --event, --data, --room, --user, "
+        "--namespace)",
+    )
+    parser.add_argument(
+        "--reason", help="with --disconnect: what the user's clients are told (<= 200 characters)"
+    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
     if args.raw is not None:
         return [args.raw] * args.count
+    if args.reason is not None and not args.disconnect:
+        parser.error("--reason goes with --disconnect")
+    if args.disconnect:
+        try:
+            body = Envelope(
+                event=DISCONNECT_EVENT,
+                data=None if args.reason is None else {"reason": args.reason},
+                user=_one_or_many(args.disconnect),
+            ).to_body()
+        except DecodeError as exc:
+            parser.error(f"the worker would refuse this command ({exc.code}): {exc.reason}")
+        return [body] * args.count
     try:
         data: Any = json.loads(args.data) if args.data is not None else None
     except json.JSONDecodeError as exc:

@@ -8,6 +8,7 @@ Usage (any boto3 SQS client; ``shared.sqs.make_sqs_client(settings)`` builds the
     message_id = publish(sqs, queue_url, "order", {"id": 7}, room="shop")
     message_id = publish(sqs, queue_url, "shipped", {"id": 7}, user="alice")  # her devices
     ids = publish_batch(sqs, queue_url, [Envelope("tick", n) for n in range(100)])
+    message_id = disconnect_user(sqs, queue_url, "alice", reason="logged out")  # her devices
 
 An event the worker could never deliver (a reserved event name, a bad room, NaN in the data)
 raises :class:`shared.envelope.DecodeError` (a ``ValueError``) before anything is sent, with
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.envelope import Envelope
+from shared.envelope import DISCONNECT_EVENT, Envelope
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -65,6 +66,25 @@ def publish(
     rooms = tuple(room) if isinstance(room, list) else room
     users = tuple(user) if isinstance(user, list) else user
     body = Envelope(event=event, data=data, room=rooms, namespace=namespace, user=users).to_body()
+    return sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
+
+
+def disconnect_user(
+    sqs: SQSClient,
+    queue_url: str,
+    user: str | list[str] | tuple[str, ...],
+    reason: str | None = None,
+) -> str:
+    """Close every connection of `user` (or of each user of a list) on every server, after
+    telling each one `reason` (at most 200 characters); return the command's MessageId.
+
+    The relay also refuses, for DISCONNECT_REVOKE_S, connects of the user with a token issued
+    before the command: to ban a user, send this and stop issuing tokens to them
+    (docs/security.md). The relay's helpers do not reconnect after it.
+    """
+    users = tuple(user) if isinstance(user, list) else user
+    data = None if reason is None else {"reason": reason}
+    body = Envelope(event=DISCONNECT_EVENT, data=data, user=users).to_body()
     return sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
 
 

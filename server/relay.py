@@ -12,6 +12,10 @@ import asyncio
 import logging
 
 from server.adapters.socketio_server import BoundedSocketServer
+from server.control.bus import ControlBus, LocalControlBus
+from server.control.disconnect import Disconnector
+from server.control.redis_bus import RedisControlBus
+from server.control.revocations import LocalRevocations, RedisRevocations, Revocations
 from server.history.base import History
 from server.history.local import LocalHistory
 from server.history.redis_history import RedisHistory
@@ -21,6 +25,11 @@ from server.intake.handoff import RouterHandoff
 from server.intake.inprocess import InProcessWorkers
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
+from server.presence.local import LocalPresence
+from server.presence.outbox import OutboxSender
+from server.presence.redis_store import RedisPresence
+from server.presence.store import PresenceStore
+from server.presence.tracker import Presence
 from server.sessions.auth import Authenticator
 from server.sessions.handlers import SessionNamespace
 from shared import counters as c
@@ -60,8 +69,20 @@ class Relay:
     def __init__(self, settings: Settings) -> None:
         check_exposure(settings)
         self.settings = settings
-        self.auth = Authenticator.from_settings(settings)
         self.counters = Counters()
+        # The control bus (every server acts on what one publishes) and the revocations of
+        # backend disconnect commands: in Redis in cluster mode, in this process otherwise.
+        self.control: ControlBus
+        self.revocations: Revocations
+        if settings.cluster:
+            self.control = RedisControlBus(settings, counters=self.counters)
+            self.revocations = RedisRevocations(settings, counters=self.counters)
+        else:
+            self.control = LocalControlBus()
+            self.revocations = LocalRevocations(
+                window_s=settings.disconnect_revoke_s, counters=self.counters
+            )
+        self.auth = Authenticator.from_settings(settings, revocations=self.revocations)
         thread_mode = settings.consumer == "thread"
         # In thread mode the worker threads count into the server's counters: show theirs too.
         self.metrics = ServerMetrics(
@@ -96,17 +117,46 @@ class Relay:
             if settings.cluster
             else LocalHistory(self.replay, counters=self.counters)
         )
+        # Presence (PRESENCE_ROOMS) and online/offline events (PRESENCE_EVENTS_QUEUE_URL): the
+        # counts in Redis in cluster mode, in this process (and SQLite) otherwise.
+        store: PresenceStore = (
+            RedisPresence(
+                redis_url=settings.redis_url,
+                prefix=settings.redis_prefix,
+                grace_s=settings.presence_grace_s,
+                lease_s=settings.presence_lease_s,
+                events=settings.presence_events,
+                outbox_max=settings.presence_outbox_max,
+            )
+            if settings.redis_url is not None
+            else LocalPresence(
+                grace_s=settings.presence_grace_s,
+                events=settings.presence_events,
+                outbox_max=settings.presence_outbox_max,
+                state_file=settings.presence_state_file,
+            )
+        )
+        self.presence = Presence(settings, store=store, sio=self.sio, counters=self.counters)
+        self.presence_events = OutboxSender(settings, store=store, counters=self.counters)
         self.handlers = SessionNamespace(
-            settings=settings, auth=self.auth, history=self.history, counters=self.counters
+            settings=settings,
+            auth=self.auth,
+            history=self.history,
+            counters=self.counters,
+            presence=self.presence if self.presence.enabled else None,
         )
         self.sio.register_namespace(self.handlers)
         self.sender = RoomSender(sio=self.sio, metrics=self.metrics)
+        self.disconnector = Disconnector(
+            sio=self.sio, bus=self.control, revocations=self.revocations, counters=self.counters
+        )
         self.emitter = Emitter(
             settings=settings,
             history=self.history,
             sender=self.sender,
             counters=self.counters,
             metrics=self.metrics,
+            commands=self.disconnector,
         )
         self.handoff = RouterHandoff(settings=settings, handler=self.emitter)
         self.workers = InProcessWorkers(settings, counters=self.counters) if thread_mode else None
@@ -122,6 +172,10 @@ class Relay:
         the worker threads (thread mode) and the event-loop lag probe. In the running loop."""
         self.handoff.bind()
         self.history.start(self.sender.send, on_gap=self.close_sessions_now)
+        self.control.on("presence", self.presence.announce)
+        self.control.start()
+        self.presence.start(lambda notice: self.control.publish("presence", notice))
+        self.presence_events.start()
         self.handoff.start()
         if self.workers is not None:
             self.workers.start()
@@ -174,5 +228,9 @@ class Relay:
         if self._probe is not None:
             self._probe.cancel()
         await self.history.close()
+        await self.presence_events.close()  # before the store it sends from closes
+        await self.presence.close()
+        await self.control.close()
+        await self.revocations.close()
         summary = (*_SUMMARY, *self.history.summary_counters)
         logger.info("Relay stopped: %s", self.counters.summary(summary))

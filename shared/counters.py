@@ -31,6 +31,13 @@ SLOW_CLIENT_DISCONNECTED = "slow_client_disconnected"
 APPENDED = "appended"
 REDIS_ERRORS = "redis_errors"
 FEED_GAPS = "feed_gaps"
+DISCONNECT_COMMANDS = "disconnect_commands"
+USERS_DISCONNECTED = "users_disconnected"
+REVOCATIONS_DROPPED = "revocations_dropped"
+PRESENCE_CHANGES = "presence_changes"
+PRESENCE_ERRORS = "presence_errors"
+PRESENCE_EVENTS_SENT = "presence_events_sent"
+PRESENCE_EVENTS_DROPPED = "presence_events_dropped"
 
 #: Every counter and what it counts (also the help text of its Prometheus metric).
 DOCS = {
@@ -69,10 +76,31 @@ DOCS = {
         "Cluster mode: times this server found it had missed part of the shared feed and "
         "sent its clients away to resume from the history."
     ),
+    DISCONNECT_COMMANDS: (
+        "Backend disconnect commands (relay:disconnect) this server carried out, each once."
+    ),
+    USERS_DISCONNECTED: (
+        "Connections closed by a backend's disconnect command (one per connection: a user on "
+        "two devices counts two)."
+    ),
+    REVOCATIONS_DROPPED: (
+        "Without Redis: disconnected users forgotten before DISCONNECT_REVOKE_S because the "
+        "in-memory bound was reached (their old tokens connect again)."
+    ),
+    PRESENCE_CHANGES: (
+        "Presence: joins and leaves (kind) this server decided, of rooms and of users' online "
+        "state."
+    ),
+    PRESENCE_ERRORS: "Presence: store calls that failed (made again).",
+    PRESENCE_EVENTS_SENT: "Presence: online/offline and join/leave events SQS took.",
+    PRESENCE_EVENTS_DROPPED: (
+        "Presence: events dropped because the outbox was full (PRESENCE_OUTBOX_MAX); the "
+        "backend sees gaps in those users' sequences."
+    ),
 }
 NAMES = tuple(DOCS)
 #: Counters that carry a reason label.
-LABELLED = frozenset({DEAD_LETTERED})
+LABELLED = frozenset({DEAD_LETTERED, PRESENCE_CHANGES})
 WORKER_NAMES = (
     RECEIVED,
     DELIVERED,

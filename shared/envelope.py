@@ -41,6 +41,21 @@ RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
 EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
 #: Sent just before the server disconnects a client too slow to read what it is sent.
 OVERFLOW_EVENT = f"{RESERVED_PREFIX}overflow"
+#: Sent just before the server disconnects a client whose user a backend disconnected (a
+#: :data:`DISCONNECT_EVENT` command): ``{"reason": ...}``. The helpers do not reconnect after it.
+DISCONNECTED_EVENT = f"{RESERVED_PREFIX}disconnected"
+#: To the members of a presence room (PRESENCE_ROOMS): who joined and who left, gathered
+#: over PRESENCE_COALESCE_S.
+PRESENCE_EVENT = f"{RESERVED_PREFIX}presence"
+
+#: The one reserved event a producer may send, a command to the relay rather than an event
+#: for clients: ``{"event": "relay:disconnect", "user": "alice" | [...], "data": {"reason":
+#: "logged out"}}`` closes every connection of each user on every server (docs/producing.md).
+#: Only with ``user``; no ``room``, namespace ``/`` (it covers every namespace); ``data`` null
+#: or an object with an optional string ``reason`` of at most :data:`MAX_REASON_LENGTH`.
+DISCONNECT_EVENT = f"{RESERVED_PREFIX}disconnect"
+#: No disconnect reason is longer.
+MAX_REASON_LENGTH = 200
 
 #: A user's own stream is the room ``relay:user:<id>``: the server enters each connection of
 #: the user (its token's ``sub``) into it, and no client can join it (the prefix is reserved).
@@ -131,7 +146,8 @@ class Envelope:
     _targets: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_event(self.event)
+        if self.event != DISCONNECT_EVENT:
+            _check_event(self.event)
         object.__setattr__(self, "room", _targets_of("room", self.room, _check_room))
         object.__setattr__(self, "user", _targets_of("user", self.user, _check_user))
         if not isinstance(self.namespace, str) or not self.namespace.startswith("/"):
@@ -140,6 +156,8 @@ class Envelope:
                 "envelope field 'namespace' must be a string starting with '/', "
                 f"got {self.namespace!r:.80}",
             )
+        if self.event == DISCONNECT_EVENT:
+            _check_disconnect(self)
         rooms = _as_tuple(self.room)
         users = tuple(user_stream(user) for user in _as_tuple(self.user))
         object.__setattr__(self, "_targets", rooms + users or (None,))
@@ -154,6 +172,17 @@ class Envelope:
     def users(self) -> tuple[str, ...]:
         """The user ids the envelope targets (none: empty)."""
         return _as_tuple(self.user)
+
+    @property
+    def control(self) -> bool:
+        """A command to the relay (:data:`DISCONNECT_EVENT`), not an event for clients: it
+        never enters the replay history."""
+        return self.event == DISCONNECT_EVENT
+
+    @property
+    def reason(self) -> str | None:
+        """A disconnect command's reason (None: none given)."""
+        return self.data.get("reason") if isinstance(self.data, dict) else None
 
     def to_body(self) -> str:
         """The SQS message body of this envelope, which :func:`parse_body` turns back into it.
@@ -444,6 +473,29 @@ def _depth_over(value: Any, limit: int) -> bool:
     return False
 
 
+def _check_disconnect(envelope: Envelope) -> None:
+    """A disconnect command names users, nothing else, and at most a short reason."""
+    why = None
+    if envelope.user is None:
+        why = "needs 'user' (the users whose connections to close)"
+    elif envelope.room is not None:
+        why = "takes no 'room': it closes every connection of its users"
+    elif envelope.namespace != "/":
+        why = "takes no 'namespace': it covers every namespace"
+    elif envelope.data is not None and not isinstance(envelope.data, dict):
+        why = f"'data' must be null or an object, got {envelope.data!r:.80}"
+    elif isinstance(envelope.data, dict) and envelope.data.keys() - {"reason"}:
+        why = f"'data' may hold 'reason' only, got keys {sorted(envelope.data)!r:.80}"
+    elif isinstance(envelope.data, dict) and "reason" in envelope.data:
+        reason = envelope.data["reason"]
+        if not isinstance(reason, str):
+            why = f"'reason' must be a string, got {reason!r:.80}"
+        elif len(reason) > MAX_REASON_LENGTH:
+            why = f"'reason' is at most {MAX_REASON_LENGTH} characters, got {len(reason)}"
+    if why is not None:
+        raise DecodeError("bad_envelope", f"a {DISCONNECT_EVENT!r} command {why}")
+
+
 def _check_event(event: object) -> None:
     if not isinstance(event, str) or not event:
         raise DecodeError(
@@ -452,5 +504,6 @@ def _check_event(event: object) -> None:
     if event in RESERVED_EVENTS or event.startswith(RESERVED_PREFIX):
         raise DecodeError(
             "bad_envelope",
-            f"envelope field 'event' is {event!r:.80}, a name reserved by Socket.IO or the relay",
+            f"envelope field 'event' is {event!r:.80}, a name reserved by Socket.IO or the relay "
+            f"(the one relay command a producer may send is {DISCONNECT_EVENT!r}, with 'user')",
         )

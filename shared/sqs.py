@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 WORKER_APP = "sqs-relay-worker"  # the worker loop: `python -m worker`, or CONSUMER=thread
 PRODUCER_APP = "sqs-relay-producer"  # `python -m producer` (sqs-relay-publish)
 SERVER_APP = "sqs-relay-server"  # the server's own calls: the demo page's /demo/send
+PRESENCE_APP = "sqs-relay-presence"  # the server's online/offline events (server/presence/)
 EMULATOR_APP = "sqs-relay-emulator"  # the emulator creating its queues (never real AWS)
 
 

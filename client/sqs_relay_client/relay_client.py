@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 Token = str | Callable[[], str | Awaitable[str]] | None
 OnRecovery = Callable[[Recovery], Any]
+OnDisconnected = Callable[[str], Any]
+
+#: Sent just before the server disconnects a client whose user the app's backend disconnected
+#: (logout, ban): this client then stops for good.
+DISCONNECTED_EVENT = f"{RESERVED_PREFIX}disconnected"
 
 #: A join refused for the connection's rate (CLIENT_EVENT_RATE) is tried again this often.
 _JOIN_ATTEMPTS = 20
@@ -77,6 +82,12 @@ class RelayClient:
     expiring token is replaced: the server disconnects a client whose token expired, and
     this client then connects again with a new one. Other keyword arguments go to
     `socketio.AsyncClient` (``reconnection_delay``, ...).
+
+    When the app's backend disconnects the user (a ``relay:disconnect`` command: logout, ban),
+    the server says why (``relay:disconnected``) and closes the connection: this client then
+    does not reconnect; it calls `on_disconnected` with the reason (default: logged), keeps it
+    in :attr:`disconnected`, and iteration ends. Connect again with a new client (and a new
+    token: the relay refuses the user's older ones for a while).
     """
 
     def __init__(
@@ -87,6 +98,7 @@ class RelayClient:
         rooms: Iterable[str] = (),
         namespace: str = "/",
         on_recovery: OnRecovery | None = None,
+        on_disconnected: OnDisconnected | None = None,
         transports: list[str] | None = None,
         max_ids: int = MAX_IDS,
         call_timeout_s: float = 10.0,
@@ -104,6 +116,9 @@ class RelayClient:
         self.rooms: list[str] = list(dict.fromkeys(rooms))  # joined, or to join on connect
         self._token = token
         self._on_recovery = on_recovery or _log_recovery
+        self._on_disconnected = on_disconnected or _log_disconnected
+        #: Why the backend disconnected this client's user, once it did (None: it did not).
+        self.disconnected: str | None = None
         self._transports = transports
         self._call_timeout_s = call_timeout_s
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -258,6 +273,11 @@ class RelayClient:
             logger.info("Token expired; the server disconnects, and this reconnects: %s", payload)
         elif event == OVERFLOW_EVENT:
             logger.warning("The server cut this client as too slow; it reconnects: %s", payload)
+        elif event == DISCONNECTED_EVENT:
+            reason = payload.get("reason") if isinstance(payload, dict) else None
+            self.disconnected = str(reason) if reason is not None else ""
+            self._closing = True  # the server closes the connection next: no reconnect
+            self._call(self._on_disconnected, self.disconnected)
         elif event.startswith(RESERVED_PREFIX):
             logger.debug("Ignored relay event %s", event)
         elif self.streams.accept(payload):
@@ -268,6 +288,13 @@ class RelayClient:
 
     async def _on_disconnect(self, reason: Any = None) -> None:
         self._namespace_connected = False
+        if self.disconnected is not None:
+            # The backend disconnected the user: stop python-socketio's own reconnect too
+            # (after a transport close), and end iteration.
+            self._events.put_nowait(None)
+            if reason != self.sio.reason.SERVER_DISCONNECT:
+                self._call(lambda _reason: self.sio.disconnect(), reason)
+            return
         if self._closing or reason != self.sio.reason.SERVER_DISCONNECT:
             return  # python-socketio reconnects by itself after a transport close
         # python-socketio never reconnects after the server disconnected it: for the relay
@@ -288,13 +315,20 @@ class RelayClient:
                 return
 
     def _report(self, recovery: Recovery | None) -> None:
-        if recovery is None:
-            return
-        result = self._on_recovery(recovery)
+        if recovery is not None:
+            self._call(self._on_recovery, recovery)
+
+    def _call(self, callback: Callable[[Any], Any], argument: Any) -> None:
+        """Call an app's callback (sync or async: an async one runs as a task, held)."""
+        result = callback(argument)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+
+def _log_disconnected(reason: str) -> None:
+    logger.warning("The server disconnected this client for good (its user): %s", reason)
 
 
 def _log_recovery(recovery: Recovery) -> None:

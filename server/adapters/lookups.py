@@ -1,9 +1,10 @@
 """What python-socketio and python-engineio know about a client or a room, read from their
 internals for the code outside this package (the emitter, the session handlers).
 
-python-socketio has no public "is anyone in this room", "is this client connected" or "is
-its transport still there"; these read its manager's room table and engine.io's socket
-table (listed in this package's table, server/adapters/__init__.py).
+python-socketio has no public "is anyone in this room", "who is in this room on every
+namespace", "is this client connected" or "is its transport still there"; these read its
+manager's room table and engine.io's socket table (listed in this package's table,
+server/adapters/__init__.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ def has_members(sio: Any, namespace: str, room: Any) -> bool:
     if manager is None:
         return True
     return bool(manager.rooms.get(namespace, {}).get(room))
+
+
+def room_members(sio: Any, room: Any) -> list[tuple[str, str]]:
+    """(namespace, sid) of every client in `room`, on every namespace of this server: taken at
+    once, so that disconnecting them while iterating is safe."""
+    return [
+        (namespace, sid)
+        for namespace, rooms in list(sio.manager.rooms.items())
+        for sid in list(rooms.get(room) or ())
+    ]
 
 
 def is_connected(handler: Any, sid: str, namespace: str) -> bool:

@@ -18,6 +18,12 @@ Keys (``REDIS_PREFIX``, then a colon):
 ``history:<stream>``          the stream's index into the feed: a sorted set, offset ->
                               feed ID, trimmed by count (REPLAY_MAX_EVENTS) and with the
                               feed; empty, Redis deletes it
+``control``                   the servers' control bus: a stream of ``{k: kind, b: JSON
+                              body}`` every server reads from its tip at start
+                              (server/control/redis_bus.py), capped near 10,000 entries
+``revoked:<user>``            a backend's disconnect command's time (epoch seconds) for the
+                              user: older tokens are refused until it expires,
+                              DISCONNECT_REVOKE_S after the command
 ============================  ==============================================================
 
 ``<stream>`` is ``<len(namespace)>:<namespace><room>`` (room empty: the room-less stream).

@@ -3,7 +3,9 @@
 The ZeroMQ side (server/intake/handoff.py) hands each batch to :class:`Emitter`, which gives it
 to the history (server/history/: de-duplication, offsets, replay, emit) and sends back what
 that returns: the MessageIds safe to delete from SQS. The history emits each event through
-:class:`RoomSender`. Nothing here knows the ZeroMQ wire format, or which history it is.
+:class:`RoomSender`. Commands to the relay (``relay:disconnect``) never enter the history: they
+are split out of each batch and handed to the control side (server/control/), and confirmed
+once it took them. Nothing here knows the ZeroMQ wire format, or which history it is.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 
 from server.adapters.lookups import has_members
+from server.control.bus import ControlUnavailable
 from server.history.base import History
 from server.history.replay import Stream
 from server.intake.dedup import RecentIds
@@ -76,13 +79,24 @@ class RoomSender:
             self._held_since = time.perf_counter()
 
 
+#: The de-duplication key of a command (MessageId, this): in the same window as events'.
+COMMAND = "relay:command"
+
+
+class Commands(Protocol):
+    """Takes a command (a delivery whose envelope is ``control``); ControlUnavailable if it
+    could not (server/control/disconnect.py's Disconnector)."""
+
+    async def command(self, delivery: Delivery) -> None: ...
+
+
 class Emitter:
     """The hand-off's handler: each batch to the history, once per message and room.
 
     Usage (the hand-off calls it for every batch)::
 
         emitter = Emitter(settings=settings, history=history, sender=sender,
-                          counters=counters, metrics=metrics)
+                          counters=counters, metrics=metrics, commands=disconnector)
         confirmed = await emitter.emit(deliveries)   # MessageIds safe to delete
     """
 
@@ -94,9 +108,11 @@ class Emitter:
         sender: RoomSender,
         counters: Counters,
         metrics: ServerMetrics,
+        commands: Commands | None = None,
     ) -> None:
         self._settings = settings
         self._history = history
+        self._commands = commands
         self._sender = sender
         self._counters = counters
         self._metrics = metrics
@@ -130,9 +146,38 @@ class Emitter:
         return the ids that are safe to delete."""
         self._metrics.batch_size.observe(len(deliveries))
         self._sender.batch_started()
-        confirmed = await self._history.append(deliveries, self._seen)
+        commands = [d for d in deliveries if d.envelope.control]
+        if commands:
+            deliveries = [d for d in deliveries if not d.envelope.control]
+        confirmed = await self._history.append(deliveries, self._seen) if deliveries else []
+        for delivery in commands:
+            if await self._command(delivery):
+                confirmed.append(delivery.message_id)
         forgotten = self._seen.forgotten_early - self._forgotten_counted
         if forgotten:
             self._counters.inc(c.DEDUP_FORGOTTEN_EARLY, forgotten)
             self._forgotten_counted += forgotten
         return confirmed
+
+    async def _command(self, delivery: Delivery) -> bool:
+        """Hand a command to the control side once per MessageId (a redelivery within the
+        de-duplication window is confirmed again, not carried out again); whether it is safe
+        to delete."""
+        key = (delivery.message_id, COMMAND)
+        if key in self._seen:
+            self._counters.inc(c.DUPLICATE_DROPPED)
+            return True
+        if self._commands is None:
+            logger.warning("No handler for command %s; not confirmed", delivery.message_id)
+            return False
+        try:
+            await self._commands.command(delivery)
+        except ControlUnavailable as exc:
+            logger.warning(
+                "Command %s not carried out (%s); not confirmed, SQS will redeliver it",
+                delivery.message_id,
+                exc,
+            )
+            return False
+        self._seen.add(key)
+        return True

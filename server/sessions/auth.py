@@ -23,17 +23,18 @@ the environment; they say so in their header (``kid``), which picks that key to 
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
 from server.sessions.requests import room_error
-from shared.envelope import MAX_ROOMS, user_error, user_stream
+from shared.envelope import MAX_ROOMS, USER_STREAM_PREFIX, user_error, user_stream
 from shared.settings import RELAY_AUDIENCE, Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -46,10 +47,23 @@ DEMO_KEY_ID = "push-relay-demo"
 #: every log line and claim dump, not only by its header.
 DEMO_ISSUER = "push-relay-demo"
 MAIN_NAMESPACE = "/"
+#: A member's public info (the info claim), encoded, is at most this long.
+MAX_INFO_BYTES = 1024
 
 
 class AuthError(Exception):
     """A client's credentials are refused; the message is what the client is told."""
+
+
+#: What a client whose token a backend's disconnect command revoked is told at connect.
+REVOKED = "token revoked: reconnect with a new token"
+
+
+class RevocationCheck(Protocol):
+    """Whether a user's token issued at `issued_at` was revoked by a disconnect command
+    (server/control/revocations.py)."""
+
+    async def revoked(self, user: str, issued_at: float | None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,20 @@ class Identity:
     expires_at: float | None = None
     leeway_s: float = 0.0
     streams: tuple[str, ...] = ()
+    #: The public info other members of a presence room see (the info claim's JSON object,
+    #: encoded), or None.
+    info: str | None = None
+    #: The token's ``iat`` (epoch seconds), or None: a backend's disconnect command refuses
+    #: the user's tokens issued before it (server/control/revocations.py).
+    issued_at: float | None = None
+
+    @property
+    def user(self) -> str | None:
+        """The user this connection is (its ``sub``), if it has a user stream: presence and
+        online/offline count connections by it."""
+        if self.streams and self.streams[0].startswith(USER_STREAM_PREFIX):
+            return self.subject
+        return None
 
     def may_join(self, room: str) -> bool:
         """The rooms claim allows it, or the token subscribes it (a client that left one of
@@ -122,8 +150,10 @@ class Authenticator:
         rooms_claim: str = "rooms",
         namespaces_claim: str = "namespaces",
         subscribe_claim: str = "subscribe",
+        info_claim: str = "info",
         max_subscribe: int = MAX_ROOMS,
         demo: bool = False,
+        revocations: RevocationCheck | None = None,
     ) -> None:
         self.enabled = enabled
         self._key = key
@@ -134,15 +164,19 @@ class Authenticator:
         self._rooms_claim = rooms_claim
         self._namespaces_claim = namespaces_claim
         self._subscribe_claim = subscribe_claim
+        self._info_claim = info_claim
         self._max_subscribe = max_subscribe
         self._warned_subject = False
+        self._revocations = revocations
         self.demo = demo
         # This run's alone: demo tokens die with the process and open no other server,
         # whatever secret the environment holds.
         self._demo_secret = secrets.token_urlsafe(32) if demo else None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Authenticator:
+    def from_settings(
+        cls, settings: Settings, *, revocations: RevocationCheck | None = None
+    ) -> Authenticator:
         if settings.auth == "none":
             logger.warning(
                 "AUTH=none: every client may connect to any namespace and join any room; "
@@ -183,8 +217,10 @@ class Authenticator:
             rooms_claim=settings.jwt_rooms_claim,
             namespaces_claim=settings.jwt_namespaces_claim,
             subscribe_claim=settings.jwt_subscribe_claim,
+            info_claim=settings.presence_info_claim,
             max_subscribe=settings.max_message_rooms,
             demo=demo,
+            revocations=revocations,
         )
 
     def verify(self, auth: Any, *, namespace: str = MAIN_NAMESPACE) -> Identity:
@@ -204,6 +240,8 @@ class Authenticator:
             float(claims["exp"]),
             self._leeway_s,
             self._own_stream(subject) + self._subscribed(claims),
+            self._info(claims),
+            issued_at=_issued_at(claims),
         )
         if not identity.may_connect(namespace):
             why = (
@@ -214,6 +252,15 @@ class Authenticator:
             )
             raise AuthError(f"not allowed to connect to namespace {namespace!r}: {why}")
         return identity
+
+    async def revoked(self, identity: Identity) -> str | None:
+        """Why the connect is refused because a backend disconnected the user since its token
+        was issued (:data:`REVOKED`), or None."""
+        if self._revocations is None or not self.enabled:
+            return None
+        if await self._revocations.revoked(identity.subject, identity.issued_at):
+            return REVOKED
+        return None
 
     def _decode(self, token: str) -> dict[str, Any]:
         key, algorithms, issuer = self._key, self._algorithms, self._issuer
@@ -287,6 +334,19 @@ class Authenticator:
                 raise AuthError(f"token claim {claim!r} has room {room!r:.80}: {reason}")
         return tuple(dict.fromkeys(rooms))
 
+    def _info(self, claims: dict[str, Any]) -> str | None:
+        """The info claim's object, encoded: what other members of a presence room see."""
+        claim = self._info_claim
+        if claim not in claims:
+            return None
+        info = claims[claim]
+        text = json.dumps(info, separators=(",", ":"), ensure_ascii=False)
+        if not isinstance(info, dict) or len(text.encode()) > MAX_INFO_BYTES:
+            raise AuthError(
+                f"token claim {claim!r} must be a JSON object of at most {MAX_INFO_BYTES} bytes"
+            )
+        return text
+
     @staticmethod
     def _patterns(
         claims: dict[str, Any], claim: str, *, default: tuple[str, ...]
@@ -315,6 +375,12 @@ class Authenticator:
         return jwt.encode(
             claims, self._demo_secret, algorithm="HS256", headers={"kid": DEMO_KEY_ID}
         )
+
+
+def _issued_at(claims: dict[str, Any]) -> float | None:
+    """The ``iat`` claim (PyJWT checked that it is a number when present), or None."""
+    value = claims.get("iat")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _read_key(value: str) -> str:

@@ -100,8 +100,9 @@ class Connections:
     Its length is the count of connections per namespace (`relay_connected_clients`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_close: Callable[[str, str], None] | None = None) -> None:
         self._open: dict[tuple[str, str], Connection] = {}
+        self._on_close = on_close  # (namespace, sid), once per connection closed
 
     def open(
         self,
@@ -132,6 +133,8 @@ class Connections:
             connection.close()
             if connection.owner is not None:
                 connection.owner.release((namespace, sid))
+            if self._on_close is not None:
+                self._on_close(namespace, sid)
 
     def __contains__(self, key: object) -> bool:
         return key in self._open

@@ -40,6 +40,8 @@ from server.history.base import History
 from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
 from server.payload import BROADCAST_ROOM, target_room
+from server.presence.tracker import STORE_ERRORS as PRESENCE_ERRORS
+from server.presence.tracker import Presence
 from server.sessions.auth import Authenticator, AuthError
 from server.sessions.connection import ClientOwner, Connection, Connections, TokenBucket
 from server.sessions.requests import (
@@ -55,7 +57,7 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-_OWN_EVENTS = frozenset({"connect", "disconnect", "join", "leave"})
+_OWN_EVENTS = frozenset({"connect", "disconnect", "join", "leave", "presence"})
 
 
 class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -75,6 +77,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         auth: Authenticator,
         history: History,
         counters: Counters,
+        presence: Presence | None = None,
     ) -> None:
         super().__init__("*")
         self._settings = settings
@@ -82,7 +85,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._history = history
         self._counters = counters
         self._allowed_events = frozenset(settings.client_events)
-        self.connections = Connections()
+        self._presence = presence
+        self.connections = Connections(on_close=presence.disconnected if presence else None)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Route to ``on_<event>`` for the relay's own events, everything else to
@@ -104,6 +108,9 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity = self._auth.verify(data, namespace=namespace)
         except AuthError as exc:
             self._refuse(sid, namespace, str(exc))
+        # A backend's disconnect command refuses the user's older tokens for a while.
+        if (revoked := await self._auth.revoked(identity)) is not None:
+            self._refuse(sid, namespace, revoked)
         positions, error = connect_streams(data, self._settings.max_message_rooms)
         if error is not None:
             self._refuse(sid, namespace, error)
@@ -117,6 +124,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             expire=lambda: self._expire(namespace, sid),
             owner=self._client(sid, namespace),
         )
+        if self._presence is not None:
+            self._presence.connected(namespace, sid, identity)
         # The streams the server subscribes it to (its user's, its token's rooms), then, last,
         # the room-less one: a client that waits for the room-less answer has had them all.
         streams: tuple[str | None, ...] = (*identity.streams, None)
@@ -124,6 +133,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         def enter(room: str | None) -> Callable[[], Awaitable[None]]:
             async def entered() -> None:
                 await self.enter_room(sid, target_room(room), namespace=namespace)
+                if self._presence is not None:
+                    self._presence.entered(namespace, sid, room)
 
             return entered
 
@@ -180,6 +191,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
         async def enter() -> None:
             await self.enter_room(sid, room, namespace=namespace)
+            if self._presence is not None:
+                self._presence.entered(namespace, sid, room)
 
         async with connection.room_ops:
             result: dict[str, Any] = {"ok": True, "room": room}
@@ -196,7 +209,33 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         assert connection is not None
         async with connection.room_ops:  # after any join still replaying
             await self.leave_room(sid, room, namespace=namespace)
+            if self._presence is not None:
+                self._presence.exited(namespace, sid, room)
         return {"ok": True, "room": room}
+
+    async def on_presence(self, namespace: str, sid: str, request: Any = None) -> dict[str, Any]:
+        """Who is in a presence room: ``{"room": "chat", "after": null}`` is answered with its
+        member count and, below PRESENCE_MAX_MEMBERS, a page of members (``next``: the
+        ``after`` of the next page). Any client its token allows in the room may ask."""
+        room, _since = room_and_since(request)
+        after = request.get("after") if isinstance(request, dict) else None
+        connection = self.connections.get(namespace, sid)
+        if error := self._request_error(connection, room):
+            return {"ok": False, "error": error}
+        assert connection is not None
+        presence = self._presence
+        if presence is None or not presence.tracks(room):
+            return {"ok": False, "error": f"room {room!r} has no presence (PRESENCE_ROOMS)"}
+        if not connection.identity.may_join(room):
+            self._counters.inc(c.JOIN_REFUSED)
+            return {"ok": False, "error": f"not allowed in room {room!r}"}
+        if after is not None and not isinstance(after, str):
+            return {"ok": False, "error": "'after' must be a user id (the last page's 'next')"}
+        try:
+            return await presence.roster(namespace, room, after=after)
+        except PRESENCE_ERRORS as exc:
+            logger.warning("Presence request for %s failed: %s", room, exc)
+            return {"ok": False, "error": "presence is unavailable; try again"}
 
     def _request_error(
         self, connection: Connection | None, room: Any, *, check_expiry: bool = True

@@ -76,6 +76,21 @@ class AuthSettings(BaseModel):
         description="The claim that lists the namespaces a client may connect to (patterns like "
         "rooms: /admin, /orders*, *); a token without it may use '/' only.",
     )
+    disconnect_revoke_s: float = Field(
+        3600.0,
+        ge=0,
+        description="After a backend's disconnect command (relay:disconnect), refuse for this "
+        "long the user's tokens issued before it; 0: off.",
+        json_schema_extra=comment(
+            "After a backend's disconnect command (relay:disconnect, docs/producing.md), refuse "
+            "for this many seconds every connect of its users with a token issued before the "
+            "command (an 'iat' before it, or none), so that a banned user's old token cannot "
+            "simply reconnect; a token issued later connects. Make it at least your tokens' "
+            "lifetime for a ban to hold. Kept in Redis in cluster mode (if Redis does not "
+            "answer, connects are let through), in memory otherwise (the newest 100,000 users). "
+            "0 turns it off."
+        ),
+    )
     demo: Annotated[bool | None, EmptyIsUnset] = Field(
         None,
         description="Serve /demo/token and /demo/send; unset: only with the embedded emulator's "

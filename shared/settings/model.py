@@ -12,6 +12,7 @@ from shared.settings.checks import cross_check
 from shared.settings.clients import ClientSettings
 from shared.settings.cluster import ClusterSettings
 from shared.settings.handoff import HandoffSettings
+from shared.settings.presence import PresenceSettings
 from shared.settings.process import ProcessSettings
 from shared.settings.sqs import EMBEDDED_QUEUE_URL, SqsSettings
 
@@ -21,6 +22,7 @@ CONCERNS: tuple[type[Any], ...] = (
     HandoffSettings,
     ClusterSettings,
     ClientSettings,
+    PresenceSettings,
     AuthSettings,
     ProcessSettings,
 )
@@ -35,6 +37,7 @@ class SettingsError(Exception):
 class Settings(
     ProcessSettings,
     AuthSettings,
+    PresenceSettings,
     ClientSettings,
     ClusterSettings,
     HandoffSettings,
@@ -44,7 +47,8 @@ class Settings(
     """Every setting of the relay. Field names are the environment variables, upper-cased.
 
     Each concern's fields, their own checks and derived values live in their module
-    (`sqs.py`, `handoff.py`, `cluster.py`, `clients.py`, `auth.py`, `process.py`); the
+    (`sqs.py`, `handoff.py`, `cluster.py`, `clients.py`, `presence.py`, `auth.py`,
+    `process.py`); the
     checks between settings in `checks.py`. All are read flat: `settings.sqs_wait_s`.
 
     >>> settings = load_settings({"SQS_WAIT_S": "1"})

@@ -19,11 +19,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from shared.sqs import EMULATOR_APP, PRODUCER_APP, SERVER_APP, WORKER_APP, make_sqs_client
+from shared.sqs import (
+    EMULATOR_APP,
+    PRESENCE_APP,
+    PRODUCER_APP,
+    SERVER_APP,
+    WORKER_APP,
+    make_sqs_client,
+)
 from tests.clients import RecordingClient
 from tests.deploy.sqs_calls import describe, recorded, recording_env
 from tests.integration.helpers import report, run_producer, wait_log, wait_queue_empty_async
 from tests.processes import ROOT, Processes, Stack, healthz, wait_until
+from tests.tokens import token
 
 POLICIES = ROOT / "deploy" / "iam"
 
@@ -32,6 +40,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     WORKER_APP: ("worker.json",),
     PRODUCER_APP: ("producer.json",),
     SERVER_APP: ("producer.json",),  # the demo page's /demo/send: a producer's one call
+    PRESENCE_APP: ("presence-events.json",),  # the server's online/offline events
 }
 
 #: Statements no relay process calls, so nothing here can record them: (file, Sid) -> why.
@@ -105,6 +114,7 @@ def placeholders(stack: Stack, region: str) -> dict[str, str]:
         "Account": account,
         "QueueName": stack.queue_name,
         "DeadLetterQueueName": f"{stack.queue_name}-dlq",  # the emulator's DLQ
+        "PresenceEventsQueueName": f"{stack.queue_name}-presence",
     }
 
 
@@ -117,7 +127,8 @@ def check(
     assert regions == {stack.settings().region}, regions
     values = placeholders(stack, stack.settings().region)
     by_app = calls_by_app(records, values["Account"])
-    assert set(by_app) <= {WORKER_APP, PRODUCER_APP, SERVER_APP, EMULATOR_APP, None}, set(by_app)
+    apps_seen = {WORKER_APP, PRODUCER_APP, SERVER_APP, PRESENCE_APP, EMULATOR_APP, None}
+    assert set(by_app) <= apps_seen, set(by_app)
     called = {app: by_app.get(app, set()) for app in apps}
     grants = {app: allowed(ROLES[app], values) for app in apps}
     refused = {app: called[app] - grants[app] for app in apps}
@@ -141,7 +152,13 @@ async def produce_async(stack: Stack, *args: str) -> None:
 def test_every_policy_is_explicit_and_every_statement_is_checked() -> None:
     # Given every policy document in deploy/iam/
     names = sorted(path.name for path in POLICIES.glob("*.json"))
-    assert names == ["keda.json", "producer.json", "sse-kms.json", "worker.json"]
+    assert names == [
+        "keda.json",
+        "presence-events.json",
+        "producer.json",
+        "sse-kms.json",
+        "worker.json",
+    ]
     checked = {name for files in ROLES.values() for name in files}
     for name in names:
         document = policy(name)
@@ -284,6 +301,40 @@ async def test_the_server_with_demo_and_consumer_threads_calls_only_what_its_pol
     assert called[WORKER_APP]
     assert refused == {SERVER_APP: set(), WORKER_APP: set()}
     assert unused[SERVER_APP] == set()
+
+
+async def test_the_servers_online_offline_events_call_only_what_their_policy_allows(
+    processes: Processes, stack: Stack, tmp_path: Path
+) -> None:
+    # Given the emulator recording every request, an events queue beside the relay's, and a
+    # server that sends online/offline events to it
+    record = tmp_path / "sqs-calls.jsonl"
+    stack.extra.update(recording_env(record))
+    processes.sqs(stack)
+    sqs = stack.sqs_client()
+    events_url = sqs.create_queue(QueueName=f"{stack.queue_name}-presence")["QueueUrl"]
+    processes.server(stack, PRESENCE_EVENTS_QUEUE_URL=events_url, PRESENCE_GRACE_S="0.2")
+
+    # When a user connects, and goes once the backend got its user_online; then its
+    # user_offline comes
+    bodies: list[dict[str, Any]] = []
+
+    def received(count: int) -> bool:
+        reply = sqs.receive_message(QueueUrl=events_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        bodies.extend(json.loads(m["Body"]) for m in reply.get("Messages", []))
+        return len(bodies) >= count
+
+    client = await RecordingClient().connect(stack.base_url, auth={"token": token(sub="alice")})
+    await asyncio.to_thread(wait_until, lambda: received(1), timeout_s=30, what="user_online")
+    await client.close()
+    await asyncio.to_thread(wait_until, lambda: received(2), timeout_s=30, what="user_offline")
+    assert [b["type"] for b in bodies] == ["user_online", "user_offline"]
+
+    # Then the server's sender called only what presence-events.json allows, and all of it
+    called, refused, unused = check(stack, recorded(record), (PRESENCE_APP,))
+    assert called[PRESENCE_APP]
+    assert refused == {PRESENCE_APP: set()}
+    assert unused == {PRESENCE_APP: set()}
 
 
 def test_a_recorded_request_is_read_in_either_of_sqss_protocols() -> None:

@@ -50,7 +50,7 @@ SOCKETIO: tuple[Internal, ...] = (
     ),
     Internal(
         "python-socketio", _SIO_MANAGER, "rooms", ATTRIBUTE,
-        "adapters/fanout.py: FanoutManager.emit; lookups.py: has_members",
+        "adapters/fanout.py: FanoutManager.emit; lookups.py: has_members, room_members",
         "emits fail, or go nowhere",
     ),
     Internal(

@@ -44,12 +44,14 @@ export interface Recovery {
   reason: string | null;
 }
 
-export type StatusState = "connected" | "disconnected" | "refused" | "too slow";
+/** "closed": the app's backend disconnected the user (a logout, a ban): the client is closed
+ * and does not reconnect. */
+export type StatusState = "connected" | "disconnected" | "refused" | "too slow" | "closed";
 
 export interface Status {
   state: StatusState;
   /** connected: the socket's id; disconnected: socket.io-client's reason; refused: the
-   * server's message; too slow: the server's reason. */
+   * server's message; too slow, closed: the server's reason. */
   detail: string | undefined;
 }
 
@@ -127,6 +129,9 @@ export declare class RelayClient {
   /** socket.io-client's socket. */
   readonly socket: Socket;
   closed: boolean;
+  /** Why the app's backend disconnected the user (a logout, a ban; status "closed"), or null:
+   * after it this client is closed and does not reconnect. */
+  disconnected: string | null;
   token: TokenSource;
   /** Every relayed event once, in order per stream. */
   on(kind: "event", listener: EventListener): this;

@@ -25,6 +25,7 @@ import { io } from "./vendor/socket.io-4.8.1.esm.min.js";
 const RECOVERY_EVENT = "relay:recovery";
 const EXPIRED_EVENT = "relay:expired";
 const OVERFLOW_EVENT = "relay:overflow";
+const DISCONNECTED_EVENT = "relay:disconnected";
 const RESERVED_PREFIX = "relay:";
 /** Ids remembered per client by default: a bound on memory. */
 export const MAX_IDS = 10000;
@@ -140,7 +141,9 @@ export class Streams {
  *   that stream from your own source of truth;
  * - "status": ({state, detail}): "connected", "disconnected" (with the reason), "refused",
  *   "too slow" (the server cut this client for not reading fast enough; it reconnects and
- *   resumes by itself).
+ *   resumes by itself), "closed" (detail: the reason; the app's backend disconnected the
+ *   user, after a logout or a ban: this client is done and does not reconnect; `disconnected`
+ *   keeps the reason; connect again with a new client and a new token).
  */
 export class RelayClient {
   constructor(url, { token = null, rooms = [], namespace = "/", maxIds = MAX_IDS, ...ioOptions } = {}) {
@@ -148,6 +151,8 @@ export class RelayClient {
     this.rooms = [...new Set(rooms)];
     this.listeners = { event: [], recovery: [], status: [] };
     this.closed = false;
+    /** Why the app's backend disconnected the user (null: it did not). */
+    this.disconnected = null;
     this.token = token;
     const target = namespace === "/" ? url || undefined : `${url || ""}${namespace}`;
     this.socket = io(target, {
@@ -262,6 +267,14 @@ export class RelayClient {
     // one per server-subscribed room (its room), then the room-less stream's (null)
     if (event === RECOVERY_EVENT) this._report(this.streams.recovery(payload));
     else if (event === OVERFLOW_EVENT) this._emit("status", { state: "too slow", detail: payload?.reason });
+    else if (event === DISCONNECTED_EVENT) {
+      // The backend disconnected the user: stop for good (the server closes the connection;
+      // closing it here too means no reconnect of socket.io-client's own either).
+      this.disconnected = typeof payload?.reason === "string" ? payload.reason : "";
+      this.closed = true;
+      this._emit("status", { state: "closed", detail: this.disconnected });
+      this.socket.disconnect(); // then "disconnected", "io client disconnect"
+    }
     else if (event === EXPIRED_EVENT || event.startsWith(RESERVED_PREFIX)) return;
     else if (this.streams.accept(payload)) {
       const room = payload?.room;
