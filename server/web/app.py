@@ -89,6 +89,7 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
                 "epoch": relay.history.epoch,
                 "dedup_window_s": relay.emitter.dedup_window_s,
                 "redis": relay.history.redis_healthy,  # null without Redis
+                "control": relay.control.healthy,  # the control bus's Redis; null without
                 "counters": {
                     f"{name}[{reason}]" if reason else name: value
                     for (name, reason), value in counters.snapshot().items()
