@@ -13,7 +13,7 @@ Usage::
             print(event.name, event.data)
 """
 
-from sqs_relay_client.relay_client import Event, RelayClient
+from sqs_relay_client.relay_client import Event, PresenceError, RelayClient
 from sqs_relay_client.streams import Position, Recovery, Streams
 
-__all__ = ["Event", "Position", "Recovery", "RelayClient", "Streams"]
+__all__ = ["Event", "Position", "PresenceError", "Recovery", "RelayClient", "Streams"]

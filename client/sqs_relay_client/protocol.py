@@ -13,3 +13,9 @@ RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
 EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
 #: Sent just before the server disconnects a client too slow to read what it is sent.
 OVERFLOW_EVENT = f"{RESERVED_PREFIX}overflow"
+#: Sent just before the server disconnects a client whose user the app's backend disconnected
+#: (logout, ban): ``{"reason": ...}``; the helpers then stop for good.
+DISCONNECTED_EVENT = f"{RESERVED_PREFIX}disconnected"
+#: Who joined and who left a presence room the client is in:
+#: ``{"room", "joined": [{"user", "info"}], "left": [user], "more"?}``. No offset: not a stream.
+PRESENCE_EVENT = f"{RESERVED_PREFIX}presence"

@@ -15,8 +15,10 @@ from typing import Any
 import socketio
 
 from sqs_relay_client.protocol import (
+    DISCONNECTED_EVENT,
     EXPIRED_EVENT,
     OVERFLOW_EVENT,
+    PRESENCE_EVENT,
     RECOVERY_EVENT,
     RESERVED_PREFIX,
 )
@@ -27,12 +29,10 @@ logger = logging.getLogger(__name__)
 Token = str | Callable[[], str | Awaitable[str]] | None
 OnRecovery = Callable[[Recovery], Any]
 OnDisconnected = Callable[[str], Any]
+OnPresence = Callable[[dict[str, Any]], Any]
 
-#: Sent just before the server disconnects a client whose user the app's backend disconnected
-#: (logout, ban): this client then stops for good.
-DISCONNECTED_EVENT = f"{RESERVED_PREFIX}disconnected"
-
-#: A join refused for the connection's rate (CLIENT_EVENT_RATE) is tried again this often.
+#: A join (or a presence request) refused for the connection's rate (CLIENT_EVENT_RATE) is
+#: tried again this often.
 _JOIN_ATTEMPTS = 20
 _JOIN_RETRY_S = 0.25
 
@@ -64,6 +64,15 @@ class Event:
         )
 
 
+class PresenceError(Exception):
+    """A presence request was refused, or the room has more members than the server lists
+    (PRESENCE_MAX_MEMBERS): :attr:`answer` is the server's answer."""
+
+    def __init__(self, message: str, answer: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
 class RelayClient:
     """Connects, joins `rooms`, and after every reconnect resumes the namespace's room-less
     stream, each joined room and each room the server subscribed it to (the user's stream
@@ -88,6 +97,11 @@ class RelayClient:
     does not reconnect; it calls `on_disconnected` with the reason (default: logged), keeps it
     in :attr:`disconnected`, and iteration ends. Connect again with a new client (and a new
     token: the relay refuses the user's older ones for a while).
+
+    In a presence room (the server's PRESENCE_ROOMS), `on_presence` is called with each
+    ``relay:presence`` notice, ``{"room", "joined": [{"user", "info"}], "left": [user]}``
+    (``"more"``: how many were left out); notices are never iterated as events.
+    :meth:`presence` asks who is there, one page; :meth:`members` goes through every page.
     """
 
     def __init__(
@@ -99,6 +113,7 @@ class RelayClient:
         namespace: str = "/",
         on_recovery: OnRecovery | None = None,
         on_disconnected: OnDisconnected | None = None,
+        on_presence: OnPresence | None = None,
         transports: list[str] | None = None,
         max_ids: int = MAX_IDS,
         call_timeout_s: float = 10.0,
@@ -117,6 +132,7 @@ class RelayClient:
         self._token = token
         self._on_recovery = on_recovery or _log_recovery
         self._on_disconnected = on_disconnected or _log_disconnected
+        self._on_presence = on_presence or _log_presence
         #: Why the backend disconnected this client's user, once it did (None: it did not).
         self.disconnected: str | None = None
         self._transports = transports
@@ -207,6 +223,45 @@ class RelayClient:
         )
         return answer
 
+    async def presence(self, room: str, after: str | None = None) -> dict[str, Any]:
+        """Who is in presence room `room`, one page from `after` (None: the first): the
+        server's answer, ``{"ok": True, "room", "count", "members": [{"user", "connections",
+        "info"}], "next"}`` (no ``members`` above the server's PRESENCE_MAX_MEMBERS; ``next``:
+        the `after` of the next page, None on the last), or ``{"ok": False, "error"}`` for a
+        refusal (a room without presence, one the token does not allow; ``"not connected"``
+        while disconnected). Any client its token allows in the room may ask."""
+        if not self.connected:
+            return {"ok": False, "room": room, "error": "not connected"}
+        answer = await self._retried("presence", lambda: {"room": room, "after": after})
+        return answer if isinstance(answer, dict) else {"ok": False, "error": repr(answer)}
+
+    async def members(self, room: str) -> list[dict[str, Any]]:
+        """Every member of presence room `room`, sorted by user, page after page; raises
+        :class:`PresenceError` when a page is refused or the room has more members than the
+        server lists. It stops at the last page, and at the largest count the server gave (a
+        ``next`` asked for twice, or an empty page, ends it too): never an endless loop."""
+        members: list[dict[str, Any]] = []
+        asked: set[str] = set()
+        after: str | None = None
+        count = 0
+        while True:
+            answer = await self.presence(room, after)
+            if not answer.get("ok"):
+                raise PresenceError(f"presence of room {room!r}: {answer.get('error')}", answer)
+            page = answer.get("members")
+            if not isinstance(page, list):
+                raise PresenceError(
+                    f"room {room!r} has {answer.get('count')} members: more than the server lists",
+                    answer,
+                )
+            members.extend(page)
+            if isinstance(answer.get("count"), int):
+                count = max(count, answer["count"])
+            after = answer.get("next")
+            if after is None or after in asked or not page or len(members) >= count:
+                return members
+            asked.add(after)
+
     async def emit(self, event: str, data: Any = None) -> Any:
         """Send a client event (relayed only if the server's CLIENT_EVENTS allows it); returns
         the server's answer."""
@@ -246,20 +301,27 @@ class RelayClient:
                 return
 
     async def _join(self, room: str) -> dict[str, Any]:
+        answer = await self._retried(
+            "join", lambda: {"room": room, "since": self.streams.since(room)}
+        )
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            logger.warning("Join of room %r refused: %s", room, answer)
+            return answer if isinstance(answer, dict) else {"ok": False, "error": repr(answer)}
+        self._report(self.streams.answered(room, answer))
+        return answer
+
+    async def _retried(self, event: str, request: Callable[[], dict[str, Any]]) -> Any:
+        """`event` with `request()` (made again for each try), tried again while the server
+        refuses it for the connection's rate (CLIENT_EVENT_RATE)."""
         answer: Any = None
         for _ in range(_JOIN_ATTEMPTS):
-            request = {"room": room, "since": self.streams.since(room)}
             answer = await self.sio.call(
-                "join", request, namespace=self.namespace, timeout=self._call_timeout_s
+                event, request(), namespace=self.namespace, timeout=self._call_timeout_s
             )
             error = answer.get("error", "") if isinstance(answer, dict) else ""
             if "rate limit" not in str(error):
                 break
             await asyncio.sleep(_JOIN_RETRY_S)
-        if not isinstance(answer, dict) or not answer.get("ok"):
-            logger.warning("Join of room %r refused: %s", room, answer)
-            return answer if isinstance(answer, dict) else {"ok": False, "error": repr(answer)}
-        self._report(self.streams.answered(room, answer))
         return answer
 
     def _on_event(self, event: str, *args: Any) -> None:
@@ -278,6 +340,10 @@ class RelayClient:
             self.disconnected = str(reason) if reason is not None else ""
             self._closing = True  # the server closes the connection next: no reconnect
             self._call(self._on_disconnected, self.disconnected)
+        elif event == PRESENCE_EVENT:
+            # who joined and who left a presence room: no offset, no id, not an event
+            if isinstance(payload, dict):
+                self._call(self._on_presence, payload)
         elif event.startswith(RESERVED_PREFIX):
             logger.debug("Ignored relay event %s", event)
         elif self.streams.accept(payload):
@@ -329,6 +395,10 @@ class RelayClient:
 
 def _log_disconnected(reason: str) -> None:
     logger.warning("The server disconnected this client for good (its user): %s", reason)
+
+
+def _log_presence(notice: dict[str, Any]) -> None:
+    logger.debug("Presence in room %r: %s", notice.get("room"), notice)
 
 
 def _log_recovery(recovery: Recovery) -> None:

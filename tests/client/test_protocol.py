@@ -9,7 +9,14 @@ import shared.envelope as server_side
 
 
 def test_the_client_helper_knows_the_relay_s_event_names_as_the_server_sends_them() -> None:
-    names = ("RESERVED_PREFIX", "RECOVERY_EVENT", "EXPIRED_EVENT", "OVERFLOW_EVENT")
+    names = (
+        "RESERVED_PREFIX",
+        "RECOVERY_EVENT",
+        "EXPIRED_EVENT",
+        "OVERFLOW_EVENT",
+        "DISCONNECTED_EVENT",
+        "PRESENCE_EVENT",
+    )
     assert {n: getattr(client_side, n) for n in names} == {
         n: getattr(server_side, n) for n in names
     }

@@ -68,6 +68,46 @@ export interface JoinAnswer {
   [key: string]: unknown;
 }
 
+/** One member of a presence room (a user, however many connections it has). */
+export interface PresenceMember {
+  user: string;
+  /** The user's connections in the room across all servers; 0 within its reconnect grace. */
+  connections: number;
+  /** The public info object of the user's token (PRESENCE_INFO_CLAIM), or null. */
+  info: Record<string, unknown> | null;
+}
+
+/** The server's answer to a presence request: one page of a presence room's members. */
+export interface PresenceAnswer {
+  ok: boolean;
+  room?: string;
+  /** How many members the room has. */
+  count?: number;
+  /** This page, sorted by user; left out when the room has more than PRESENCE_MAX_MEMBERS. */
+  members?: PresenceMember[];
+  /** The `after` of the next page; null on the last. */
+  next?: string | null;
+  /** Why it was refused (ok false). */
+  error?: string;
+  [key: string]: unknown;
+}
+
+/** `relay:presence`: who joined and who left a presence room this client is in. */
+export interface PresenceNotice {
+  room: string;
+  joined: { user: string; info: Record<string, unknown> | null }[];
+  left: string[];
+  /** How many joins and leaves were left out of this notice: ask for the members. */
+  more?: number;
+}
+
+/** A presence request refused, or a room with more members than the server lists. */
+export declare class PresenceError extends Error {
+  constructor(message: string, answer: PresenceAnswer | null | undefined);
+  /** The server's answer. */
+  readonly answer: PresenceAnswer | null | undefined;
+}
+
 /** A JWT, or a function called before every (re)connect that returns one. */
 export type TokenSource =
   | string
@@ -89,6 +129,7 @@ export interface RelayOptions extends Partial<Omit<ManagerOptions & SocketOption
 export type EventListener = (event: string, message: RelayMessage) => void;
 export type RecoveryListener = (recovery: Recovery) => void;
 export type StatusListener = (status: Status) => void;
+export type PresenceListener = (notice: PresenceNotice) => void;
 
 /** Positions per stream (room, or null for the room-less events), recently seen ids, and the
  * rooms the server subscribed the client to. */
@@ -140,11 +181,20 @@ export declare class RelayClient {
   on(kind: "recovery", listener: RecoveryListener): this;
   /** Connection changes; it reconnects and resumes by itself after each. */
   on(kind: "status", listener: StatusListener): this;
+  /** Who joined and who left a presence room this client is in (`relay:presence`); never an
+   * "event". */
+  on(kind: "presence", listener: PresenceListener): this;
   /** Join `room` now and after every reconnect: the server's answer, or null while
    * disconnected (it is joined on the next connect). */
   join(room: string): Promise<JoinAnswer | null>;
   /** Leave `room` and forget its position: the server's answer, or null while disconnected. */
   leave(room: string): Promise<JoinAnswer | null>;
+  /** Who is in presence room `room`, one page from `after` (null: the first): the server's
+   * answer; {ok: false, error} when refused, or while disconnected ("not connected"). */
+  presence(room: string, options?: { after?: string | null }): Promise<PresenceAnswer>;
+  /** Every member of presence room `room`, through all pages (bounded by the server's count);
+   * rejects with a PresenceError when refused or when the room is too large to list. */
+  members(room: string): Promise<PresenceMember[]>;
   /** Send a client event (relayed only if the server allows it); the server's answer. */
   emit(event: string, data?: unknown): Promise<unknown>;
   close(): void;

@@ -17,6 +17,8 @@
 //   const relay = connect("", { token: () => fetchMyToken(), rooms: ["shop"] });
 //   relay.on("event", (event, msg) => console.log(event, msg.data));
 //   relay.on("recovery", ({ room, recovered, replayed, reason }) => { if (!recovered) resync(room); });
+//   relay.on("presence", ({ room, joined, left }) => showWhoIsThere(room, joined, left));
+//   const members = await relay.members("chat:42"); // [{user, connections, info}, ...]
 //
 // The Python helper (client/ in the repository) keeps the same state the same way.
 
@@ -26,10 +28,11 @@ const RECOVERY_EVENT = "relay:recovery";
 const EXPIRED_EVENT = "relay:expired";
 const OVERFLOW_EVENT = "relay:overflow";
 const DISCONNECTED_EVENT = "relay:disconnected";
+const PRESENCE_EVENT = "relay:presence";
 const RESERVED_PREFIX = "relay:";
 /** Ids remembered per client by default: a bound on memory. */
 export const MAX_IDS = 10000;
-const JOIN_ATTEMPTS = 20; // a join refused for the connection's rate is tried again
+const JOIN_ATTEMPTS = 20; // a join or presence request refused for the rate is tried again
 const JOIN_RETRY_MS = 250;
 const CALL_TIMEOUT_MS = 10000;
 
@@ -130,6 +133,16 @@ export class Streams {
   }
 }
 
+/** A presence request that was refused, or a room with more members than the server lists:
+ * `answer` is the server's answer ({ok: false, error} or {ok: true, count} with no members). */
+export class PresenceError extends Error {
+  constructor(message, answer) {
+    super(message);
+    this.name = "PresenceError";
+    this.answer = answer;
+  }
+}
+
 /**
  * A socket.io-client connection that resumes by itself.
  *
@@ -139,6 +152,9 @@ export class Streams {
  *   room-less events, a joined room, or one the server subscribed it to, such as the user's
  *   stream "relay:user:<sub>"); recovered false means events were missed for good: resync
  *   that stream from your own source of truth;
+ * - "presence": ({room, joined: [{user, info}], left: [user], more?}): who joined and who left
+ *   a presence room (the server's PRESENCE_ROOMS) this client is in, as the server sends
+ *   `relay:presence`; never an "event" (it has no offset: nothing to resume);
  * - "status": ({state, detail}): "connected", "disconnected" (with the reason), "refused",
  *   "too slow" (the server cut this client for not reading fast enough; it reconnects and
  *   resumes by itself), "closed" (detail: the reason; the app's backend disconnected the
@@ -149,7 +165,7 @@ export class RelayClient {
   constructor(url, { token = null, rooms = [], namespace = "/", maxIds = MAX_IDS, ...ioOptions } = {}) {
     this.streams = new Streams({ maxIds });
     this.rooms = [...new Set(rooms)];
-    this.listeners = { event: [], recovery: [], status: [] };
+    this.listeners = { event: [], recovery: [], status: [], presence: [] };
     this.closed = false;
     /** Why the app's backend disconnected the user (null: it did not). */
     this.disconnected = null;
@@ -224,6 +240,43 @@ export class RelayClient {
     return this.socket.connected ? this._call("leave", room) : null;
   }
 
+  /** Who is in presence room `room`, one page: resolves to the server's answer,
+   * {ok, room, count, members: [{user, connections, info}], next} (no members above the
+   * server's PRESENCE_MAX_MEMBERS; `next`: the `after` of the next page, null on the last), or
+   * {ok: false, error} for a refusal (a room without presence, one the token does not allow;
+   * "not connected" while disconnected). Any client the token allows in the room may ask. */
+  async presence(room, { after = null } = {}) {
+    if (!this.socket.connected) return { ok: false, room, error: "not connected" };
+    return this._retried("presence", { room, after: after ?? null });
+  }
+
+  /** Every member of presence room `room`, page after page: resolves to
+   * [{user, connections, info}, ...], sorted by user; rejects with a PresenceError (its
+   * `answer` is the server's) when a page is refused or the room has more members than the
+   * server lists. Stops at the last page, and at the largest count the server gave (a `next`
+   * asked for twice, or an empty page, ends it too): never an endless loop. */
+  async members(room) {
+    const members = [];
+    const asked = new Set();
+    let after = null;
+    let count = 0;
+    for (;;) {
+      const answer = await this.presence(room, { after });
+      if (!answer?.ok) throw new PresenceError(`presence of room ${room}: ${answer?.error}`, answer);
+      if (!Array.isArray(answer.members)) {
+        throw new PresenceError(`room ${room} has ${answer.count} members: more than the server lists`, answer);
+      }
+      members.push(...answer.members);
+      count = Math.max(count, Number.isInteger(answer.count) ? answer.count : 0);
+      const next = answer.next ?? null;
+      if (next === null || asked.has(next) || answer.members.length === 0 || members.length >= count) {
+        return members;
+      }
+      asked.add(next);
+      after = next;
+    }
+  }
+
   /** Send a client event (relayed only if the server allows it); resolves to the answer. */
   emit(event, data) {
     return this._call(event, data);
@@ -253,13 +306,20 @@ export class RelayClient {
   }
 
   async _join(room) {
+    const answer = await this._retried("join", () => ({ room, since: this.streams.since(room) }));
+    if (answer?.ok) this._report(this.streams.answered(room, answer));
+    return answer;
+  }
+
+  /** `event` with `request` (or what the function gives, made again for each try), tried
+   * again while the server refuses it for the connection's rate (CLIENT_EVENT_RATE). */
+  async _retried(event, request) {
     let answer;
     for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
-      answer = await this._call("join", { room, since: this.streams.since(room) });
+      answer = await this._call(event, typeof request === "function" ? request() : request);
       if (!String(answer?.error ?? "").includes("rate limit")) break;
       await new Promise((resolve) => setTimeout(resolve, JOIN_RETRY_MS));
     }
-    if (answer?.ok) this._report(this.streams.answered(room, answer));
     return answer;
   }
 
@@ -275,6 +335,8 @@ export class RelayClient {
       this._emit("status", { state: "closed", detail: this.disconnected });
       this.socket.disconnect(); // then "disconnected", "io client disconnect"
     }
+    // who joined and who left a presence room: no offset, no id, not an "event"
+    else if (event === PRESENCE_EVENT) this._emit("presence", payload);
     else if (event === EXPIRED_EVENT || event.startsWith(RESERVED_PREFIX)) return;
     else if (this.streams.accept(payload)) {
       const room = payload?.room;
