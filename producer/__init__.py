@@ -7,6 +7,15 @@ producer`` is the same from a shell. See :mod:`producer.publish`.
 
 from __future__ import annotations
 
-from producer.publish import PublishError, disconnect_user, publish, publish_batch, send_bodies
+from producer.publish import (
+    FifoError,
+    PublishError,
+    disconnect_user,
+    publish,
+    publish_batch,
+    send_bodies,
+)
 
-__all__ = ["PublishError", "disconnect_user", "publish", "publish_batch", "send_bodies"]
+__all__ = [
+    "FifoError", "PublishError", "disconnect_user", "publish", "publish_batch", "send_bodies",
+]  # fmt: skip

@@ -10,11 +10,12 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from producer.publish import PublishError, send_bodies
+from producer.publish import FifoError, PublishError, check_group, send_bodies
 from shared.envelope import DISCONNECT_EVENT, DecodeError, Envelope
 from shared.settings import SettingsError, load_settings
 from shared.sqs import PRODUCER_APP, make_sqs_client
@@ -30,6 +31,7 @@ examples:
   python -m producer --raw '{"any": "json"}'                  # default event, body as data
   python -m producer --event tick --count 100                 # 100 events, data = {"n": i}
   python -m producer --disconnect alice --reason 'logged out' # close all of alice's connections
+  python -m producer --event status --group order-7 --dedup-id 7-3  # to a FIFO queue
 
 Prints the MessageId of a single message, then a summary line. Exits with 0 when SQS took
 every message, 1 when it refused any or could not be reached, 2 for a bad argument or setting.
@@ -47,11 +49,30 @@ the data) is refused here instead of being dead-lettered there. --raw sends a bo
 --disconnect sends the relay's one command instead of an event: every connection of the user
 is told the --reason and closed, on every server, and its older tokens are refused for
 DISCONNECT_REVOKE_S.
+A FIFO queue (a name ending .fifo) needs --group, the MessageGroupId: the relay keeps each
+group's messages in the order sent. --dedup-id is the MessageDeduplicationId (with --count N,
+"-<index>" is added to it for each message); leave it out only when the queue has content-based
+de-duplication.
 """
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the command line asks to send: the bodies, and for a FIFO queue their group and
+    de-duplication ids."""
+
+    bodies: list[str]
+    group: str | None = None
+    dedup_ids: list[str] | None = None
 
 
 def parse_args(argv: list[str] | None) -> list[str]:
     """The SQS bodies the command line asks for (exits with 2 on a bad argument)."""
+    return parse_command(argv).bodies
+
+
+def parse_command(argv: list[str] | None) -> Command:
+    """What the command line asks to send (exits with 2 on a bad argument)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=DESCRIPTION,
@@ -90,9 +111,33 @@ def parse_args(argv: list[str] | None) -> list[str]:
     parser.add_argument(
         "--reason", help="with --disconnect: what the user's clients are told (<= 200 characters)"
     )
+    parser.add_argument(
+        "--group",
+        help="the MessageGroupId, required for a FIFO queue (a name ending .fifo) and refused "
+        "for a standard one: the relay keeps each group's messages in the order sent",
+    )
+    parser.add_argument(
+        "--dedup-id",
+        help="the MessageDeduplicationId, for a FIFO queue without content-based "
+        'de-duplication (with --count N: "-<index>" is added for each message)',
+    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
+    if args.dedup_id is not None and args.group is None:
+        parser.error("--dedup-id goes with --group (a FIFO queue)")
+    bodies = _bodies(parser, args)
+    dedup_ids = None
+    if args.dedup_id is not None:
+        dedup_ids = (
+            [args.dedup_id]
+            if args.count == 1
+            else [f"{args.dedup_id}-{n}" for n in range(args.count)]
+        )
+    return Command(bodies, args.group, dedup_ids)
+
+
+def _bodies(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     if args.raw is not None:
         return [args.raw] * args.count
     if args.reason is not None and not args.disconnect:
@@ -136,16 +181,31 @@ def _one_or_many(names: list[str] | None) -> str | tuple[str, ...] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bodies = parse_args(argv)
+    command = parse_command(argv)
+    bodies = command.bodies
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    try:
+        check_group(settings.sqs_queue_url, command.group, command.dedup_ids)
+    except FifoError as exc:
+        option = "--group" if command.group is None else "--group/--dedup-id"
+        print(f"{PROG}: {exc} ({option})", file=sys.stderr)
+        return 2
     sqs = make_sqs_client(settings, app=PRODUCER_APP)
     started = time.perf_counter()
     try:
-        message_ids: list[str | None] = list(send_bodies(sqs, settings.sqs_queue_url, bodies))
+        message_ids: list[str | None] = list(
+            send_bodies(
+                sqs,
+                settings.sqs_queue_url,
+                bodies,
+                groups=command.group,
+                dedup_ids=command.dedup_ids,
+            )
+        )
     except PublishError as exc:
         for index, reason in sorted(exc.failures.items()):
             print(f"{PROG}: message {index} failed: {reason}", file=sys.stderr)

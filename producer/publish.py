@@ -10,14 +10,20 @@ Usage (any boto3 SQS client; ``shared.sqs.make_sqs_client(settings)`` builds the
     ids = publish_batch(sqs, queue_url, [Envelope("tick", n) for n in range(100)])
     message_id = disconnect_user(sqs, queue_url, "alice", reason="logged out")  # her devices
 
+    # A FIFO queue (its name ends .fifo): each message in a group, kept in order end to end
+    publish(sqs, fifo_url, "status", {"order": 7}, room="shop", group="order-7", dedup_id="7-3")
+    publish_batch(sqs, fifo_url, envelopes, group=lambda e: f"order-{e.data['order']}")
+
 An event the worker could never deliver (a reserved event name, a bad room, NaN in the data)
 raises :class:`shared.envelope.DecodeError` (a ``ValueError``) before anything is sent, with
-the code the worker would have dead-lettered it under; boto3's own errors propagate.
+the code the worker would have dead-lettered it under; a group for a standard queue, or none
+for a FIFO queue, raises :class:`FifoError` (a ``ValueError``), also before anything is sent;
+boto3's own errors propagate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.envelope import DISCONNECT_EVENT, Envelope
@@ -27,6 +33,36 @@ if TYPE_CHECKING:
 
 #: SendMessageBatch takes at most this many entries.
 SQS_BATCH_MAX = 10
+
+#: A group for every envelope of a batch: one for all, or one chosen per envelope.
+Group = str | Callable[[Envelope], str]
+
+
+class FifoError(ValueError):
+    """A message group was given for a standard queue, or none for a FIFO queue (its name ends
+    ``.fifo``); raised before anything is sent."""
+
+
+def is_fifo(queue_url: str) -> bool:
+    """Whether `queue_url` names a FIFO queue (SQS requires their names to end ``.fifo``)."""
+    return queue_url.rstrip("/").endswith(".fifo")
+
+
+def check_group(queue_url: str, group: object, dedup_id: object = None) -> None:
+    """Raise :class:`FifoError` unless a FIFO queue gets a group and a standard one gets neither
+    a group nor a de-duplication id."""
+    if is_fifo(queue_url):
+        if group is None:
+            raise FifoError(
+                f"{queue_url} is a FIFO queue: give a message group (group=..., the "
+                "MessageGroupId; the relay keeps each group in order, docs/producing.md)"
+            )
+    elif group is not None or dedup_id is not None:
+        what = "a message group" if group is not None else "a de-duplication id"
+        raise FifoError(
+            f"{queue_url} is a standard queue: {what} is only for a FIFO queue (a name "
+            "ending .fifo)"
+        )
 
 
 class PublishError(Exception):
@@ -55,6 +91,8 @@ def publish(
     room: str | list[str] | tuple[str, ...] | None = None,
     namespace: str = "/",
     user: str | list[str] | tuple[str, ...] | None = None,
+    group: str | None = None,
+    dedup_id: str | None = None,
 ) -> str:
     """Send one event to `room` and to `user` (neither: every client of `namespace`); return
     its MessageId.
@@ -62,11 +100,17 @@ def publish(
     `data` is any JSON value; a list of rooms sends the event to each of them, a list of users
     to every connection of each (its own stream, ``relay:user:<id>``). Rooms and users count
     together toward MAX_MESSAGE_ROOMS.
+
+    For a FIFO queue (a URL ending ``.fifo``) `group` is required: its MessageGroupId, within
+    which the relay keeps the order of sending. `dedup_id` is its MessageDeduplicationId: SQS
+    drops another message with the same id sent within 5 minutes; it may be left out only when
+    the queue has ContentBasedDeduplication (then the body's SHA-256 is the id).
     """
+    check_group(queue_url, group, dedup_id)
     rooms = tuple(room) if isinstance(room, list) else room
     users = tuple(user) if isinstance(user, list) else user
     body = Envelope(event=event, data=data, room=rooms, namespace=namespace, user=users).to_body()
-    return sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
+    return _send_one(sqs, queue_url, body, group, dedup_id)
 
 
 def disconnect_user(
@@ -74,44 +118,98 @@ def disconnect_user(
     queue_url: str,
     user: str | list[str] | tuple[str, ...],
     reason: str | None = None,
+    *,
+    group: str | None = None,
+    dedup_id: str | None = None,
 ) -> str:
     """Close every connection of `user` (or of each user of a list) on every server, after
     telling each one `reason` (at most 200 characters); return the command's MessageId.
 
     The relay also refuses, for DISCONNECT_REVOKE_S, connects of the user with a token issued
     before the command: to ban a user, send this and stop issuing tokens to them
-    (docs/security.md). The relay's helpers do not reconnect after it.
+    (docs/security.md). The relay's helpers do not reconnect after it. `group` and `dedup_id`
+    are for a FIFO queue, as in :func:`publish`.
     """
+    check_group(queue_url, group, dedup_id)
     users = tuple(user) if isinstance(user, list) else user
     data = None if reason is None else {"reason": reason}
     body = Envelope(event=DISCONNECT_EVENT, data=data, user=users).to_body()
-    return sqs.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
+    return _send_one(sqs, queue_url, body, group, dedup_id)
 
 
-def publish_batch(sqs: SQSClient, queue_url: str, envelopes: Iterable[Envelope]) -> list[str]:
-    """Send envelopes, ten per SendMessageBatch call; return their MessageIds in order.
+def _send_one(
+    sqs: SQSClient, queue_url: str, body: str, group: str | None, dedup_id: str | None
+) -> str:
+    fifo: dict[str, str] = {} if group is None else {"MessageGroupId": group}
+    if dedup_id is not None:
+        fifo["MessageDeduplicationId"] = dedup_id
+    return sqs.send_message(QueueUrl=queue_url, MessageBody=body, **fifo)["MessageId"]  # type: ignore[arg-type]
+
+
+def publish_batch(
+    sqs: SQSClient,
+    queue_url: str,
+    envelopes: Iterable[Envelope],
+    *,
+    group: Group | None = None,
+    dedup_id: Callable[[Envelope], str] | None = None,
+) -> list[str]:
+    """Send envelopes, ten per SendMessageBatch call, in order; return their MessageIds.
 
     All are encoded before the first is sent, so a bad one sends none. Raises
     :class:`PublishError` when SQS refused some (after trying every batch).
+
+    For a FIFO queue, `group` is required: one MessageGroupId for all, or a function giving
+    each envelope's (``lambda e: e.data["order_id"]``); each group keeps the order of the
+    iterable. `dedup_id` gives each envelope's MessageDeduplicationId (required unless the
+    queue has ContentBasedDeduplication, see :func:`publish`).
     """
-    return send_bodies(sqs, queue_url, [envelope.to_body() for envelope in envelopes])
+    check_group(queue_url, group, dedup_id)
+    envelopes = list(envelopes)
+    bodies = [envelope.to_body() for envelope in envelopes]
+    groups = None if group is None else [_group_of(group, e) for e in envelopes]
+    dedup_ids = None if dedup_id is None else [dedup_id(e) for e in envelopes]
+    return send_bodies(sqs, queue_url, bodies, groups=groups, dedup_ids=dedup_ids)
 
 
-def send_bodies(sqs: SQSClient, queue_url: str, bodies: Sequence[str]) -> list[str]:
+def _group_of(group: Group, envelope: Envelope) -> str:
+    return group if isinstance(group, str) else group(envelope)
+
+
+def send_bodies(
+    sqs: SQSClient,
+    queue_url: str,
+    bodies: Sequence[str],
+    *,
+    groups: str | Sequence[str] | None = None,
+    dedup_ids: Sequence[str] | None = None,
+) -> list[str]:
     """Send message bodies as they are, ten per SendMessageBatch call; return their MessageIds.
 
     For payloads that are not envelopes: the worker emits any other JSON body as the default
     event, and dead-letters what is not JSON. Raises :class:`PublishError` when SQS refused
-    some (after trying every batch).
+    some (after trying every batch). `groups` (one for all, or one per body) and `dedup_ids`
+    (one per body) are for a FIFO queue, as in :func:`publish_batch`.
     """
+    check_group(queue_url, groups, dedup_ids)
+    group_of = [groups] * len(bodies) if isinstance(groups, str) else groups
+    if group_of is not None and len(group_of) != len(bodies):
+        raise ValueError(f"{len(group_of)} groups for {len(bodies)} bodies")
+    if dedup_ids is not None and len(dedup_ids) != len(bodies):
+        raise ValueError(f"{len(dedup_ids)} de-duplication ids for {len(bodies)} bodies")
     message_ids: list[str | None] = []
     failures: dict[int, str] = {}
     for start in range(0, len(bodies), SQS_BATCH_MAX):
         chunk = bodies[start : start + SQS_BATCH_MAX]
-        response = sqs.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(chunk)],
-        )
+        entries: list[dict[str, str]] = []
+        for n, body in enumerate(chunk):
+            entry = {"Id": str(n), "MessageBody": body}
+            if group_of is not None:
+                entry["MessageGroupId"] = group_of[start + n]
+            if dedup_ids is not None:
+                entry["MessageDeduplicationId"] = dedup_ids[start + n]
+            entries.append(entry)
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
         sent = {int(entry["Id"]): entry["MessageId"] for entry in response.get("Successful", [])}
         refused = {int(entry["Id"]): entry for entry in response.get("Failed", [])}
         for n in range(len(chunk)):

@@ -67,8 +67,9 @@ def _has_non_finite(value: Any) -> bool:
 def client_payload(
     delivery: Delivery, room: str | None, offset: int, epoch: str, data: orjson.Fragment
 ) -> dict[str, Any]:
-    """The one argument every client event carries (docs/protocol.md)."""
-    return {
+    """The one argument every client event carries (docs/protocol.md); with the envelope's
+    ``key`` and ``version`` when it has them."""
+    payload = {
         "id": delivery.message_id,
         "data": data,
         "room": room,
@@ -78,6 +79,17 @@ def client_payload(
         "received_ms": delivery.received_ms,
         "emitted_ms": int(time.time() * 1000),
     }
+    return payload | _state_fields(delivery)
+
+
+def _state_fields(delivery: Delivery) -> dict[str, Any]:
+    envelope = delivery.envelope
+    fields: dict[str, Any] = {}
+    if envelope.key is not None:
+        fields["key"] = envelope.key
+    if envelope.version is not None:
+        fields["version"] = envelope.version
+    return fields
 
 
 # Cluster mode (server/history/cluster.py) builds the same payload as JSON bytes in two steps:
@@ -97,6 +109,7 @@ def payload_head(delivery: Delivery, data: orjson.Fragment, emitted_ms: int) -> 
             "received_ms": delivery.received_ms,
             "emitted_ms": emitted_ms,
         }
+        | _state_fields(delivery)
     )[:-1]
 
 

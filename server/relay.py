@@ -20,6 +20,7 @@ from server.history.base import History
 from server.history.local import LocalHistory
 from server.history.redis_history import RedisHistory
 from server.history.replay import ReplayBuffer
+from server.history.state import LocalState
 from server.intake.emitter import Emitter, RoomSender
 from server.intake.handoff import RouterHandoff
 from server.intake.inprocess import InProcessWorkers
@@ -115,7 +116,16 @@ class Relay:
         self.history: History = (
             RedisHistory(settings, replay=self.replay, counters=self.counters)
             if settings.cluster
-            else LocalHistory(self.replay, counters=self.counters)
+            else LocalHistory(
+                self.replay,
+                counters=self.counters,
+                state_rooms=tuple(settings.state_rooms),
+                state=LocalState(
+                    max_keys=settings.state_max_keys,
+                    max_bytes=settings.state_max_bytes,
+                    max_total_bytes=settings.replay_max_bytes,
+                ),
+            )
         )
         # Presence (PRESENCE_ROOMS) and online/offline events (PRESENCE_EVENTS_QUEUE_URL): the
         # counts in Redis in cluster mode, in this process (and SQLite) otherwise.

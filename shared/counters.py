@@ -38,6 +38,7 @@ PRESENCE_CHANGES = "presence_changes"
 PRESENCE_ERRORS = "presence_errors"
 PRESENCE_EVENTS_SENT = "presence_events_sent"
 PRESENCE_EVENTS_DROPPED = "presence_events_dropped"
+STATE_STALE_DROPPED = "state_stale_dropped"
 
 #: Every counter and what it counts (also the help text of its Prometheus metric).
 DOCS = {
@@ -96,6 +97,10 @@ DOCS = {
     PRESENCE_EVENTS_DROPPED: (
         "Presence: events dropped because the outbox was full (PRESENCE_OUTBOX_MAX); the "
         "backend sees gaps in those users' sequences."
+    ),
+    STATE_STALE_DROPPED: (
+        "State rooms: events not emitted to a state room that held a newer version of their "
+        "key (one version at most once per room; a late or repeated update)."
     ),
 }
 NAMES = tuple(DOCS)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ENVELOPE_KEYS = frozenset({"event", "data", "room", "user", "namespace"})
+ENVELOPE_KEYS = frozenset({"event", "data", "room", "user", "namespace", "key", "version"})
 
 #: Event names Socket.IO itself uses; a producer must not fake them.
 RESERVED_EVENTS = frozenset(
@@ -136,6 +136,12 @@ class Envelope:
     ``room`` is None, one room, or a tuple of rooms (a JSON list in the body becomes a tuple);
     ``user`` likewise, with user ids: each user's stream (:func:`user_stream`) is one more
     target. With neither, the event goes to every client of the namespace.
+
+    ``key`` names the entity the event is the state of (an order id), within each state room
+    (STATE_ROOMS) it goes to: the room keeps the latest event per key. ``version`` (an integer)
+    orders one key's states: an event whose version is not above the one a state room holds
+    for its key is dropped from that room, so that a late or repeated message never rolls its
+    state back.
     """
 
     event: str
@@ -143,6 +149,8 @@ class Envelope:
     room: str | tuple[str, ...] | None = None
     namespace: str = "/"
     user: str | tuple[str, ...] | None = None
+    key: str | None = None
+    version: int | None = None
     _targets: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +166,7 @@ class Envelope:
             )
         if self.event == DISCONNECT_EVENT:
             _check_disconnect(self)
+        _check_state(self.key, self.version)
         rooms = _as_tuple(self.room)
         users = tuple(user_stream(user) for user in _as_tuple(self.user))
         object.__setattr__(self, "_targets", rooms + users or (None,))
@@ -204,6 +213,10 @@ class Envelope:
             fields["user"] = self.user
         if self.namespace != "/":
             fields["namespace"] = self.namespace
+        if self.key is not None:
+            fields["key"] = self.key
+        if self.version is not None:
+            fields["version"] = self.version
         try:
             # ASCII only: SQS refuses some characters written as they are (U+FFFF), never
             # their escapes; and a lone surrogate's escape is what loads() below refuses.
@@ -284,6 +297,8 @@ def _parse(
             room=value.get("room"),
             namespace=value.get("namespace", "/"),
             user=value.get("user"),
+            key=value.get("key"),
+            version=value.get("version"),
         )
         for name in ROUTING_ATTRIBUTES:
             if name in routing and _normal(name, routing[name]) != getattr(envelope, name):
@@ -371,6 +386,31 @@ def _as_tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else value
+
+
+#: No state key is longer.
+MAX_KEY_LENGTH = 200
+#: Versions are what JSON numbers and Redis integers both hold exactly.
+MAX_VERSION = 2**53 - 1
+
+
+def _check_state(key: object, version: object) -> None:
+    if key is not None and (
+        not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key)
+    ):
+        raise DecodeError(
+            "bad_envelope",
+            f"envelope field 'key' must be a string of 1 to {MAX_KEY_LENGTH} characters without "
+            f"control characters, got {key!r:.80}",
+        )
+    if version is not None and (
+        not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= MAX_VERSION
+    ):
+        raise DecodeError(
+            "bad_envelope",
+            f"envelope field 'version' must be an integer from 0 to {MAX_VERSION}, "
+            f"got {version!r:.80}",
+        )
 
 
 def _check_user(user: object) -> None:

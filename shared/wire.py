@@ -47,10 +47,10 @@ class WireError(ValueError):
 class Delivery:
     """One SQS message on its way to the server: the envelope plus where it came from.
 
-    As JSON: ``{"id", "event", "data", "room", "user", "namespace", "sent_ms",
-    "received_ms"}``; ``room`` and ``user`` are null, a string or a list, as in the envelope
-    (a server that knows no ``user`` would take a message for users alone as one for everyone:
-    upgrade servers before workers).
+    As JSON: ``{"id", "event", "data", "room", "user", "namespace", "key", "version",
+    "sent_ms", "received_ms"}``; ``room`` and ``user`` are null, a string or a list, as in the
+    envelope (a server that knows no ``user`` would take a message for users alone as one for
+    everyone, and one that knows no ``key`` keeps no state: upgrade servers before workers).
     """
 
     message_id: str
@@ -67,6 +67,8 @@ class Delivery:
             "room": e.room,
             "user": e.user,
             "namespace": e.namespace,
+            "key": e.key,
+            "version": e.version,
             "sent_ms": self.sent_ms,
             "received_ms": self.received_ms,
         }
@@ -82,6 +84,8 @@ class Delivery:
                 room=value.get("room"),
                 namespace=value.get("namespace", "/"),
                 user=value.get("user"),
+                key=value.get("key"),
+                version=value.get("version"),
             )
         except DecodeError as exc:
             raise WireError(exc.reason) from None

@@ -27,7 +27,11 @@ from worker.longpoll import LongPoll
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import QueueAttributeFilterType, QueueAttributeNameType
+    from mypy_boto3_sqs.literals import (
+        MessageSystemAttributeNameType,
+        QueueAttributeFilterType,
+        QueueAttributeNameType,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,12 @@ class Worker:
     for a batch's confirmation before its next receive. A message that can never be delivered
     goes to the dead-letter queue on its own; the rest of its batch goes on. Setting the stop
     flag ends an open long poll at once.
+
+    On a FIFO queue (a URL ending ``.fifo``) each message group keeps its order: once a message
+    of a group stays on the queue (not confirmed, or undeliverable with no dead-letter queue to
+    take it), the group's later messages in the batch go back with it, confirmed or not, so
+    that none is deleted before an earlier one of its group; SQS then holds the group until
+    the earlier one is received again. A dead-lettered message is deleted and its group goes on.
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class Worker:
             sqs=sqs, queue_url=settings.sqs_queue_url, dlq_url=settings.sqs_dlq_url
         )
         self._poll = LongPoll.install(sqs)
+        self.fifo = settings.sqs_queue_url.rstrip("/").endswith(".fifo")
 
     def run(self) -> int:
         """Consume until the stop flag is set, then return 0; return `EXIT_REFUSED` (2) at once
@@ -215,7 +226,7 @@ class Worker:
                 QueueUrl=s.sqs_queue_url,
                 MaxNumberOfMessages=s.sqs_batch_size,
                 WaitTimeSeconds=s.sqs_wait_s,
-                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+                MessageSystemAttributeNames=self._system_attributes(),
                 MessageAttributeNames=["All"],
                 **extra,  # type: ignore[arg-type]
             )
@@ -233,6 +244,17 @@ class Worker:
             self._release(messages, c.RETURNED_ON_SHUTDOWN)
             return []
         return messages
+
+    def _system_attributes(self) -> list[MessageSystemAttributeNameType]:
+        names: list[MessageSystemAttributeNameType] = ["SentTimestamp", "ApproximateReceiveCount"]
+        return [*names, "MessageGroupId"] if self.fifo else names
+
+    def _group(self, message: dict[str, Any]) -> str | None:
+        """The message's group on a FIFO queue; None on a standard one."""
+        if not self.fifo:
+            return None
+        group: str | None = message.get("Attributes", {}).get("MessageGroupId")
+        return group
 
     def _abandoned(self) -> None:
         self.counters.inc(c.ABANDONED_POLLS)
@@ -260,7 +282,13 @@ class Worker:
         by_id: dict[str, dict[str, Any]] = {}
         received_ms = int(time.time() * 1000)
         dead: list[dict[str, Any]] = []
+        held: list[dict[str, Any]] = []  # FIFO: behind a message of their group that stays
+        stays: set[str] = set()  # FIFO: groups with a message that stays on the queue
         for message in messages:
+            group = self._group(message)
+            if group is not None and group in stays:
+                held.append(message)
+                continue
             try:
                 envelope = self._decode(message)
             except DecodeError as exc:
@@ -281,6 +309,8 @@ class Worker:
                         message.get("Attributes", {}).get("ApproximateReceiveCount", "?"),
                         exc.reason,
                     )
+                    if group is not None:
+                        stays.add(group)  # it reappears after the visibility timeout
                 continue
             sent = message.get("Attributes", {}).get("SentTimestamp")
             deliveries.append(
@@ -300,14 +330,43 @@ class Worker:
             # Whatever happened to the hand-off, the dead-lettered copies are in the DLQ and
             # the rest goes back to the queue now rather than after the visibility timeout.
             self.in_flight = 0
-            done = [m for i, m in by_id.items() if i in confirmed]
+            done, unconfirmed = self._split(list(by_id.values()), confirmed)
             self._delete(done + dead)
             self.counters.inc(c.DELIVERED, len(done))
-            unconfirmed = [m for i, m in by_id.items() if i not in confirmed]
+            unconfirmed += held
             if unconfirmed:
                 self._release(
                     unconfirmed, c.RETURNED_ON_SHUTDOWN if self._stop.is_set() else c.RETURNED
                 )
+
+    def _split(
+        self, handed: list[dict[str, Any]], confirmed: set[str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The handed-off messages to delete, and those to return to the queue: the
+        unconfirmed ones and, on a FIFO queue, every later one of a group after its first
+        unconfirmed one (in the batch's order, which is the group's)."""
+        done: list[dict[str, Any]] = []
+        back: list[dict[str, Any]] = []
+        stopped: set[str] = set()
+        behind = 0
+        for message in handed:
+            group = self._group(message)
+            if group is not None and group in stopped:
+                back.append(message)
+                behind += message["MessageId"] in confirmed
+            elif message["MessageId"] in confirmed:
+                done.append(message)
+            else:
+                back.append(message)
+                if group is not None:
+                    stopped.add(group)
+        if behind:
+            logger.info(
+                "Returning %d confirmed message(s) with an unconfirmed earlier one of their "
+                "group (FIFO); their redelivery is dropped as a duplicate",
+                behind,
+            )
+        return done, back
 
     def _ack_deadline(self) -> float | None:
         """While stopping: when waiting for a confirmation must end, so that deleting and

@@ -5,6 +5,10 @@ Why not leave them to the queue's redrive policy? Redrive moves a message only a
 minutes and is logged once per receive; and redrive cannot say why. Moving it at once, with
 the reason in message attributes, is what an operator needs. The redrive policy stays the
 backstop for messages the worker never gets to judge (a worker that crashes on one, say).
+
+A FIFO queue's dead-letter queue must be FIFO too: the copy keeps the original's
+MessageGroupId and takes its MessageId as MessageDeduplicationId, so that moving the same
+message twice (a worker killed between the copy and the delete) leaves one copy.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ logger = logging.getLogger(__name__)
 #: SQS allows 10 message attributes per message.
 _MAX_ATTRIBUTES = 10
 _MAX_REASON_CHARS = 1000
+#: The group of a copy to a FIFO dead-letter queue whose original had none (a standard source
+#: queue named in SQS_DLQ_URL beside a FIFO DLQ).
+DEFAULT_GROUP = "relay-dead-letters"
 
 
 class DeadLetters:
@@ -77,9 +84,19 @@ class DeadLetters:
         attributes = dict(kept) | {
             name: {"DataType": "String", "StringValue": value} for name, value in reason.items()
         }
+        fifo: dict[str, str] = {}
+        if self.url.rstrip("/").endswith(".fifo"):
+            fifo = {
+                "MessageGroupId": message.get("Attributes", {}).get("MessageGroupId")
+                or DEFAULT_GROUP,
+                "MessageDeduplicationId": message["MessageId"],
+            }
         try:
             self._sqs.send_message(
-                QueueUrl=self.url, MessageBody=message["Body"], MessageAttributes=attributes
+                QueueUrl=self.url,
+                MessageBody=message["Body"],
+                MessageAttributes=attributes,
+                **fifo,  # type: ignore[arg-type]
             )
         except (BotoCoreError, ClientError) as exc:
             logger.warning(

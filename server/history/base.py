@@ -106,6 +106,21 @@ class History(Protocol):
         just the position), sending at most ``budget`` bytes."""
         ...
 
+    async def latest(self, stream: Stream, budget: int) -> CatchUp:
+        """A state room's latest event per key (at most ``budget`` bytes, the newest kept),
+        oldest first, and the offset from which :meth:`after` goes on (the stream's position
+        as they were read)."""
+        ...
+
+    async def recent(
+        self, stream: Stream, count: int, budget: int, *, until: int | None = None
+    ) -> CatchUp:
+        """The stream's last ``count`` events still held (within ``budget`` bytes, the newest
+        kept; none above offset ``until``), oldest first, and its position: what a backend
+        reads while it renders a page (the read API), so that a client given the position
+        resumes with no gap."""
+        ...
+
     def after(self, stream: Stream, offset: int) -> list[Entry]:
         """This server's kept entries above ``offset``, oldest first, taken with no await
         since the last emit: RecoveryFailed if some are no longer kept."""

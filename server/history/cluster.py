@@ -39,6 +39,7 @@ from server.history.reasons import (
 )
 from server.history.redis_keys import FeedId, format_id, parse_id, parse_stream_key, stream_key
 from server.history.replay import ReplayBuffer, Stream
+from server.history.state import state_room
 from server.payload import payload_head, payload_in_room
 from shared import counters as c
 from shared.counters import Counters
@@ -73,6 +74,7 @@ def _script(name: str) -> str:
 
 _APPEND = _script("append")
 _SNAPSHOT = _script("snapshot")
+_STATE = _script("state")
 
 
 class HistoryUnavailable(Exception):
@@ -114,6 +116,8 @@ class RedisBus:
         )
         self._append = self._redis.register_script(_APPEND)
         self._snapshot = self._redis.register_script(_SNAPSHOT)
+        self._state = self._redis.register_script(_STATE)
+        self._state_rooms = tuple(settings.state_rooms)
         self._backoff = ExponentialBackoff(cap=1.0, base=0.05)
         self._moved = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -141,6 +145,8 @@ class RedisBus:
             settings.replay_max_bytes,
             ROOM_BYTES,
             *self._positions(),
+            settings.state_max_keys,
+            settings.state_max_bytes,
         ]
         ids = []
         emitted_ms = int(time.time() * 1000)
@@ -152,7 +158,11 @@ class RedisBus:
             head = payload_head(delivery, encoded[0], emitted_ms)
             rooms = envelope.rooms
             args += [delivery.message_id, len(rooms), envelope.event, head, delivery.sent_ms or ""]
-            args += [stream_key((envelope.namespace, room)) for room in rooms]
+            version = "" if envelope.version is None else envelope.version
+            args += [envelope.key or "", version]
+            for room in rooms:
+                state = "1" if state_room(self._state_rooms, room) else "0"
+                args += [stream_key((envelope.namespace, room)), state]
             ids.append(delivery.message_id)
         if not ids:
             return [], []
@@ -162,9 +172,43 @@ class RedisBus:
             self._failed(exc, "append")
             raise HistoryUnavailable(f"Redis: {exc}") from None
         self._adopt(reply[0])
-        appended = [i for i, flag in zip(ids, reply[1:], strict=True) if flag]
-        duplicates = [i for i, flag in zip(ids, reply[1:], strict=True) if not flag]
+        flags = [int(flag) for flag in reply[1:]]
+        appended = [i for i, flag in zip(ids, flags, strict=True) if flag == 1]
+        duplicates = [i for i, flag in zip(ids, flags, strict=True) if flag == 0]
+        if stale := [i for i, flag in zip(ids, flags, strict=True) if flag == 2]:
+            self._counters.inc(c.STATE_STALE_DROPPED, len(stale))
+            appended += stale  # taken: safe to delete, as nothing is left to emit
         return appended, duplicates
+
+    async def latest(self, stream: Stream, budget: int) -> CatchUp:
+        """A state room's latest events (the newest within `budget` bytes) and its position,
+        once this server's feed reader has handled the feed as far as they were read."""
+        try:
+            reply = await self._state(
+                args=[
+                    self._prefix,
+                    secrets.token_hex(6),
+                    stream_key(stream),
+                    orjson.dumps(stream[1]),
+                    *self._positions(),
+                ]
+            )
+        except RedisError as exc:
+            self._failed(exc, "state")
+            return CatchUp(self._replay.epoch, None, failure="the shared history is unavailable")
+        epoch = self._adopt(reply[0])
+        last, tip = int(reply[1]), parse_id(reply[2])
+        rows = reply[3:]
+        catch = CatchUp(epoch, last)
+        for n in range(len(rows) - 3, -1, -3):  # newest first, while they fit
+            if catch.size + len(rows[n + 2]) > budget:
+                break
+            catch.entries.append((rows[n + 1].decode(), orjson.Fragment(rows[n + 2])))
+            catch.size += len(rows[n + 2])
+        catch.entries.reverse()
+        if not await self._reached(tip):
+            return CatchUp(epoch, None, failure="this server is behind the shared feed")
+        return catch
 
     # --- resuming -------------------------------------------------------------------------------
     async def catch_up(self, stream: Stream, since: Any, budget: int) -> CatchUp:
@@ -222,6 +266,43 @@ class RedisBus:
             catch.entries, catch.size = [], 0
         if not await self._reached(tip):
             return CatchUp(epoch, None, failure="this server is behind the shared feed")
+        return catch
+
+    async def recent(
+        self, stream: Stream, count: int, budget: int, *, until: int | None = None
+    ) -> CatchUp:
+        """The stream's last `count` events the shared history holds (the newest within
+        `budget` bytes), oldest first, and its position, in one view of Redis."""
+        window = int(self._settings.replay_window_s * 1000)
+        try:
+            args: list[str | int | bytes] = [
+                self._prefix,
+                secrets.token_hex(6),
+                stream_key(stream),
+                -1,
+                budget,
+                _WALK,
+            ]
+            rest: list[str | int | bytes] = [orjson.dumps(stream[1]), window, *self._positions()]
+            last = int((await self._snapshot(args=args + rest))[1])
+            last = last if until is None else min(last, until)
+            args[3] = max(0, last - count) if count > 0 else last
+            args[4] = 2**62  # the byte budget is applied below, newest first
+            reply = await self._snapshot(args=args + rest)
+        except RedisError as exc:
+            self._failed(exc, "read")
+            raise HistoryUnavailable(f"Redis: {exc}") from None
+        epoch = self._adopt(reply[0])
+        catch = CatchUp(epoch, int(reply[1]))
+        rows = reply[4:]
+        for n in range(0, len(rows), 3):  # newest first in the reply
+            if until is not None and int(rows[n]) > until:
+                continue
+            if len(catch.entries) >= count or catch.size + len(rows[n + 2]) > budget:
+                break
+            catch.entries.append((rows[n + 1].decode(), orjson.Fragment(rows[n + 2])))
+            catch.size += len(rows[n + 2])
+        catch.entries.reverse()
         return catch
 
     def _positions(self) -> tuple[int, int]:

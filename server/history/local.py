@@ -18,6 +18,7 @@ from server.history.reasons import (
     restarted,
 )
 from server.history.replay import Entry, ReplayBuffer, Shared, Stream
+from server.history.state import Held, LocalState, state_room
 from server.payload import ENTRY_OVERHEAD_BYTES, client_payload
 from shared import counters as c
 from shared.counters import Counters
@@ -38,10 +39,19 @@ class LocalHistory:
 
     summary_counters: tuple[str, ...] = ()
 
-    def __init__(self, replay: ReplayBuffer, *, counters: Counters) -> None:
+    def __init__(
+        self,
+        replay: ReplayBuffer,
+        *,
+        counters: Counters,
+        state_rooms: tuple[str, ...] = (),
+        state: LocalState | None = None,
+    ) -> None:
         self._replay = replay
         self._counters = counters
         self._publish: Publish | None = None
+        self._state_rooms = state_rooms
+        self._state = state or LocalState(max_keys=1, max_bytes=1024, max_total_bytes=1024)
 
     @property
     def epoch(self) -> str:
@@ -74,7 +84,7 @@ class LocalHistory:
             if outcome == 0:
                 self._counters.inc(c.DUPLICATE_DROPPED)
                 logger.debug("Dropped duplicate %s", delivery.message_id)
-            else:
+            elif outcome > 0:
                 self._counters.inc(c.EMITTED)
             confirmed.append(delivery.message_id)
         return confirmed
@@ -82,7 +92,8 @@ class LocalHistory:
     async def _emit_one(self, delivery: Delivery, seen: Seen) -> int | None:
         """Emit to each target room not reached before (a stream each, with its own offset).
 
-        Returns how many rooms it went to now (0: a duplicate), or None if it failed.
+        Returns how many rooms it went to now (0: a duplicate; -1: every room it names is a
+        state room holding a newer version of its key), or None if it failed.
         The data is encoded once for all rooms; a room nobody is in costs no encode at all.
         """
         assert self._publish is not None, "start() first"
@@ -96,13 +107,27 @@ class LocalHistory:
         data, size = encoded
         shared = Shared(size)
         replay = self._replay
+        key = envelope.key or ""
+        emitted = 0
         for room in rooms:
             stream = (envelope.namespace, room)
+            is_state = state_room(self._state_rooms, room)
+            if is_state and not self._state.newer(stream, key, envelope.version):
+                self._counters.inc(c.STATE_STALE_DROPPED)
+                seen.add((delivery.message_id, room))
+                continue
             offset = replay.next_offset(stream)
             payload = client_payload(delivery, room, offset, replay.epoch, data)
-            # Into the history before it goes out, with no await in between: a client that
-            # resumes meanwhile finds it there or gets it live, never neither.
+            # Into the history (and the room's state) before it goes out, with no await in
+            # between: a client that resumes or joins meanwhile finds it there or gets it live,
+            # never neither.
             replay.append(stream, offset, envelope.event, payload, ENTRY_OVERHEAD_BYTES, shared)
+            if is_state:
+                held = Held(
+                    offset, envelope.event, payload, envelope.version, size + ENTRY_OVERHEAD_BYTES
+                )
+                self._state.keep(stream, key, held)
+            emitted += 1
             try:
                 await self._publish(
                     stream, envelope.event, payload, delivery.sent_ms, payload["emitted_ms"]
@@ -114,7 +139,7 @@ class LocalHistory:
                 )
                 return None
             seen.add((delivery.message_id, room))
-        return len(rooms)
+        return emitted if emitted else -1
 
     # --- resuming -------------------------------------------------------------------------------
     async def catch_up(self, stream: Stream, since: Any, budget: int) -> CatchUp:
@@ -133,6 +158,32 @@ class LocalHistory:
         if failure is not None or not isinstance(offset, int):
             return CatchUp(epoch, None, failure=failure)
         return CatchUp(epoch, offset)
+
+    async def latest(self, stream: Stream, budget: int) -> CatchUp:
+        """A state room's latest events (the newest that fit in `budget` bytes), and the
+        stream's position, from which :meth:`after` goes on."""
+        entries, size = [], 0
+        for held in reversed(self._state.latest(stream)):
+            if size + held.size > budget:
+                break
+            entries.append((held.event, held.payload))
+            size += held.size
+        entries.reverse()
+        return CatchUp(self._replay.epoch, self._replay.last_offset(stream), entries, size)
+
+    async def recent(
+        self, stream: Stream, count: int, budget: int, *, until: int | None = None
+    ) -> CatchUp:
+        entries, size = [], 0
+        held = self._replay.recent(stream, count + self._replay.last_offset(stream))
+        held = [e for e in held if until is None or e.offset <= until][-count:] if count else []
+        for entry in reversed(held):
+            if size + entry.bytes > budget:
+                break
+            entries.append((entry.event, entry.payload))
+            size += entry.bytes
+        entries.reverse()
+        return CatchUp(self._replay.epoch, self._replay.last_offset(stream), entries, size)
 
     def after(self, stream: Stream, offset: int) -> list[Entry]:
         return self._replay.since(stream, self._replay.epoch, offset)

@@ -109,6 +109,14 @@ class RedisHistory:
         handled already; :meth:`after` goes on from the buffer."""
         return await self.bus.catch_up(stream, since, budget)
 
+    async def latest(self, stream: Stream, budget: int) -> CatchUp:
+        return await self.bus.latest(stream, budget)
+
+    async def recent(
+        self, stream: Stream, count: int, budget: int, *, until: int | None = None
+    ) -> CatchUp:
+        return await self.bus.recent(stream, count, budget, until=until)
+
     def after(self, stream: Stream, offset: int) -> list[Entry]:
         return self._replay.after(stream, offset)
 

@@ -168,6 +168,12 @@ class ReplayBuffer:
                 self._drop(entries.popleft())
         self._expire()
 
+    def recent(self, stream: Stream, count: int) -> list[Entry]:
+        """The stream's newest `count` entries still kept, oldest first."""
+        self._expire()
+        entries = self._streams.get(stream, deque())
+        return list(entries)[-count:] if count > 0 else []
+
     def since(self, stream: Stream, epoch: object, offset: object) -> list[Entry]:
         """The entries after `offset`, oldest first; RecoveryFailed if that is not possible."""
         self._expire()

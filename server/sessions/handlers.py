@@ -39,6 +39,7 @@ from server.adapters.lookups import client_socket, is_connected, transport_open
 from server.history.base import History
 from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
+from server.history.state import state_room
 from server.payload import BROADCAST_ROOM, target_room
 from server.presence.tracker import STORE_ERRORS as PRESENCE_ERRORS
 from server.presence.tracker import Presence
@@ -145,7 +146,12 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         per_stream = tracking and "streams" in data
         for room in streams:
             if not tracking or (room is not None and not per_stream):
-                await enter(room)()
+                if state_room(self._settings.state_rooms, room):
+                    # its latest events first, then it is entered: no relay:recovery, which
+                    # such a client takes for the room-less stream's
+                    await self._resume(connection, sid, namespace, room, None, enter(room))
+                else:
+                    await enter(room)()
                 continue
             since = data["since"] if room is None else positions.get(room)
             result = await self._resume(connection, sid, namespace, room, since, enter(room))
@@ -276,8 +282,12 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self._settings.resume_max_bytes_per_connection - connection.replayed_bytes,
         )
         # First what the history gives at once (cluster mode: what the shared history holds
-        # that this server's feed reader already handled), then what this server kept since.
-        catch = await history.catch_up(stream, since, max(0, budget))
+        # that this server's feed reader already handled; a state room joined without a
+        # position: its latest events), then what this server kept since.
+        if since is None and state_room(self._settings.state_rooms, room):
+            catch = await history.latest(stream, max(0, budget))
+        else:
+            catch = await history.catch_up(stream, since, max(0, budget))
         failure, offset = catch.failure, catch.offset
         if catch.refused:
             self._counters.inc(c.RESUME_REFUSED)
@@ -314,6 +324,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if self._is_open(sid, namespace):
             await enter()  # no await since the last look at the buffer and the position
         if since is None:
+            if state_room(self._settings.state_rooms, room):
+                result["state"] = replayed  # its latest events, then the ones since
             return result
         self._counters.inc(c.REPLAYED, replayed)
         result |= {"recovered": failure is None, "replayed": replayed}

@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from producer import publish
 from server.relay import Relay
 from server.sessions.auth import DEMO_TOKEN_TTL_S
+from server.web.api import ReadApi
 from shared.envelope import DecodeError
 from shared.settings import Settings
 from shared.sqs import SERVER_APP, make_sqs_client
@@ -125,6 +126,7 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        Route("/api/streams", ReadApi(settings, history=relay.history).streams),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     if settings.demo_on:

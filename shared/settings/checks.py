@@ -49,10 +49,22 @@ def _queue_holds_a_resume(settings: Settings) -> Refusal | None:
     return None
 
 
+def _state_needs_replay(settings: Settings) -> Refusal | None:
+    if settings.state_rooms and not (settings.replay_window_s > 0 and settings.replay_max_bytes):
+        return Refusal(
+            "state_rooms",
+            "needs replay on (REPLAY_WINDOW_S and REPLAY_MAX_BYTES above 0): a client that "
+            "joins a state room gets the events since the state it was sent from the replay "
+            "history, without which it could miss some",
+        )
+    return None
+
+
 #: Every cross-setting check, in the order their refusals are reported.
 CHECKS: tuple[Callable[[Settings], Refusal | None], ...] = (
     _ack_within_visibility,
     _queue_holds_a_resume,
+    _state_needs_replay,
 )
 
 

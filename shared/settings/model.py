@@ -15,6 +15,7 @@ from shared.settings.handoff import HandoffSettings
 from shared.settings.presence import PresenceSettings
 from shared.settings.process import ProcessSettings
 from shared.settings.sqs import EMBEDDED_QUEUE_URL, SqsSettings
+from shared.settings.state import StateSettings
 
 #: The concerns in the order `.env.example` lists them.
 CONCERNS: tuple[type[Any], ...] = (
@@ -22,6 +23,7 @@ CONCERNS: tuple[type[Any], ...] = (
     HandoffSettings,
     ClusterSettings,
     ClientSettings,
+    StateSettings,
     PresenceSettings,
     AuthSettings,
     ProcessSettings,
@@ -38,6 +40,7 @@ class Settings(
     ProcessSettings,
     AuthSettings,
     PresenceSettings,
+    StateSettings,
     ClientSettings,
     ClusterSettings,
     HandoffSettings,
@@ -47,8 +50,8 @@ class Settings(
     """Every setting of the relay. Field names are the environment variables, upper-cased.
 
     Each concern's fields, their own checks and derived values live in their module
-    (`sqs.py`, `handoff.py`, `cluster.py`, `clients.py`, `presence.py`, `auth.py`,
-    `process.py`); the
+    (`sqs.py`, `handoff.py`, `cluster.py`, `clients.py`, `state.py`, `presence.py`,
+    `auth.py`, `process.py`); the
     checks between settings in `checks.py`. All are read flat: `settings.sqs_wait_s`.
 
     >>> settings = load_settings({"SQS_WAIT_S": "1"})
