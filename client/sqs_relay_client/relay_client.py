@@ -199,9 +199,14 @@ class RelayClient:
         return self.streams.subscribed
 
     # --- rooms and client events -----------------------------------------------------------------
-    async def join(self, room: str) -> dict[str, Any] | None:
+    async def join(self, room: str, since: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Join `room` now and after every reconnect. Returns the server's answer (a refused
-        room is not kept), or None while disconnected (it is joined on the next connect)."""
+        room is not kept), or None while disconnected (it is joined on the next connect).
+
+        `since` is the position the page or view was rendered at (the backend's read API,
+        ``GET /api/streams``): what came after it is replayed first, nothing before it; it is
+        ignored once the room has a position of its own."""
+        self.streams.seed(room, since)
         if room not in self.rooms:
             self.rooms.append(room)
         if not self.connected:

@@ -88,6 +88,13 @@ class Streams:
         position = self._positions.get(room)
         return position.as_since() if position else None
 
+    def seed(self, room: Room, since: Any) -> None:
+        """Start `room` from `since` (``{"epoch", "offset"}``: the position a page was rendered
+        at), unless it already has a position of its own."""
+        position = Position.of(since)
+        if position is not None and room not in self._positions:
+            self._positions[room] = position
+
     def position(self, room: Room) -> Position | None:
         return self._positions.get(room)
 

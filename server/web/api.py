@@ -69,10 +69,6 @@ class ReadApi:
                 401,
                 **{"WWW-Authenticate": "Bearer"},
             )
-        if not self._bucket.take():
-            return _json(
-                {"error": "rate limit exceeded (BACKEND_API_RATE)"}, 429, **{"Retry-After": "1"}
-            )
         query = request.query_params
         stream, error = self._stream(
             query.get("namespace", "/"), query.get("room"), query.get("user")
@@ -86,6 +82,10 @@ class ReadApi:
             last = -1
         if not 0 <= last <= limit:
             return _json({"error": f"last must be an integer from 0 to {limit}"}, 400)
+        if not self._bucket.take():
+            return _json(
+                {"error": "rate limit exceeded (BACKEND_API_RATE)"}, 429, **{"Retry-After": "1"}
+            )
         return await self._read(stream, last)
 
     def _stream(

@@ -185,8 +185,10 @@ export declare class RelayClient {
    * "event". */
   on(kind: "presence", listener: PresenceListener): this;
   /** Join `room` now and after every reconnect: the server's answer, or null while
-   * disconnected (it is joined on the next connect). */
-  join(room: string): Promise<JoinAnswer | null>;
+   * disconnected (it is joined on the next connect). `since`: the position the page was
+   * rendered at (the backend's read API, GET /api/streams): what came after it is replayed
+   * first, nothing before it; ignored once the stream has a position of its own. */
+  join(room: string, options?: { since?: Position | null }): Promise<JoinAnswer | null>;
   /** Leave `room` and forget its position: the server's answer, or null while disconnected. */
   leave(room: string): Promise<JoinAnswer | null>;
   /** Who is in presence room `room`, one page from `after` (null: the first): the server's

@@ -225,7 +225,10 @@ export class RelayClient {
 
   /** Join `room` now and after every reconnect; resolves to the server's answer (null while
    * disconnected: it is joined on the next connect). */
-  async join(room) {
+  async join(room, { since = null } = {}) {
+    // A position the page was rendered at (the backend's read API): resumed from, once.
+    const seed = positionOf(since);
+    if (seed && !this.streams.positions.has(room)) this.streams.positions.set(room, seed);
     if (!this.rooms.includes(room)) this.rooms.push(room);
     if (!this.socket.connected) return null;
     const answer = await this._join(room);
