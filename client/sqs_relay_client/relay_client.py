@@ -213,7 +213,8 @@ class RelayClient:
             return None
         answer = await self._join(room)
         if not answer.get("ok") and room in self.rooms:
-            self.rooms.remove(room)  # refused: not joined again on reconnect
+            self.rooms.remove(room)  # refused: not joined again on reconnect, nor its position
+            self.streams.forget(room)
         return answer
 
     async def leave(self, room: str) -> dict[str, Any] | None:

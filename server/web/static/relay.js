@@ -232,7 +232,10 @@ export class RelayClient {
     if (!this.rooms.includes(room)) this.rooms.push(room);
     if (!this.socket.connected) return null;
     const answer = await this._join(room);
-    if (!answer?.ok) this.rooms = this.rooms.filter((r) => r !== room); // refused: not kept
+    if (!answer?.ok) {
+      this.rooms = this.rooms.filter((r) => r !== room); // refused: not kept, nor its position
+      this.streams.forget(room);
+    }
     return answer;
   }
 
@@ -308,7 +311,19 @@ export class RelayClient {
     }
   }
 
-  async _join(room) {
+  /** One join of `room` at a time: a join asked for while one is under way (the app's, from
+   * a status listener, and the reconnect's resume) shares its answer instead of replaying the
+   * room a second time. */
+  _join(room) {
+    this._joining ??= new Map();
+    if (!this._joining.has(room)) {
+      const joining = this._joinNow(room).finally(() => this._joining.delete(room));
+      this._joining.set(room, joining);
+    }
+    return this._joining.get(room);
+  }
+
+  async _joinNow(room) {
     const answer = await this._retried("join", () => ({ room, since: this.streams.since(room) }));
     if (answer?.ok) this._report(this.streams.answered(room, answer));
     return answer;
