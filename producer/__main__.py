@@ -97,6 +97,15 @@ def parse_command(argv: list[str] | None) -> Command:
     )
     parser.add_argument("--namespace", default="/", help="Socket.IO namespace (default: /)")
     parser.add_argument(
+        "--key",
+        help="the entity the event is the state of (a state room keeps the latest per key)",
+    )
+    parser.add_argument(
+        "--version",
+        type=int,
+        help="the state's version: a state room drops one not above the version it holds",
+    )
+    parser.add_argument(
         "--raw", help="send this body as it is instead of an envelope (ignores the options above)"
     )
     parser.add_argument("--count", type=int, default=1, help="how many messages (default: 1)")
@@ -166,6 +175,8 @@ def _bodies(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[s
                 room=room,
                 namespace=args.namespace,
                 user=user,
+                key=args.key,
+                version=args.version,
             ).to_body()
             for n in range(args.count)
         ]

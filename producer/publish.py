@@ -93,9 +93,14 @@ def publish(
     user: str | list[str] | tuple[str, ...] | None = None,
     group: str | None = None,
     dedup_id: str | None = None,
+    key: str | None = None,
+    version: int | None = None,
 ) -> str:
     """Send one event to `room` and to `user` (neither: every client of `namespace`); return
     its MessageId.
+
+    `key` names the entity the event is the state of and `version` orders its states: a state
+    room (STATE_ROOMS) keeps the latest per key and drops an older version (docs/state.md).
 
     `data` is any JSON value; a list of rooms sends the event to each of them, a list of users
     to every connection of each (its own stream, ``relay:user:<id>``). Rooms and users count
@@ -109,7 +114,15 @@ def publish(
     check_group(queue_url, group, dedup_id)
     rooms = tuple(room) if isinstance(room, list) else room
     users = tuple(user) if isinstance(user, list) else user
-    body = Envelope(event=event, data=data, room=rooms, namespace=namespace, user=users).to_body()
+    body = Envelope(
+        event=event,
+        data=data,
+        room=rooms,
+        namespace=namespace,
+        user=users,
+        key=key,
+        version=version,
+    ).to_body()
     return _send_one(sqs, queue_url, body, group, dedup_id)
 
 
