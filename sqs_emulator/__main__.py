@@ -4,7 +4,10 @@ tests.
 
 It creates the queue named by `SQS_QUEUE_URL` and its dead-letter queue (`<name>-dlq`, redrive
 after `SQS_MAX_RECEIVE_COUNT` receives) before it says it is ready, so workers never need a
-manual step. State lives in memory and is gone when the process stops.
+manual step. A name ending `.fifo` makes both FIFO queues (the dead-letter one
+`<stem>-dlq.fifo`); moto's FIFO queues keep a group's order within one receive but may hand
+one group to two receivers at once (docs/producing.md, "FIFO queues"). State lives in memory
+and is gone when the process stops.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ logger = logging.getLogger("sqs_emulator")
 
 DESCRIPTION = """\
 Run moto's SQS server at the port of SQS_QUEUE_URL, with that queue and its dead-letter queue
-(<name>-dlq, after SQS_MAX_RECEIVE_COUNT receives) created before it logs that it is ready. For
+(<name>-dlq, after SQS_MAX_RECEIVE_COUNT receives; both FIFO for a name ending .fifo, the
+dead-letter one <stem>-dlq.fifo) created before it logs that it is ready. For
 trying the relay and for tests; its queues live in memory. Installed as the command
 sqs-relay-emulator; it needs moto: pip install 'sqs-push-relay[local]'.
 It listens on the loopback host of SQS_QUEUE_URL and refuses a queue URL that is not on
@@ -129,15 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadedMotoServer(ip_address=listen.host, port=listen.port, verbose=False)
     server.start()
     sqs = make_sqs_client(settings, app=EMULATOR_APP, emulator_url=listen.self_url)
-    dlq_name = f"{settings.queue_name}-dlq"
-    dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+    # A FIFO queue (a name ending .fifo) gets a FIFO dead-letter queue, as SQS requires.
+    fifo = settings.queue_name.endswith(".fifo")
+    attributes = {"FifoQueue": "true"} if fifo else {}
+    stem = settings.queue_name.removesuffix(".fifo")
+    dlq_name = f"{stem}-dlq.fifo" if fifo else f"{stem}-dlq"
+    dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=attributes)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     redrive = json.dumps(
         {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.sqs_max_receive_count)}
     )
-    sqs.create_queue(QueueName=settings.queue_name, Attributes={"RedrivePolicy": redrive})
+    sqs.create_queue(
+        QueueName=settings.queue_name, Attributes={"RedrivePolicy": redrive, **attributes}
+    )
     queue_url = settings.sqs_queue_url.rstrip("/")
     logger.info(
         "SQS emulator (moto) listening on %s; queue %s ready (dead-letter queue %s, "
