@@ -48,15 +48,19 @@ class Delivery:
     """One SQS message on its way to the server: the envelope plus where it came from.
 
     As JSON: ``{"id", "event", "data", "room", "user", "namespace", "key", "version",
-    "sent_ms", "received_ms"}``; ``room`` and ``user`` are null, a string or a list, as in the
-    envelope (a server that knows no ``user`` would take a message for users alone as one for
-    everyone, and one that knows no ``key`` keeps no state: upgrade servers before workers).
+    "sent_ms", "received_ms", "group"}``; ``room`` and ``user`` are null, a string or a list,
+    as in the envelope (a server that knows no ``user`` would take a message for users alone
+    as one for everyone, and one that knows no ``key`` keeps no state: upgrade servers before
+    workers).
     """
 
     message_id: str
     envelope: Envelope
     sent_ms: int | None = None  # SQS SentTimestamp, ms since the epoch
     received_ms: int | None = None  # when the worker received it from SQS, ms since the epoch
+    #: A FIFO queue's MessageGroupId: the server emits none of a group's later messages of a
+    #: batch once one of them failed (the worker returns them with it, in order).
+    group: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         e = self.envelope
@@ -71,6 +75,7 @@ class Delivery:
             "version": e.version,
             "sent_ms": self.sent_ms,
             "received_ms": self.received_ms,
+            "group": self.group,
         }
 
     @classmethod
@@ -90,11 +95,13 @@ class Delivery:
         except DecodeError as exc:
             raise WireError(exc.reason) from None
         sent_ms, received_ms = value.get("sent_ms"), value.get("received_ms")
+        group = value.get("group")
         return cls(
             value["id"],
             envelope,
             sent_ms if isinstance(sent_ms, int) else None,
             received_ms if isinstance(received_ms, int) else None,
+            group if isinstance(group, str) else None,
         )
 
 

@@ -319,6 +319,7 @@ class Worker:
                     envelope,
                     int(sent) if sent and sent.isdigit() else None,
                     received_ms,
+                    self._group(message),
                 )
             )
             by_id[message["MessageId"]] = message

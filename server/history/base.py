@@ -47,7 +47,10 @@ class CatchUp:
     ``offset`` is where :meth:`History.after` continues from (None: it cannot, or there was
     nothing to resume; the client only gets live events); ``entries`` (event, payload) to send
     first, ``size`` their bytes; ``failure`` why the resume is not a full recovery, if it is not;
-    ``refused`` when that is because the resume's byte budget was too small.
+    ``refused`` when that is because the resume's byte budget was too small; ``retry`` when the
+    history cannot serve it now (cluster mode: Redis is down, or this server's feed reader is
+    behind) but nothing is known to be lost: the client is to resume again from its own
+    position, not resync.
     """
 
     epoch: str
@@ -56,6 +59,7 @@ class CatchUp:
     size: int = 0
     failure: str | None = None
     refused: bool = False
+    retry: bool = False
 
 
 class History(Protocol):

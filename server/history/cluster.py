@@ -150,10 +150,15 @@ class RedisBus:
         ]
         ids = []
         emitted_ms = int(time.time() * 1000)
+        failed_groups: set[str] = set()  # FIFO: a group's later messages wait for its failed one
         for delivery in deliveries:
             envelope = delivery.envelope
+            if delivery.group is not None and delivery.group in failed_groups:
+                continue
             encoded = encoded_for_clients(delivery, self._counters)
             if encoded is None:
+                if delivery.group is not None:
+                    failed_groups.add(delivery.group)
                 continue
             head = payload_head(delivery, encoded[0], emitted_ms)
             rooms = envelope.rooms

@@ -77,9 +77,14 @@ class LocalHistory:
         """Emit each delivery to the rooms it has not reached yet; return the ids that are
         safe to delete: emitted to every room, now or before (a redelivery)."""
         confirmed = []
+        failed_groups: set[str] = set()  # FIFO: a group's later messages wait for its failed one
         for delivery in deliveries:
+            if delivery.group is not None and delivery.group in failed_groups:
+                continue
             outcome = await self._emit_one(delivery, seen)
             if outcome is None:
+                if delivery.group is not None:
+                    failed_groups.add(delivery.group)
                 continue
             if outcome == 0:
                 self._counters.inc(c.DUPLICATE_DROPPED)

@@ -17,6 +17,14 @@ logger = logging.getLogger(__name__)
 
 SINCE_NOT_AN_OBJECT = "'since' must be an object with 'epoch' and 'offset'"
 
+# A resume the history cannot serve *now* (cluster mode): nothing is known to be lost, so the
+# answer says ``retry`` (shared.envelope.RESUME_RETRY) and gives the client's own position
+# back; the helpers resume again, backing off, until it is served.
+#: Redis could not be asked.
+HISTORY_UNAVAILABLE = "the shared history is unavailable: try again"
+#: This server's feed reader did not reach what the history showed in time.
+FEED_BEHIND = "this server is behind the shared feed: try again"
+
 
 def offset_error(offset: object) -> str | None:
     """Why ``offset`` is not one a client may resume from, or None."""

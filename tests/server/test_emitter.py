@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -222,3 +223,24 @@ async def test_emits_that_together_hold_the_loop_less_than_hold_s_do_not_yield_i
 ) -> None:
     # five clients' emits: the hot path is unchanged, however long the real machine takes
     assert await beside_another_task(clock, HOLD_S / 4) == ["emit", "emit", "emit"]
+
+
+async def test_after_a_failed_emit_its_fifo_groups_later_messages_wait_and_other_groups_go_on() -> (
+    None
+):
+    # Given a FIFO batch: g1's first message fails to emit, g1's second and g2's follow
+    sio = FakeSio()
+    relay = emitter(sio)
+    batch = [
+        replace(delivery("a1", event="boom"), group="g1"),
+        replace(delivery("a2"), group="g1"),
+        replace(delivery("b1"), group="g2"),
+    ]
+
+    # When the batch is emitted
+    confirmed = await relay.emit(batch)
+
+    # Then g1's second message was not emitted before its first (nor confirmed: the worker
+    # returns it with the failed one), and g2 went on
+    assert confirmed == ["b1"]
+    assert [p["id"] for _e, p, _to, _ns in sio.emitted] == ["b1"]
