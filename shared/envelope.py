@@ -37,6 +37,11 @@ RESERVED_PREFIX = "relay:"
 #: user's stream, its token's rooms), then, last, its room-less stream's: each stream's
 #: position, and what came of its resume.
 RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
+#: The key that marks a resume answer (relay:recovery, or a join's) as "try again": ``{"recovered":
+#: false, "retry": true, "reason", "epoch", "offset"}``, the position the client's own. The history
+#: could not be read (cluster mode, Redis down) and nothing is known to be lost: the client
+#: resumes again from its own position, backing off, instead of resyncing.
+RESUME_RETRY = "retry"
 #: Sent just before the server disconnects a client whose token expired.
 EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
 #: Sent just before the server disconnects a client too slow to read what it is sent.

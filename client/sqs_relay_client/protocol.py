@@ -9,6 +9,9 @@ RESERVED_PREFIX = "relay:"
 #: The connect answer to a client that resumes: its room-less stream's position and what
 #: came of the resume.
 RECOVERY_EVENT = f"{RESERVED_PREFIX}recovery"
+#: The key that marks a resume answer as "try again" (the history could not be read; nothing
+#: is known to be lost): the helpers resume that stream again from their own position.
+RESUME_RETRY = "retry"
 #: Sent just before the server disconnects a client whose token expired.
 EXPIRED_EVENT = f"{RESERVED_PREFIX}expired"
 #: Sent just before the server disconnects a client too slow to read what it is sent.

@@ -79,7 +79,11 @@ class RelayClient:
     ``relay:user:<sub>``, the rooms of the token's subscribe claim: see `subscribed`) from the
     last position it knew (also when it received nothing yet: every answer carries the
     position). Repeats are dropped; what could not be recovered is reported to `on_recovery`
-    (default: logged) with the stream's room, so the app can resync that stream.
+    (default: logged) with the stream's room, so the app can resync that stream. A resume the
+    server answers "try again" (cluster mode, its history unavailable a while) is no such
+    report: it is asked again, backing off (``reconnection_delay`` doubling up to
+    ``reconnection_delay_max``), until it is served; meanwhile that stream's events come on
+    only while they follow on from its position.
 
     Usage::
 
@@ -140,6 +144,11 @@ class RelayClient:
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._resumed: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
+        # Resumes answered "try again" (the history could not be read): a room's join is
+        # asked again, the connect's streams by connecting again, each backing off.
+        self._rejoining: dict[str, asyncio.Task[None]] = {}
+        self._resuming: asyncio.Task[None] | None = None
+        self._resume_tries = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.sio.on("connect", self._on_connect, namespace=namespace)
@@ -164,7 +173,10 @@ class RelayClient:
     async def close(self) -> None:
         """Disconnect for good; iteration ends once the events already received are taken."""
         self._closing = True
-        for task in (self._reconnecting, self._resumed, *self._tasks):
+        for task in (
+            self._reconnecting, self._resumed, self._resuming, *self._rejoining.values(),
+            *self._tasks,
+        ):  # fmt: skip
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         await self.sio.disconnect()
@@ -307,6 +319,27 @@ class RelayClient:
                 return
 
     async def _join(self, room: str) -> dict[str, Any]:
+        answer = await self._join_once(room)
+        rejoining = self._rejoining.get(room)
+        if self.streams.retrying(room) and (rejoining is None or rejoining.done()):
+            self._rejoining[room] = asyncio.get_running_loop().create_task(self._rejoin(room))
+        return answer
+
+    async def _rejoin(self, room: str) -> None:
+        """Join `room` again, backing off, while its resume is answered "try again"."""
+        delay = self._retry_delay_s
+        while not self._closing and self.streams.retrying(room) and room in self.rooms:
+            await asyncio.sleep(delay)
+            if not self.connected:
+                return  # the next connect resumes it
+            try:
+                await self._join_once(room)
+            except (TimeoutError, socketio.exceptions.SocketIOError) as exc:
+                logger.info("Resuming room %r again stopped (%s)", room, exc)
+                return
+            delay = min(delay * 2, self._retry_delay_max_s)
+
+    async def _join_once(self, room: str) -> dict[str, Any]:
         answer = await self._retried(
             "join", lambda: {"room": room, "since": self.streams.since(room)}
         )
@@ -337,6 +370,8 @@ class RelayClient:
         if event == RECOVERY_EVENT:
             # one per server-subscribed room (its room), then the room-less stream's (None)
             self._report(self.streams.recovery(payload))
+            if isinstance(payload, dict) and payload.get("room") is None:
+                self._resume_again_if_asked()
         elif event == EXPIRED_EVENT:
             logger.info("Token expired; the server disconnects, and this reconnects: %s", payload)
         elif event == OVERFLOW_EVENT:
@@ -382,6 +417,37 @@ class RelayClient:
                 await self.connect()
             except (socketio.exceptions.ConnectionError, ValueError) as exc:
                 logger.info("Reconnect failed (%s); trying again in %.1f s", exc, delay)
+                delay = min(delay * 2, self._retry_delay_max_s)
+            else:
+                return
+
+    def _resume_again_if_asked(self) -> None:
+        """After the connect's last answer: if a stream's resume was answered "try again",
+        connect again (that resumes every stream from its own position) after a back-off
+        that grows while the answer stays the same."""
+        streams = self.streams
+        if not (streams.retrying(None) or any(map(streams.retrying, streams.subscribed))):
+            self._resume_tries = 0
+            return
+        if self._closing or (self._resuming is not None and not self._resuming.done()):
+            return
+        delay = min(self._retry_delay_s * 2**self._resume_tries, self._retry_delay_max_s)
+        self._resume_tries += 1
+        self._resuming = asyncio.get_running_loop().create_task(self._resume_again(delay))
+
+    async def _resume_again(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._closing:
+            return
+        logger.info("The relay could not read its history; resuming again")
+        await self.sio.disconnect()
+        self._resuming = None  # this connect's answers may ask for the next try
+        while not self._closing:
+            try:
+                await self.connect()
+            except (socketio.exceptions.ConnectionError, ValueError) as exc:
+                logger.info("Reconnect failed (%s); trying again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_delay_max_s)
             else:
                 return

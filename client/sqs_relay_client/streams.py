@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from sqs_relay_client.protocol import RESUME_RETRY
+
 Room = str | None  # None: the events of the namespace that have no room
 
 #: Ids remembered per client by default: a bound on memory, far more than one replay window's
@@ -70,6 +72,12 @@ class Streams:
         recovery = streams.answered(room, answer)   # a join answer
         auth["streams"] = streams.connect_streams()  # before each connect
         recovery = streams.recovery(payload)        # each relay:recovery of the connect
+        if streams.retrying(room): ...     # "try again": resume it again, backing off
+
+    A stream whose resume was answered "try again" (``retry``) keeps its own position, and
+    until a resume is served, takes only the event right after it (the next offset of its
+    epoch): a live event above a gap is dropped, and the served resume sends it again after
+    what was missed.
     """
 
     def __init__(self, *, max_ids: int = MAX_IDS) -> None:
@@ -82,6 +90,7 @@ class Streams:
         # connect under way answered for so far (None: no connect under way)
         self._subscribed: dict[str, None] = {}
         self._answered: dict[str, None] | None = None
+        self._retrying: set[Room] = set()  # streams whose resume is to be asked again
 
     def since(self, room: Room) -> dict[str, Any] | None:
         """The ``since`` to send for `room` on a resume, or None when none is known."""
@@ -110,6 +119,11 @@ class Streams:
         position, known = Position.of(payload), self._positions.get(room)
         if position and known and position.epoch == known.epoch and position.offset <= known.offset:
             return False
+        if room in self._retrying and not (
+            position and known and position.epoch == known.epoch
+            and position.offset == known.offset + 1
+        ):  # fmt: skip
+            return False  # above a gap not yet resumed: the served resume sends it again
         message_id = payload.get("id")
         if isinstance(message_id, str):
             key = (room, message_id)
@@ -126,7 +140,15 @@ class Streams:
         """Take the position from a connect or join answer; for a resume, what came of it.
 
         The answer's position is the stream's as the client entered it: live events follow
-        above it. After a failed resume the stream goes on from there (the app resyncs)."""
+        above it. After a failed resume the stream goes on from there (the app resyncs).
+        An answer that says "try again" (``retry``) is no outcome yet: None, the stream's own
+        position kept, and :meth:`retrying` True until a later answer."""
+        retry = isinstance(answer, dict) and answer.get(RESUME_RETRY) is True
+        if retry and room in self._positions:
+            self._retrying.add(room)
+            return None
+        # (without a position of ours to resume from, "try again" is the failure it also is)
+        self._retrying.discard(room)
         position, known = Position.of(answer), self._positions.get(room)
         failed = isinstance(answer, dict) and answer.get("recovered") is False
         if position and (
@@ -147,8 +169,13 @@ class Streams:
             reason if isinstance(reason, str) else None,
         )
 
+    def retrying(self, room: Room) -> bool:
+        """Whether `room`'s last resume was answered "try again" (and none served since)."""
+        return room in self._retrying
+
     def forget(self, room: Room) -> None:
         """The client left `room`: a later join starts afresh instead of resuming."""
+        self._retrying.discard(room)
         self._positions.pop(room, None)
         if room is not None:
             self._subscribed.pop(room, None)

@@ -31,6 +31,8 @@ from redis.exceptions import RedisError
 
 from server.history.base import CatchUp, OnGap
 from server.history.reasons import (
+    FEED_BEHIND,
+    HISTORY_UNAVAILABLE,
     SINCE_NOT_AN_OBJECT,
     ahead_of_stream,
     encoded_for_clients,
@@ -200,7 +202,7 @@ class RedisBus:
             )
         except RedisError as exc:
             self._failed(exc, "state")
-            return CatchUp(self._replay.epoch, None, failure="the shared history is unavailable")
+            return CatchUp(self._replay.epoch, None, failure=HISTORY_UNAVAILABLE, retry=True)
         epoch = self._adopt(reply[0])
         last, tip = int(reply[1]), parse_id(reply[2])
         rows = reply[3:]
@@ -212,14 +214,18 @@ class RedisBus:
             catch.size += len(rows[n + 2])
         catch.entries.reverse()
         if not await self._reached(tip):
-            return CatchUp(epoch, None, failure="this server is behind the shared feed")
+            return CatchUp(epoch, None, failure=FEED_BEHIND, retry=True)
         return catch
 
     # --- resuming -------------------------------------------------------------------------------
     async def catch_up(self, stream: Stream, since: Any, budget: int) -> CatchUp:
         """A resume's share of the shared history: the events after ``since`` that this
         server's feed reader handled before it (at most ``budget`` bytes), and the offset from
-        which the local buffer continues. ``since`` None: no events, just the position."""
+        which the local buffer continues. ``since`` None: no events, just the position.
+
+        When Redis cannot be asked, or this server's feed reader does not reach what the
+        history showed in time, nothing is known to be lost: the answer is ``retry`` (the
+        client resumes again later), unless ``since`` itself cannot be resumed from."""
         after = -1
         failure = None
         if since is not None and not isinstance(since, dict):
@@ -242,12 +248,17 @@ class RedisBus:
             )
         except RedisError as exc:
             self._failed(exc, "resume")
-            return CatchUp(self._replay.epoch, None, failure="the shared history is unavailable")
+            retry = failure is None  # a malformed `since` is refused as it is, Redis or not
+            return CatchUp(
+                self._replay.epoch, None, failure=failure or HISTORY_UNAVAILABLE, retry=retry
+            )
         epoch = self._adopt(reply[0])
         if since is not None and failure is None and since.get("epoch") != epoch:
             # Another epoch's offsets mean nothing now: the history was lost (Redis restarted
             # without its data). What this epoch holds may still be sent; the client resyncs.
             lost = await self.catch_up(stream, {"epoch": epoch, "offset": 0}, budget)
+            if lost.retry:
+                return lost  # asked again, it says what was lost and sends what is held
             lost.failure = (
                 f"epoch {since.get('epoch')!r:.40} is not the history's ({epoch}): it was lost "
                 "since"
@@ -270,7 +281,9 @@ class RedisBus:
         if catch.failure is not None and status != "ok":
             catch.entries, catch.size = [], 0
         if not await self._reached(tip):
-            return CatchUp(epoch, None, failure="this server is behind the shared feed")
+            # What was found lost stays lost; otherwise the client asks again.
+            final = catch.failure if status != "ok" or failure is not None else None
+            return CatchUp(epoch, None, failure=final or FEED_BEHIND, retry=final is None)
         return catch
 
     async def recent(

@@ -53,7 +53,7 @@ from server.sessions.requests import (
 )
 from shared import counters as c
 from shared.counters import Counters
-from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_PREFIX
+from shared.envelope import EXPIRED_EVENT, RECOVERY_EVENT, RESERVED_PREFIX, RESUME_RETRY
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -288,6 +288,8 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             catch = await history.latest(stream, max(0, budget))
         else:
             catch = await history.catch_up(stream, since, max(0, budget))
+        if catch.retry and isinstance(since, dict):
+            return await self._try_again(sid, namespace, room, since, catch.failure, enter)
         failure, offset = catch.failure, catch.offset
         if catch.refused:
             self._counters.inc(c.RESUME_REFUSED)
@@ -334,6 +336,36 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             logger.info("Client %s could not resume %s %s: %s", sid, namespace, room, failure)
             result["reason"] = failure
         return result
+
+    async def _try_again(
+        self,
+        sid: str,
+        namespace: str,
+        room: str | None,
+        since: dict[str, Any],
+        reason: str | None,
+        enter: Callable[[], Any],
+    ) -> dict[str, Any]:
+        """The answer to a resume the history cannot serve now (cluster mode: Redis down, or
+        this server's feed reader behind) although nothing is known to be lost: "try again"
+        (``retry``), with the client's own position, so that it resumes again from there.
+
+        The client is entered all the same, so that live events keep flowing (and a client
+        that does not know ``retry`` resyncs and goes on, as after any failed resume); live
+        events above a gap are the client's to hold back until its resume is served (the
+        helpers take only the next offset of such a stream meanwhile: docs/protocol.md).
+        """
+        if self._is_open(sid, namespace):
+            await enter()
+        logger.info("Client %s will resume %s %s again: %s", sid, namespace, room, reason)
+        return {
+            "epoch": since.get("epoch"),
+            "offset": since.get("offset"),
+            "recovered": False,
+            RESUME_RETRY: True,
+            "replayed": 0,
+            "reason": reason,
+        }
 
     def _is_connected(self, sid: str, namespace: str) -> bool:
         return is_connected(self, sid, namespace)

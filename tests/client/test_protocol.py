@@ -16,6 +16,7 @@ def test_the_client_helper_knows_the_relay_s_event_names_as_the_server_sends_the
         "OVERFLOW_EVENT",
         "DISCONNECTED_EVENT",
         "PRESENCE_EVENT",
+        "RESUME_RETRY",
     )
     assert {n: getattr(client_side, n) for n in names} == {
         n: getattr(server_side, n) for n in names

@@ -62,6 +62,9 @@ export interface JoinAnswer {
   epoch?: string;
   offset?: number;
   recovered?: boolean;
+  /** true: the history could not be read now and nothing is known to be lost ("try again"):
+   * the helper keeps the room's position and joins again, backing off. */
+  retry?: boolean;
   replayed?: number;
   reason?: string;
   error?: string;
@@ -140,11 +143,15 @@ export declare class Streams {
   ids: Set<string>;
   /** Rooms the server subscribed the client to without a join, in its order. */
   subscribed: Set<string>;
+  /** Streams whose last resume was answered "try again" (`retry`), none served since: each
+   * keeps its position and takes only the event right after it until a resume is served. */
+  retrying: Set<string | null>;
   /** The `since` to send on a resume, or null when none is known. */
   since(room?: string | null): Position | null;
   /** Record an event; true if the app should get it, false if it is a repeat. */
   accept(payload: unknown): boolean;
-  /** Take the position from a connect or join answer; for a resume, what came of it. */
+  /** Take the position from a connect or join answer; for a resume, what came of it (null for
+   * an answer that says "try again": the stream is then `retrying`). */
   answered(room: string | null | undefined, answer: unknown): Recovery | null;
   forget(room: string | null | undefined): void;
   /** Note a room the server subscribed the client to: presented at the next connect. */

@@ -25,6 +25,9 @@
 import { io } from "./vendor/socket.io-4.8.1.esm.min.js";
 
 const RECOVERY_EVENT = "relay:recovery";
+// marks a resume answer as "try again" (the history could not be read; nothing is known to be
+// lost): the stream keeps its position and is resumed again, backing off
+const RESUME_RETRY = "retry";
 const EXPIRED_EVENT = "relay:expired";
 const OVERFLOW_EVENT = "relay:overflow";
 const DISCONNECTED_EVENT = "relay:disconnected";
@@ -52,6 +55,7 @@ export class Streams {
     this.ids = new Set(); // insertion order: the oldest is forgotten first
     this.subscribed = new Set(); // rooms the server subscribed the client to, in its order
     this.answeredNow = null; // rooms the connect under way answered for (null: none under way)
+    this.retrying = new Set(); // streams whose resume was answered "try again", none served since
   }
 
   /** The `since` to send on a resume, or null when none is known. */
@@ -69,6 +73,9 @@ export class Streams {
     if (position && known && position.epoch === known.epoch && position.offset <= known.offset) {
       return false; // offsets rise by one per event within an epoch: an exact test
     }
+    if (this.retrying.has(room) && !(position && known && position.epoch === known.epoch && position.offset === known.offset + 1)) {
+      return false; // above a gap not yet resumed: the served resume sends it again
+    }
     if (typeof payload.id === "string") {
       const key = JSON.stringify([room, payload.id]); // a redelivery under a new epoch
       if (this.ids.has(key)) return false;
@@ -79,9 +86,16 @@ export class Streams {
     return true;
   }
 
-  /** Take the position from a connect or join answer; for a resume, what came of it. */
+  /** Take the position from a connect or join answer; for a resume, what came of it. An answer
+   * that says "try again" is no outcome yet: null, the stream's own position kept, and
+   * `retrying` holds the stream until a later answer. */
   answered(room, answer) {
     room = room ?? null;
+    if (answer?.[RESUME_RETRY] === true && this.positions.has(room)) {
+      this.retrying.add(room);
+      return null;
+    }
+    this.retrying.delete(room);
     const position = positionOf(answer);
     const known = this.positions.get(room);
     const failed = answer?.recovered === false;
@@ -98,6 +112,7 @@ export class Streams {
   }
 
   forget(room) {
+    this.retrying.delete(room ?? null);
     this.positions.delete(room ?? null);
     this.subscribed.delete(room);
   }
@@ -151,7 +166,9 @@ export class PresenceError extends Error {
  * - "recovery": ({room, recovered, replayed, reason}) after each resume (room: null for the
  *   room-less events, a joined room, or one the server subscribed it to, such as the user's
  *   stream "relay:user:<sub>"); recovered false means events were missed for good: resync
- *   that stream from your own source of truth;
+ *   that stream from your own source of truth. A resume the server answers "try again" (its
+ *   history unavailable a while, in cluster mode) is not reported: it is asked again, backing
+ *   off (reconnectionDelay doubling up to reconnectionDelayMax), until it is served;
  * - "presence": ({room, joined: [{user, info}], left: [user], more?}): who joined and who left
  *   a presence room (the server's PRESENCE_ROOMS) this client is in, as the server sends
  *   `relay:presence`; never an "event" (it has no offset: nothing to resume);
@@ -170,6 +187,12 @@ export class RelayClient {
     /** Why the app's backend disconnected the user (null: it did not). */
     this.disconnected = null;
     this.token = token;
+    // a resume answered "try again" is asked again after this, doubling up to the max
+    this.retryDelayMs = ioOptions.reconnectionDelay ?? 1000;
+    this.retryDelayMaxMs = ioOptions.reconnectionDelayMax ?? 5000;
+    this.resumeTries = 0;
+    this.rejoining = new Map(); // room -> tries, while its join is answered "try again"
+    this.resuming = null; // the timer of the next connect that resumes the connect's streams
     const target = namespace === "/" ? url || undefined : `${url || ""}${namespace}`;
     this.socket = io(target, {
       ...ioOptions,
@@ -290,6 +313,7 @@ export class RelayClient {
 
   close() {
     this.closed = true;
+    clearTimeout(this.resuming);
     this.socket.disconnect();
   }
 
@@ -326,7 +350,39 @@ export class RelayClient {
   async _joinNow(room) {
     const answer = await this._retried("join", () => ({ room, since: this.streams.since(room) }));
     if (answer?.ok) this._report(this.streams.answered(room, answer));
+    if (this.streams.retrying.has(room)) this._rejoinLater(room);
+    else this.rejoining.delete(room);
     return answer;
+  }
+
+  /** Join `room` again, backing off, while its resume is answered "try again" (a reconnect
+   * meanwhile resumes it anyway). */
+  _rejoinLater(room) {
+    const tries = this.rejoining.get(room) ?? 0;
+    this.rejoining.set(room, tries + 1);
+    const delay = Math.min(this.retryDelayMs * 2 ** tries, this.retryDelayMaxMs);
+    setTimeout(() => {
+      if (this.closed || !this.socket.connected || !this.rooms.includes(room)) return;
+      if (this.streams.retrying.has(room)) this._join(room).catch(() => {});
+    }, delay);
+  }
+
+  /** After the connect's last answer: if a stream's resume was answered "try again", connect
+   * again (which resumes every stream from its own position), backing off. */
+  _resumeAgainIfAsked() {
+    const s = this.streams;
+    if (!s.retrying.has(null) && ![...s.subscribed].some((room) => s.retrying.has(room))) {
+      this.resumeTries = 0;
+      return;
+    }
+    if (this.closed || this.resuming) return;
+    const delay = Math.min(this.retryDelayMs * 2 ** this.resumeTries++, this.retryDelayMaxMs);
+    this.resuming = setTimeout(() => {
+      this.resuming = null;
+      if (this.closed) return;
+      this.socket.disconnect();
+      this.socket.connect();
+    }, delay);
   }
 
   /** `event` with `request` (or what the function gives, made again for each try), tried
@@ -343,7 +399,10 @@ export class RelayClient {
 
   _onEvent(event, payload) {
     // one per server-subscribed room (its room), then the room-less stream's (null)
-    if (event === RECOVERY_EVENT) this._report(this.streams.recovery(payload));
+    if (event === RECOVERY_EVENT) {
+      this._report(this.streams.recovery(payload));
+      if (typeof payload?.room !== "string") this._resumeAgainIfAsked();
+    }
     else if (event === OVERFLOW_EVENT) this._emit("status", { state: "too slow", detail: payload?.reason });
     else if (event === DISCONNECTED_EVENT) {
       // The backend disconnected the user: stop for good (the server closes the connection;
