@@ -20,11 +20,15 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from shared.settings import Settings
 from shared.sqs import EMULATOR_APP, make_sqs_client
 from shared.startup import start
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 logger = logging.getLogger("sqs_emulator")
 
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     sqs = make_sqs_client(settings, app=EMULATOR_APP, emulator_url=listen.self_url)
     # A FIFO queue (a name ending .fifo) gets a FIFO dead-letter queue, as SQS requires.
     fifo = settings.queue_name.endswith(".fifo")
-    attributes = {"FifoQueue": "true"} if fifo else {}
+    attributes: dict[QueueAttributeNameType, str] = {"FifoQueue": "true"} if fifo else {}
     stem = settings.queue_name.removesuffix(".fifo")
     dlq_name = f"{stem}-dlq.fifo" if fifo else f"{stem}-dlq"
     dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=attributes)["QueueUrl"]
