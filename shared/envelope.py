@@ -7,10 +7,12 @@ delivery) is unwrapped first: its ``Message`` is the body. Bodies that can never
 raise :class:`DecodeError` with a short ``code`` (for counters and the dead-letter queue) and a
 ``reason`` a person can act on.
 
->>> parse_body('{"event": "order", "data": {"id": 7}, "room": "shop"}', default_event="message")
-Envelope(event='order', data={'id': 7}, room='shop', namespace='/', user=None)
->>> parse_body('[1, 2]', default_event="message")
-Envelope(event='message', data=[1, 2], room=None, namespace='/', user=None)
+>>> envelope = parse_body('{"event": "order", "data": {"id": 7}, "room": "shop"}', default_event="x")
+>>> envelope.event, envelope.data, envelope.room, envelope.namespace
+('order', {'id': 7}, 'shop', '/')
+>>> envelope = parse_body('[1, 2]', default_event="message")
+>>> envelope.event, envelope.data, envelope.room
+('message', [1, 2], None)
 >>> parse_body('{"event": "shipped", "user": ["alice", "bob"]}', default_event="message").rooms
 ('relay:user:alice', 'relay:user:bob')
 """

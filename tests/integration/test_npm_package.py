@@ -216,7 +216,13 @@ async def test_the_package_imported_by_name_receives_and_recovers_what_a_network
         try:
             await json_lines_until(listener.stdout, seen=seen, done=lambda s: {"joined": True} in s)
             node_modules = installed.app / "node_modules"
-            assert sorted(seen[0]["exports"]) == ["MAX_IDS", "RelayClient", "Streams", "connect"]
+            assert sorted(seen[0]["exports"]) == [
+                "MAX_IDS",
+                "PresenceError",
+                "RelayClient",
+                "Streams",
+                "connect",
+            ]
             assert seen[0]["helper"] == (node_modules / NAME / "dist" / "relay.js").as_uri()
             assert seen[0]["io"].startswith((node_modules / "socket.io-client").as_uri() + "/")
             # When it gets one event in shop and one for everybody
