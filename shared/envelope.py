@@ -7,7 +7,7 @@ delivery) is unwrapped first: its ``Message`` is the body. Bodies that can never
 raise :class:`DecodeError` with a short ``code`` (for counters and the dead-letter queue) and a
 ``reason`` a person can act on.
 
->>> envelope = parse_body('{"event": "order", "data": {"id": 7}, "room": "shop"}', default_event="x")
+>>> envelope = parse_body('{"event": "order", "data": {"id": 7}, "room": "shop"}', default_event="")
 >>> envelope.event, envelope.data, envelope.room, envelope.namespace
 ('order', {'id': 7}, 'shop', '/')
 >>> envelope = parse_body('[1, 2]', default_event="message")
