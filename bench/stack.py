@@ -110,6 +110,8 @@ class Stack:
             SQS_WAIT_S="2",
             SHUTDOWN_TIMEOUT_S="2",
             CONSUMER="process",
+            # every bench client connects from 127.0.0.1: no per-address connect limit
+            CLIENT_CONNECT_RATE="0",
             BENCH_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
         )
         env.update(extra)

@@ -11,6 +11,8 @@ import sys
 
 import uvicorn
 
+from server.adapters.httpprotocol import http_protocol
+from server.adapters.refusals import Refusals
 from server.adapters.uvicorn_server import UvicornServer
 from server.adapters.wsprotocol import websocket_protocol
 from server.relay import Relay
@@ -20,6 +22,10 @@ from shared.settings import SettingsError
 from shared.startup import start
 
 logger = logging.getLogger("server")
+
+#: File descriptors kept for everything but clients (logs, Redis, ZeroMQ, the SQS client) when
+#: CLIENT_MAX_CONNECTIONS is 0: the connection cap is the open files limit less these.
+FILES_KEPT = 256
 
 DESCRIPTION = """\
 Serve the Socket.IO relay on HOST:PORT (honcho sets PORT): the demo page at /, /healthz,
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = start("server", DESCRIPTION, argv)
     if settings is None:
         return 2
-    raise_file_limit()
+    file_limit = raise_file_limit()
     try:
         ensure_client_bundle()
     except AssetError as exc:
@@ -84,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"server: {exc}", file=sys.stderr)
         return 2
+    # Hostile connections (docs/security.md): the largest client message, a deadline for
+    # request headers, a cap on open connections; counted and logged once per address.
+    refusals = Refusals(relay.counters)
+    relay.sio.limit_messages(settings.client_message_max_bytes)
+    max_connections = settings.client_max_connections or max(file_limit - FILES_KEPT, 64)
     config = uvicorn.Config(
         create_app(relay),
         host=settings.host,
@@ -92,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
-        ws=websocket_protocol(settings.client_write_timeout_s),  # server/adapters/wsprotocol.py
+        ws=websocket_protocol(settings.client_write_timeout_s, refusals),  # adapters/wsprotocol.py
+        ws_max_size=settings.client_message_max_bytes,
+        http=http_protocol(  # server/adapters/httpprotocol.py
+            header_timeout_s=settings.client_header_timeout_s,
+            max_connections=max_connections,
+            refusals=refusals,
+        ),
         # Off, as in Node's Socket.IO: a compressor per client costs ~40 KB of memory and CPU
         # per frame, and the fan-out's frames are made once for everyone
         # (server/adapters/fanout.py, frame_websocket.py).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from server.adapters.admin import AdminUI
 from server.adapters.socketio_server import BoundedSocketServer
 from server.control.bus import ControlBus, LocalControlBus
 from server.control.disconnect import Disconnector
@@ -156,6 +157,18 @@ class Relay:
             presence=self.presence if self.presence.enabled else None,
         )
         self.sio.register_namespace(self.handlers)
+        # The Socket.IO Admin UI (ADMIN_UI, docs/operations.md): read-only, on its own namespace,
+        # opened by its own credentials only (server/adapters/admin.py).
+        self.admin: AdminUI | None = None
+        if settings.admin_ui:
+            assert settings.admin_username is not None and settings.admin_password is not None
+            self.admin = AdminUI.instrument(
+                self.sio,
+                namespace=settings.admin_namespace,
+                username=settings.admin_username,
+                password=settings.admin_password.get_secret_value(),
+                mode=settings.admin_mode,
+            )
         self.sender = RoomSender(sio=self.sio, metrics=self.metrics)
         self.disconnector = Disconnector(
             sio=self.sio, bus=self.control, revocations=self.revocations, counters=self.counters
@@ -242,5 +255,7 @@ class Relay:
         await self.presence.close()
         await self.control.close()
         await self.revocations.close()
+        if self.admin is not None:
+            self.admin.close()
         summary = (*_SUMMARY, *self.history.summary_counters)
         logger.info("Relay stopped: %s", self.counters.summary(summary))

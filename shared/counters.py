@@ -39,6 +39,12 @@ PRESENCE_ERRORS = "presence_errors"
 PRESENCE_EVENTS_SENT = "presence_events_sent"
 PRESENCE_EVENTS_DROPPED = "presence_events_dropped"
 STATE_STALE_DROPPED = "state_stale_dropped"
+SQS_ERRORS = "sqs_errors"
+HEADER_TIMEOUTS = "header_timeouts"
+CONNECTIONS_OVER_LIMIT = "connections_over_limit"
+CONNECTS_RATE_LIMITED = "connects_rate_limited"
+CLIENT_MESSAGES_TOO_BIG = "client_messages_too_big"
+CLIENT_PROTOCOL_ERRORS = "client_protocol_errors"
 
 #: Every counter and what it counts (also the help text of its Prometheus metric).
 DOCS = {
@@ -102,10 +108,33 @@ DOCS = {
         "State rooms: events not emitted to a state room that held a newer version of their "
         "key (one version at most once per room; a late or repeated update)."
     ),
+    HEADER_TIMEOUTS: (
+        "Connections closed because they sent no complete request headers within "
+        "CLIENT_HEADER_TIMEOUT_S (nothing at all, or a byte at a time)."
+    ),
+    CONNECTIONS_OVER_LIMIT: (
+        "Connections closed as they opened because CLIENT_MAX_CONNECTIONS were open."
+    ),
+    CONNECTS_RATE_LIMITED: (
+        "Socket.IO handshakes refused because their address passed CLIENT_CONNECT_RATE "
+        "(and CLIENT_CONNECT_BURST)."
+    ),
+    CLIENT_MESSAGES_TOO_BIG: (
+        "WebSocket connections closed (1009) because a message passed CLIENT_MESSAGE_MAX_BYTES."
+    ),
+    CLIENT_PROTOCOL_ERRORS: (
+        "Clients disconnected for breaking the protocol: what is not an engine.io or Socket.IO "
+        "packet, a binary attachment (the relay offers none), an event to a namespace they are "
+        "not connected to."
+    ),
+    SQS_ERRORS: (
+        "Worker: SQS call attempts that failed, by reason (throttled, server_error, timeout, "
+        "connection, client_error); botocore retries each, the worker backs off."
+    ),
 }
 NAMES = tuple(DOCS)
 #: Counters that carry a reason label.
-LABELLED = frozenset({DEAD_LETTERED, PRESENCE_CHANGES})
+LABELLED = frozenset({DEAD_LETTERED, PRESENCE_CHANGES, SQS_ERRORS})
 WORKER_NAMES = (
     RECEIVED,
     DELIVERED,
@@ -114,6 +143,7 @@ WORKER_NAMES = (
     RETURNED_ON_SHUTDOWN,
     ABANDONED_POLLS,
     SERVER_UNAVAILABLE,
+    SQS_ERRORS,
 )
 SERVER_NAMES = tuple(name for name in NAMES if name not in WORKER_NAMES)
 

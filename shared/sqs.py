@@ -29,7 +29,9 @@ def make_sqs_client(
     """A boto3 SQS client for the configured queue, its requests marked as made by `app`
     (one of the ``*_APP`` names above; None: unmarked, as tests' and benchmarks' own clients).
 
-    botocore's "standard" retry mode handles throttling and transient errors. The read timeout
+    botocore's "standard" retry mode handles throttling and transient errors (3 attempts, with
+    its exponential backoff and jitter; the worker backs off between calls that still fail,
+    worker/sqshealth.py counts and logs them). The read timeout
     exceeds the long-poll wait so that a 20-second ReceiveMessage is not cut off. Against a
     loopback emulator with no AWS credentials configured, dummy ones are used (moto accepts any).
 
@@ -38,7 +40,8 @@ def make_sqs_client(
     emulator never calls AWS, nor signs a request with a real key, whatever SQS_QUEUE_URL names.
     """
     config = Config(  # type: ignore[call-arg]  # botocore-stubs lack user_agent_appid (1.31+)
-        retries={"mode": "standard", "max_attempts": 3},
+        # 3 attempts in all: botocore's `max_attempts` would count retries (3 meant 4 calls).
+        retries={"mode": "standard", "total_max_attempts": 3},
         connect_timeout=5,
         read_timeout=settings.sqs_wait_s + 10,
         max_pool_connections=20,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import zmq
-from prometheus_client import Gauge, start_http_server
+from prometheus_client import Gauge, make_wsgi_app
 
 from shared.counters import WORKER_NAMES, Counters
 from shared.curve import configure_client
@@ -34,9 +39,48 @@ setting is wrong or ACK_TIMEOUT_S is not below the queue's visibility timeout.
 """
 
 
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # probes: no log
+        pass
+
+
+def health_app(worker: Worker, metrics: Callable[..., Iterable[bytes]]) -> Callable[..., Any]:
+    """The worker's HTTP endpoints: /healthz (alive: 200, with its counters), /readyz (200
+    when its last SQS call succeeded and a server takes its batches, else 503 with the
+    reasons) and, on any other path, Prometheus's /metrics."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/healthz", "/readyz"):
+            return metrics(environ, start_response)
+        problems = worker.problems()
+        if path == "/healthz":
+            status = "200 OK"
+            counters = {
+                f"{name}[{reason}]" if reason else name: value
+                for (name, reason), value in sorted(worker.counters.snapshot().items())
+            }
+            body: dict[str, Any] = {"status": "ok", "counters": counters, "problems": problems}
+        else:
+            status = "503 Service Unavailable" if problems else "200 OK"
+            body = {"ready": not problems, "reasons": problems}
+        data = json.dumps(body).encode()
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        )
+        return [data]
+
+    return app
+
+
 def serve_metrics(worker: Worker, settings: Settings) -> None:
-    """Each worker serves its own /metrics: the Prometheus way (scrape every process), and a
-    worker's figures stay visible while no server is up, when they matter most."""
+    """Each worker serves its own /metrics, /readyz and /healthz: the Prometheus way (scrape
+    every process), and a worker's figures stay visible while no server is up, when they
+    matter most."""
     registry = registry_for(worker.counters, WORKER_NAMES)
     in_flight = Gauge(
         "relay_worker_in_flight_messages",
@@ -45,12 +89,20 @@ def serve_metrics(worker: Worker, settings: Settings) -> None:
     )
     in_flight.set_function(lambda: worker.in_flight)
     assert settings.metrics_port is not None
+    app = health_app(worker, make_wsgi_app(registry))
     try:
-        start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+        httpd = make_server(
+            settings.host, settings.metrics_port, app, _Server, handler_class=_QuietHandler
+        )
     except OSError as exc:
         logger.warning("No metrics endpoint: METRICS_PORT=%d: %s", settings.metrics_port, exc)
         return
-    logger.info("Metrics at http://%s:%d/metrics", settings.host, settings.metrics_port)
+    threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
+    logger.info(
+        "Metrics at http://%s:%d/metrics (and /readyz, /healthz)",
+        settings.host,
+        settings.metrics_port,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from shared.wire import Delivery
 from worker.deadletter import DeadLetters
 from worker.handoff import DealerHandoff
 from worker.longpoll import LongPoll
+from worker.sqshealth import SqsHealth
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 10.0
+#: How long the loop may wait for a server before /readyz says so (a ping's round trip).
+_HANDOFF_GRACE_S = 1.0
 
 #: Exit status of a worker that refuses to run with these settings against this queue.
 EXIT_REFUSED = 2
@@ -102,6 +105,10 @@ class Worker:
         self._dead = DeadLetters(
             sqs=sqs, queue_url=settings.sqs_queue_url, dlq_url=settings.sqs_dlq_url
         )
+        #: What the SQS calls go through (counted, logged once per outage, /readyz).
+        self.sqs_health = SqsHealth(counters)
+        self._tracked = self.sqs_health.install(sqs)
+        self._waiting_since: float | None = None  # waiting for a server in the delivery set
         self._poll = LongPoll.install(sqs)
         self.fifo = settings.sqs_queue_url.rstrip("/").endswith(".fifo")
 
@@ -123,7 +130,10 @@ class Worker:
         backoff = 0.0
         while not self._stop.is_set():
             try:
-                if not self._handoff.wait_ready(self._stop):
+                self._waiting_since = time.monotonic()
+                ready = self._handoff.wait_ready(self._stop)
+                self._waiting_since = None
+                if not ready:
                     break
                 messages = self._receive()
                 if messages:
@@ -134,13 +144,33 @@ class Worker:
                     logger.info("SQS call ended by shutdown: %s", exc)
                     break
                 backoff = min(_MAX_BACKOFF_S, backoff * 2 or 0.5)
-                logger.warning("SQS call failed (%s); retrying in %.1f s", exc, backoff)
+                # SqsHealth logged the outage's first failed attempt and logs its end.
+                logger.log(
+                    logging.DEBUG if self._tracked else logging.WARNING,
+                    "SQS call failed (%s); retrying in %.1f s",
+                    exc,
+                    backoff,
+                )
                 self._stop.wait(backoff)
             except Exception:
                 backoff = min(_MAX_BACKOFF_S, backoff * 2 or 0.5)
                 logger.exception("Worker loop error; retrying in %.1f s", backoff)
                 self._stop.wait(backoff)
         return self._stopped(0)
+
+    def problems(self) -> list[str]:
+        """What keeps this worker from relaying now, for /readyz; empty when nothing does.
+        Any thread may ask."""
+        problems = []
+        sqs = self.sqs_health.problem()
+        if sqs is not None:
+            problems.append(sqs)
+        since = self._waiting_since
+        if since is not None and time.monotonic() - since >= _HANDOFF_GRACE_S:
+            problems.append(
+                f"hand-off: no server in the delivery set for {time.monotonic() - since:.0f} s"
+            )
+        return problems
 
     def _stopped(self, code: int) -> int:
         logger.info("Stopped %s: %s", self._name, self.counters.summary(WORKER_NAMES))
@@ -407,8 +437,9 @@ class Worker:
             )
             self.counters.inc(counter, len(messages))
             logger.info("Returned %d unconfirmed message(s) to the queue", len(messages))
-        except (BotoCoreError, ClientError):
-            logger.exception(
-                "Could not return %d message(s); they reappear after the visibility timeout",
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning(
+                "Could not return %d message(s) (%s); they reappear after the visibility timeout",
                 len(messages),
+                exc,
             )

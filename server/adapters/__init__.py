@@ -7,14 +7,19 @@ outside (the outgoing queue's, of engine.io's packets) is in the table too. The 
 helper (client/, its own distribution) reads no library internals.
 
 - `fanout.py`: python-socketio's manager: one encode per emit, each client's rooms kept.
-- `socketio_server.py`: python-socketio's server: bounded client queues, slow clients cut.
+- `socketio_server.py`: python-socketio's server: bounded client queues, slow clients cut,
+  clients that break the protocol cut once.
 - `engineio_server.py`: python-engineio's server: the queue, socket and websocket it makes.
 - `transport.py`: python-engineio's socket, the client's owner: the heartbeat on timers, the
   websocket transport, long-poll answers any engine.io client decodes.
 - `frame_websocket.py`: python-engineio's ASGI websocket, and a packet's frame made once.
-- `wsprotocol.py`: uvicorn's websocket protocol: write timeout, direct frames, PONGs.
+- `wsprotocol.py`: uvicorn's websocket protocol: write timeout, direct frames, PONGs,
+  oversized messages counted.
 - `uvicorn_server.py`: uvicorn's server: one deadline for the whole stop.
+- `httpprotocol.py`: uvicorn's HTTP protocol: a header timeout and a connection cap.
+- `refusals.py`: a hostile connection's refusal counted once, logged once per address.
 - `lookups.py`: what python-socketio knows about a client or a room, for code outside.
+- `admin.py`: python-socketio's `instrument()` for the Socket.IO Admin UI, on its own namespace.
 - `contract/`: the records of every library internal used, rendered as the table below.
 
 Library internals the project relies on
@@ -31,6 +36,8 @@ bounds). "used in": paths under server/ unless they say worker/.
 
 | library | name | kind | used in | verified | breaks if it goes |
 |---|---|---|---|---|---|
+| python-socketio | `AsyncServer._handle_eio_message` | private method overridden | adapters/socketio_server.py: BoundedSocketServer | 5.18.0-5.18.1 | a client that breaks the protocol is kept: a traceback logged per packet, binary attachments it announces kept in memory, events to other namespaces dropped uncounted |
+| python-socketio | `AsyncServer.environ` | undoc. attribute | adapters/socketio_server.py: _disconnect_offender | 5.18.0-5.18.1 | a protocol error's log line says 'unknown' for the client's address |
 | python-socketio | `AsyncServer._engineio_server_class` | private method overridden | adapters/socketio_server.py: BoundedSocketServer | 5.18.0-5.18.1 | stock engine.io server: unbounded client queues, stock heartbeat, no frame path |
 | python-socketio | `AsyncServer.eio` | undoc. attribute | adapters/socketio_server.py, fanout.py, lookups.py | 5.18.0-5.18.1 | the server does not start (AttributeError) |
 | python-socketio | `AsyncServer.manager` | undoc. attribute | adapters/socketio_server.py: _disconnect_slow; lookups.py | 5.18.0-5.18.1 | slow-client cut, room checks and connect checks fail |
@@ -48,6 +55,10 @@ bounds). "used in": paths under server/ unless they say worker/.
 | python-socketio | `AsyncManager.is_connected` | undoc. method called | adapters/lookups.py: is_connected | 5.18.0-5.18.1 | a client's own 'connect'/'disconnect' event reruns the connect handler |
 | python-socketio | `AsyncNamespace.server` | undoc. attribute | adapters/lookups.py: is_connected, client_socket (from sessions/handlers.py) | 5.18.0-5.18.1 | joins, resumes and connects fail (AttributeError) |
 | python-socketio | `Packet.encode` | undoc. method called | adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails |
+| python-socketio | `AsyncServer.handlers` | undoc. attribute | adapters/admin.py: AdminUI.instrument (an empty '/' entry) | 5.18.0-5.18.1 | the Admin UI's dashboard lists no clients' namespace |
+| python-socketio | `AsyncServer._handle_connect` | behaviour | adapters/admin.py: AdminUI._forget_refused_connects (wraps the server's _trigger_event) | 5.18.0-5.18.1 | development mode: refused clients stay listed in the Admin UI, their times kept |
+| python-socketio | `InstrumentedAsyncServer._trigger_event` | behaviour | adapters/admin.py: AdminUI._forget_refused_connects (pops manager._timestamps) | 5.18.0-5.18.1 | development mode: refused clients stay listed in the Admin UI, their times kept |
+| python-socketio | `InstrumentedAsyncServer.stats_task` | undoc. attribute | adapters/admin.py: AdminUI.close | 5.18.0-5.18.1 | the Admin UI's statistics task outlives the relay's stop (cancelled with the loop) |
 | python-engineio | `BaseServer._async` | private attribute | adapters/engineio_server.py: BoundedEngineIO.__init__ | 4.11.0-4.15.1 | the server does not start; or, without its 'websocket' entry, no direct frame path: every packet goes through the writer task |
 | python-engineio | `AsyncSocket._upgrade_websocket` | behaviour | adapters/engineio_server.py: BoundedEngineIO.__init__ (replaces the 'websocket' entry) | 4.11.0-4.15.1 | FrameWebSocket unused: no direct frame path: every packet goes through the writer task, and every PONG wakes the app |
 | python-engineio | `AsyncServer._trigger_event` | private method overridden | adapters/engineio_server.py: BoundedEngineIO | 4.11.0-4.15.1 | sockets stay stock (a task per client per ping); long-poll closes wait ~30 s |
@@ -86,6 +97,16 @@ bounds). "used in": paths under server/ unless they say worker/.
 | python-engineio | `engineio.exceptions.SocketIsClosedError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
 | python-engineio | `engineio.exceptions.UnknownPacketError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
 | python-engineio | `engineio.exceptions.QueueEmpty` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
+| uvicorn | `HttpToolsProtocol.connection_made` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | no connection cap (CLIENT_MAX_CONNECTIONS), and no header timeout: half-open and slow-header connections are kept for ever |
+| uvicorn | `HttpToolsProtocol.on_message_begin` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | a kept-alive request has no header timeout |
+| uvicorn | `HttpToolsProtocol.on_headers_complete` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | every connection is closed at the header timeout |
+| uvicorn | `HttpToolsProtocol.connection_lost` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | a gone connection's header timer fires (harmless) |
+| uvicorn | `HttpToolsProtocol.connections` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | no connection cap: every connect fails (AttributeError) |
+| uvicorn | `HttpToolsProtocol.loop` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | no header timeout: half-open and slow-header connections are kept for ever (AttributeError) |
+| uvicorn | `HttpToolsProtocol.transport` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | refusals fail (AttributeError) |
+| uvicorn | `HttpToolsProtocol.client` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | refusals fail (AttributeError) |
+| uvicorn | `WebSocketsSansIOProtocol.data_received` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | a message past CLIENT_MESSAGE_MAX_BYTES is refused uncounted and unlogged |
+| uvicorn | `WebSocketsSansIOProtocol.config` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.data_received | 0.53.0-0.54.0 | an oversized message's refusal fails (AttributeError) |
 | uvicorn | `WebSocketsSansIOProtocol.handle_text` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | every PONG wakes the app again (a task per ping) |
 | uvicorn | `WebSocketsSansIOProtocol.handle_connect` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | no frame writer in the scope: no direct frame path: every packet goes through the writer task |
 | uvicorn | `WebSocketsSansIOProtocol.send` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | no write timeout: a client that stops reading is kept |
@@ -111,6 +132,7 @@ bounds). "used in": paths under server/ unless they say worker/.
 | uvicorn | `Server.started` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.serving | 0.53.0-0.54.0 | a failed start-up exits 0 instead of 3 |
 | uvicorn | `Server.config` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.shutdown | 0.53.0-0.54.0 | the stop fails (AttributeError) |
 | websockets | `Frame.serialize` | undoc. method called | adapters/frame_websocket.py: text_frame | 13.0-17.4 | every emit fails |
+| websockets | `Protocol.parser_exc` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.data_received | 13.0-17.4 | a message past CLIENT_MESSAGE_MAX_BYTES is refused uncounted and unlogged |
 | botocore | `BaseClient._endpoint` | private attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
 | botocore | `Endpoint.http_session` | undoc. attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |
 | botocore | `URLLib3Session._pool_classes_by_scheme` | private attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |

@@ -16,6 +16,7 @@ import engineio
 from engineio import packet as eio_packet
 
 from server.adapters.frame_websocket import FrameWebSocket, text_frame
+from server.adapters.refusals import Refusals
 from server.adapters.transport import HeartbeatSocket
 from server.outgoing.queue import OutgoingQueue
 
@@ -28,6 +29,7 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
     max_packets: int | None = None  # set by BoundedSocketServer; None: unbounded
     max_bytes: int | None = None
     on_overflow: Callable[[OutgoingQueue], None] | None = None
+    refusals: Refusals | None = None  # set by BoundedSocketServer: protocol errors counted
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -41,8 +41,11 @@ class FrameWebSocket(WebSocket):  # type: ignore[misc]
     """
 
     frame_writer: FrameWriter | None = None
+    client: Any = None  # the ASGI scope's (host, port), for what is logged of the client
 
     async def __call__(self, environ: dict[str, Any]) -> Any:
-        extensions = environ.get("asgi.scope", {}).get("extensions") or {}
+        scope = environ.get("asgi.scope", {})
+        extensions = scope.get("extensions") or {}
         self.frame_writer = extensions.get(FRAMES_EXTENSION)
+        self.client = scope.get("client")
         return await super().__call__(environ)

@@ -56,7 +56,9 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
+from server.adapters.refusals import Refusals, address_of
 from server.outgoing.frames import CarriesFrames, FrameWriter, TakesFrameWriter
+from shared import counters as c
 
 logger = logging.getLogger(__name__)
 
@@ -253,12 +255,16 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
                 continue
             except NOT_A_PACKET as exc:
                 # not an engine.io packet: the client is cut, as one that breaks the
-                # protocol (engine.io's reader let such an error end its task unhandled)
-                logger.warning(
-                    "Disconnecting client %s: it sent what is not an engine.io packet (%s)",
-                    self.sid,
-                    type(exc).__name__,
-                )
+                # protocol (engine.io's reader let such an error end its task unhandled);
+                # counted, and logged once per address per interval
+                refusals: Refusals | None = getattr(self.server, "refusals", None)
+                if refusals is not None and not (self.closing or self.closed):  # once
+                    refusals.refuse(
+                        c.CLIENT_PROTOCOL_ERRORS,
+                        address_of(_client_of(ws)),
+                        "disconnected a client that sent what is not an engine.io packet "
+                        f"({type(exc).__name__})",
+                    )
                 return
             except Exception:
                 logger.exception("Client %s: error handling its packet", self.sid)
@@ -305,3 +311,9 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
             return True
         finally:
             self.upgrading = False
+
+
+def _client_of(ws: Any) -> Any:
+    """The client's (host, port) of the websocket `ws` (server/adapters/frame_websocket.py's
+    `FrameWebSocket`), None if it does not know it."""
+    return getattr(ws, "client", None)

@@ -21,6 +21,10 @@ websockets-sansio protocol (what its "auto" picks) with these additions:
   calls it instead of going through the ASGI receive queue: the app's reader stays in its
   one wait, and a client that only keeps its connection alive costs no task, coroutine or
   future per ping interval.
+- **Oversized messages counted.** A message past uvicorn's `ws_max_size`
+  (`CLIENT_MESSAGE_MAX_BYTES`) closes the connection with 1009 as soon as its frame header
+  says so, before its payload is buffered (websockets' parser); that refusal is counted and
+  logged once per address per interval (server/adapters/refusals.py).
 """
 
 from __future__ import annotations
@@ -33,11 +37,14 @@ from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import PayloadTooBig
 from websockets.frames import Frame
 from websockets.http11 import Request
 from websockets.protocol import State
 
+from server.adapters.refusals import Refusals, address_of
 from server.outgoing.frames import FRAMES_EXTENSION
+from shared import counters as c
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,20 @@ ENGINEIO_PONG = b"3"
 class _WebSocketProtocol(WebSocketsSansIOProtocol):
     write_timeout_s: float = 10.0
     on_pong: Callable[[], None] | None = None  # set by the client's engine.io socket
+    refusals: Refusals | None = None
+    _refused: bool = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if isinstance(self.conn.parser_exc, PayloadTooBig) and not self._refused:
+            self._refused = True  # websockets' parser stops at the first: counted once
+            if self.refusals is not None:
+                self.refusals.refuse(
+                    c.CLIENT_MESSAGES_TOO_BIG,
+                    address_of(self.client),
+                    f"closed a WebSocket (1009) whose message passed "
+                    f"{self.config.ws_max_size} bytes (CLIENT_MESSAGE_MAX_BYTES)",
+                )
 
     def handle_text(self, event: Frame) -> None:
         on_pong = self.on_pong
@@ -123,8 +144,12 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.abort()
 
 
-def websocket_protocol(write_timeout_s: float) -> type[WebSocketsSansIOProtocol]:
+def websocket_protocol(
+    write_timeout_s: float, refusals: Refusals | None = None
+) -> type[WebSocketsSansIOProtocol]:
     """The relay's websocket protocol class, for uvicorn's `ws` setting."""
     return type(
-        "RelayWebSocketProtocol", (_WebSocketProtocol,), {"write_timeout_s": write_timeout_s}
+        "RelayWebSocketProtocol",
+        (_WebSocketProtocol,),
+        {"write_timeout_s": write_timeout_s, "refusals": refusals},
     )

@@ -1,5 +1,5 @@
 """The ASGI application: Socket.IO at /socket.io/, the demo page at /, /healthz, /readyz,
-/metrics, and the demo endpoints.
+/metrics, the demo endpoints, and the Admin UI at /admin-ui/ (ADMIN_UI).
 
 `create_app(relay)` serves a :class:`~server.relay.Relay` (which owns every part); the
 lifespan starts and closes it, so it starts and stops with uvicorn.
@@ -24,9 +24,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from producer import publish
+from server.adapters.refusals import Refusals
 from server.relay import Relay
 from server.sessions.auth import DEMO_TOKEN_TTL_S
+from server.web.admin_assets import ADMIN_UI, AdminAssetError, verify_admin_ui
 from server.web.api import ReadApi
+from server.web.limits import ConnectRateLimit
 from shared.envelope import DecodeError
 from shared.settings import Settings
 from shared.sqs import SERVER_APP, make_sqs_client
@@ -64,7 +67,7 @@ class DemoSender:
         return JSONResponse({"MessageId": message_id})
 
 
-def create_app(relay: Relay) -> socketio.ASGIApp:
+def create_app(relay: Relay) -> ConnectRateLimit:
     """The whole ASGI app: Socket.IO in front, Starlette for plain HTTP and the lifespan,
     which starts and closes `relay`."""
     settings, counters, handoff = relay.settings, relay.counters, relay.handoff
@@ -129,10 +132,23 @@ def create_app(relay: Relay) -> socketio.ASGIApp:
         Route("/api/streams", ReadApi(settings, history=relay.history).streams),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    if settings.admin_ui:  # the Admin UI's pinned files (server/web/admin_assets.py), checked
+        try:
+            verify_admin_ui()
+            routes.append(Mount("/admin-ui", StaticFiles(directory=ADMIN_UI, html=True)))
+        except AdminAssetError as exc:
+            logger.warning("The Admin UI is not served at /admin-ui/: %s", exc)
     if settings.demo_on:
         routes += [
             Route("/demo/token", demo_token),
             Route("/demo/send", DemoSender(settings).send, methods=["POST"]),
         ]
     web = Starlette(routes=routes, lifespan=lifespan)
-    return socketio.ASGIApp(relay.sio, other_asgi_app=web)
+    app = socketio.ASGIApp(relay.sio, other_asgi_app=web)
+    # new Socket.IO sessions per client address (server/web/limits.py)
+    return ConnectRateLimit(
+        app,
+        rate=settings.client_connect_rate,
+        burst=settings.client_connect_burst,
+        refusals=Refusals(counters),
+    )

@@ -60,11 +60,22 @@ def _state_needs_replay(settings: Settings) -> Refusal | None:
     return None
 
 
+def _message_holds_an_event(settings: Settings) -> Refusal | None:
+    if settings.client_message_max_bytes <= settings.client_event_max_bytes:
+        return Refusal(
+            "client_message_max_bytes",
+            f"must be above CLIENT_EVENT_MAX_BYTES ({settings.client_event_max_bytes}): a "
+            "client event that size, in its packet, would close the connection",
+        )
+    return None
+
+
 #: Every cross-setting check, in the order their refusals are reported.
 CHECKS: tuple[Callable[[Settings], Refusal | None], ...] = (
     _ack_within_visibility,
     _queue_holds_a_resume,
     _state_needs_replay,
+    _message_holds_an_event,
 )
 
 

@@ -153,3 +153,61 @@ class ClientSettings(BaseModel):
         description="Client events allowed in a burst, per connection.",
         json_schema_extra=SEE_ABOVE,
     )
+    client_message_max_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest message a client may send, bytes (a WebSocket message, a "
+        "long-polling POST).",
+        json_schema_extra=comment(
+            "Hostile connections (docs/security.md). The largest message a client may send, "
+            "bytes: a WebSocket message past it closes the connection (1009) before it is "
+            "read, a long-polling POST past it is refused (413). Keep it above "
+            "CLIENT_EVENT_MAX_BYTES; engine.io's default."
+        ),
+    )
+    client_header_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A connection that has not sent a whole request's headers this long after "
+        "it opened (or began a request) is closed, seconds.",
+        json_schema_extra=comment(
+            "A connection that sends no complete request headers this many seconds after it "
+            "opened, or after its request began (nothing at all, or a byte at a time), is "
+            "closed: uvicorn alone keeps it for ever."
+        ),
+    )
+    client_max_connections: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="Open connections the server takes, past which a new one is closed at once; "
+        "0: the open files limit less 256.",
+        json_schema_extra=comment(
+            "Open TCP connections the server keeps, all clients together: a new one past it is "
+            "closed at once, before it is read. 0: the open files limit (raised to its hard "
+            "limit at start) less 256 kept for everything else, so that the server never runs "
+            "out of file descriptors."
+        ),
+    )
+    client_connect_rate: float = Field(
+        200.0,
+        ge=0,
+        le=1_000_000,
+        description="New Socket.IO sessions allowed per second from one address; 0: no limit.",
+        json_schema_extra=comment(
+            "New Socket.IO sessions (engine.io handshakes) allowed per second from one client "
+            "address, and in a burst; past them a handshake is refused (HTTP 429, or 403 for "
+            "a WebSocket) and the client's helper retries later. 0 turns the limit off. Behind "
+            "a proxy the address is the one uvicorn reads from X-Forwarded-For "
+            "(uvicorn's FORWARDED_ALLOW_IPS: 127.0.0.1 unless set)."
+        ),
+    )
+    client_connect_burst: int = Field(
+        2000,
+        ge=1,
+        le=10_000_000,
+        description="New Socket.IO sessions allowed in a burst from one address.",
+        json_schema_extra=SEE_ABOVE,
+    )

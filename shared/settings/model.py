@@ -7,6 +7,7 @@ from typing import Any, Self
 from pydantic import ModelWrapValidatorHandler, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.settings.admin import AdminSettings
 from shared.settings.auth import AuthSettings
 from shared.settings.checks import cross_check
 from shared.settings.clients import ClientSettings
@@ -26,6 +27,7 @@ CONCERNS: tuple[type[Any], ...] = (
     StateSettings,
     PresenceSettings,
     AuthSettings,
+    AdminSettings,
     ProcessSettings,
 )
 
@@ -38,6 +40,7 @@ class SettingsError(Exception):
 # fields (and several errors in one message) then come in CONCERNS' order.
 class Settings(
     ProcessSettings,
+    AdminSettings,
     AuthSettings,
     PresenceSettings,
     StateSettings,
@@ -51,7 +54,7 @@ class Settings(
 
     Each concern's fields, their own checks and derived values live in their module
     (`sqs.py`, `handoff.py`, `cluster.py`, `clients.py`, `state.py`, `presence.py`,
-    `auth.py`, `process.py`); the
+    `auth.py`, `admin.py`, `process.py`); the
     checks between settings in `checks.py`. All are read flat: `settings.sqs_wait_s`.
 
     >>> settings = load_settings({"SQS_WAIT_S": "1"})
@@ -112,7 +115,7 @@ def _explain(exc: ValidationError) -> str:
         field = ".".join(str(part) for part in error["loc"]) or "settings"
         value = error.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""
-        if "secret" in field:
+        if "secret" in field or "password" in field:
             shown = ""  # never echo a secret into a log
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{field.upper()}{shown}: {message}")

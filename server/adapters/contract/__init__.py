@@ -22,11 +22,11 @@ from server.adapters.contract.record import (
     VERIFIED,
     Internal,
 )
-from server.adapters.contract.socketio_internals import SOCKETIO
+from server.adapters.contract.socketio_internals import ADMIN, SOCKETIO
 from server.adapters.contract.uvicorn_internals import UVICORN
 
 #: Every record, in the table's order.
-INTERNALS: tuple[Internal, ...] = (*SOCKETIO, *ENGINEIO, *UVICORN, *OTHERS)
+INTERNALS: tuple[Internal, ...] = (*SOCKETIO, *ADMIN, *ENGINEIO, *UVICORN, *OTHERS)
 
 __all__ = [
     "ATTRIBUTE",

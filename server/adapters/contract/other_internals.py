@@ -12,6 +12,12 @@ OTHERS: tuple[Internal, ...] = (
         "websockets", "websockets.frames:Frame", "serialize", CALLED,
         "adapters/frame_websocket.py: text_frame", "every emit fails", params=("mask",),
     ),
+    Internal(
+        "websockets", "websockets.protocol:Protocol", "parser_exc", ATTRIBUTE,
+        "adapters/wsprotocol.py: _WebSocketProtocol.data_received",
+        "a message past CLIENT_MESSAGE_MAX_BYTES is refused uncounted and unlogged",
+        set_in="__init__",
+    ),
     # botocore, urllib3
     Internal(
         "botocore", "botocore.client:BaseClient", "_endpoint", ATTRIBUTE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.adapters.contract.record import ATTRIBUTE, CALLED, OVERRIDE, Internal
+from server.adapters.contract.record import ATTRIBUTE, BEHAVIOUR, CALLED, OVERRIDE, Internal
 
 _SIO_SERVER = "socketio.async_server:AsyncServer"
 _SIO_MANAGER = "socketio.async_manager:AsyncManager"
@@ -11,6 +11,19 @@ _ROOMS = "the per-client room index: a leaving client keeps rooms, or emits miss
 
 # fmt: off
 SOCKETIO: tuple[Internal, ...] = (
+    Internal(
+        "python-socketio", _SIO_SERVER, "_handle_eio_message", OVERRIDE,
+        "adapters/socketio_server.py: BoundedSocketServer",
+        "a client that breaks the protocol is kept: a traceback logged per packet, binary "
+        "attachments it announces kept in memory, events to other namespaces dropped uncounted",
+        ours="server.adapters.socketio_server:BoundedSocketServer",
+        params=("eio_sid", "data"), source="self._binary_packet",
+    ),
+    Internal(
+        "python-socketio", _SIO_SERVER, "environ", ATTRIBUTE,
+        "adapters/socketio_server.py: _disconnect_offender",
+        "a protocol error's log line says 'unknown' for the client's address",
+    ),
     Internal(
         "python-socketio", _SIO_SERVER, "_engineio_server_class", OVERRIDE,
         "adapters/socketio_server.py: BoundedSocketServer",
@@ -99,6 +112,36 @@ SOCKETIO: tuple[Internal, ...] = (
         "python-socketio", "socketio.packet:Packet", "encode", CALLED,
         "adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow",
         "every emit fails",
+    ),
+)
+# fmt: on
+
+_ADMIN = "socketio.async_admin:InstrumentedAsyncServer"
+
+# fmt: off
+ADMIN: tuple[Internal, ...] = (
+    Internal(
+        "python-socketio", _SIO_SERVER, "handlers", ATTRIBUTE,
+        "adapters/admin.py: AdminUI.instrument (an empty '/' entry)",
+        "the Admin UI's dashboard lists no clients' namespace",
+    ),
+    Internal(
+        "python-socketio", _SIO_SERVER, "_handle_connect", BEHAVIOUR,
+        "adapters/admin.py: AdminUI._forget_refused_connects (wraps the server's _trigger_event)",
+        "development mode: refused clients stay listed in the Admin UI, their times kept",
+        source="success = await self._trigger_event(",
+    ),
+    Internal(
+        "python-socketio", _ADMIN, "_trigger_event", BEHAVIOUR,
+        "adapters/admin.py: AdminUI._forget_refused_connects (pops manager._timestamps)",
+        "development mode: refused clients stay listed in the Admin UI, their times kept",
+        source="self.sio.manager._timestamps[sid] = t",
+    ),
+    Internal(
+        "python-socketio", _ADMIN, "stats_task", ATTRIBUTE,
+        "adapters/admin.py: AdminUI.close",
+        "the Admin UI's statistics task outlives the relay's stop (cancelled with the loop)",
+        set_in="_handle_eio_connect",
     ),
 )
 # fmt: on

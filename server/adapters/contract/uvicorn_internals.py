@@ -8,10 +8,49 @@ _UV_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOPr
 _UV_SERVER = "uvicorn.server:Server"
 _OURS_WS = "server.adapters.wsprotocol:_WebSocketProtocol"
 _OURS_SERVER = "server.adapters.uvicorn_server:UvicornServer"
+_UV_HTTP = "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol"
+_OURS_HTTP = "server.adapters.httpprotocol:_HttpProtocol"
+_NO_HEADER_TIMEOUT = "no header timeout: half-open and slow-header connections are kept for ever"
 _PROTOCOL_STATE = "write_frame/send misjudge the connection: frames to a closed one, or none"
 
 # fmt: off
 UVICORN: tuple[Internal, ...] = (
+    *(
+        Internal(
+            "uvicorn", _UV_HTTP, name, OVERRIDE, "adapters/httpprotocol.py: _HttpProtocol",
+            breaks, ours=_OURS_HTTP, params=params,
+        )
+        for name, params, breaks in (
+            ("connection_made", ("transport",),
+             "no connection cap (CLIENT_MAX_CONNECTIONS), and " + _NO_HEADER_TIMEOUT),
+            ("on_message_begin", (), "a kept-alive request has no header timeout"),
+            ("on_headers_complete", (), "every connection is closed at the header timeout"),
+            ("connection_lost", ("exc",), "a gone connection's header timer fires (harmless)"),
+        )
+    ),
+    *(
+        Internal(
+            "uvicorn", _UV_HTTP, name, ATTRIBUTE, "adapters/httpprotocol.py: _HttpProtocol",
+            breaks, set_in=set_in,
+        )
+        for name, set_in, breaks in (
+            ("connections", "__init__", "no connection cap: every connect fails (AttributeError)"),
+            ("loop", "__init__", _NO_HEADER_TIMEOUT + " (AttributeError)"),
+            ("transport", "connection_made", "refusals fail (AttributeError)"),
+            ("client", "connection_made", "refusals fail (AttributeError)"),
+        )
+    ),
+    Internal(
+        "uvicorn", _UV_WS, "data_received", OVERRIDE,
+        "adapters/wsprotocol.py: _WebSocketProtocol",
+        "a message past CLIENT_MESSAGE_MAX_BYTES is refused uncounted and unlogged",
+        ours=_OURS_WS, params=("data",),
+    ),
+    Internal(
+        "uvicorn", _UV_WS, "config", ATTRIBUTE,
+        "adapters/wsprotocol.py: _WebSocketProtocol.data_received",
+        "an oversized message's refusal fails (AttributeError)", set_in="__init__",
+    ),
     *(
         Internal(
             "uvicorn", _UV_WS, name, OVERRIDE,
