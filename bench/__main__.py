@@ -35,6 +35,10 @@ messages/s; the server's event-loop lag (its in-process probe) and a client's pi
 trip; CPU seconds per 1,000 messages for each role (psutil); peak RSS; queue depth.
 
 Writes results.json, report.md and PNG plots to --out, and prints a summary table.
+
+`python -m bench soak --help`: the soak run instead (bench/soak.py): clients churning on
+one stack for half an hour or more, the server's memory, descriptors, tasks, GC-tracked
+objects and latency sampled, and their slopes after warm-up.
 """
 
 from __future__ import annotations
@@ -123,6 +127,11 @@ def run_all(
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["soak"]:
+        from bench.soak import main as soak_main
+
+        return soak_main(arguments[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,

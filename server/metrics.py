@@ -6,7 +6,9 @@ Served at ``/metrics``. Metric names are listed in docs/operations.md, "Metrics"
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
@@ -23,6 +25,15 @@ _LAG_BUCKETS = (
 )  # fmt: skip
 #: 20 wake-ups a second: enough samples for a p99 over a few seconds, negligible CPU.
 LAG_PROBE_INTERVAL_S = 0.05
+#: `relay_asyncio_tasks` is counted on one probe tick in this many (once a second): counting
+#: walks every task, about 0.1 us each (2 ms a second at 20,000 tasks would be too much at
+#: 20 wake-ups a second; 0.1 ms at once a second is not).
+TASKS_EVERY_TICKS = 20
+#: `relay_gc_objects` is counted at most this often, when /metrics is scraped:
+#: len(gc.get_objects()) builds a list of every tracked object (about 20 ms per million on
+#: the 2-core machines), too slow for every scrape. Objects frozen at start
+#: (server/__main__.py's gc.freeze) are not in it: it counts what the server made since.
+GC_OBJECTS_MAX_AGE_S = 10.0
 
 
 def loop_lag_histogram(registry: CollectorRegistry) -> Histogram:
@@ -35,13 +46,43 @@ def loop_lag_histogram(registry: CollectorRegistry) -> Histogram:
     )
 
 
-async def probe_loop_lag(histogram: Histogram) -> None:
-    """Runs for the server's life: sleep a fixed interval, record how late it woke."""
+async def probe_loop_lag(histogram: Histogram, tasks: Gauge | None = None) -> None:
+    """Runs for the server's life: sleep a fixed interval, record how late it woke; and, on
+    one tick in TASKS_EVERY_TICKS, how many asyncio tasks the loop holds (into `tasks`)."""
     loop = asyncio.get_running_loop()
+    ticks = 0
     while True:
+        if tasks is not None and ticks % TASKS_EVERY_TICKS == 0:
+            tasks.set(len(asyncio.all_tasks(loop)))
+        ticks += 1
         started = loop.time()
         await asyncio.sleep(LAG_PROBE_INTERVAL_S)
         histogram.observe(max(0.0, loop.time() - started - LAG_PROBE_INTERVAL_S))
+
+
+class GcObjectCount:
+    """len(gc.get_objects()), counted again only once the last count is `max_age_s` old:
+    a gauge's read function, so that nothing is counted while nobody scrapes.
+
+    Usage::
+
+        gauge.set_function(GcObjectCount())
+    """
+
+    def __init__(
+        self, max_age_s: float = GC_OBJECTS_MAX_AGE_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._counted_at: float | None = None
+        self._count = 0
+
+    def __call__(self) -> float:
+        now = self._clock()
+        if self._counted_at is None or now - self._counted_at >= self.max_age_s:
+            self._count = len(gc.get_objects())
+            self._counted_at = now
+        return float(self._count)
 
 
 class ServerMetrics:
@@ -78,9 +119,21 @@ class ServerMetrics:
             buckets=(1, 2, 5, 10, 20, 50, 100),
             registry=self.registry,
         )
+        self.asyncio_tasks = Gauge(
+            "relay_asyncio_tasks",
+            "asyncio tasks in the server's event loop (not done), counted once a second.",
+            registry=self.registry,
+        )
+        self.gc_objects = Gauge(
+            "relay_gc_objects",
+            "Objects tracked by Python's garbage collector (not those frozen at start), "
+            f"counted at most every {GC_OBJECTS_MAX_AGE_S:g} s when scraped.",
+            registry=self.registry,
+        )
+        self.gc_objects.set_function(GcObjectCount())
 
     def track(self, gauge: Gauge, read: Callable[[], float]) -> None:
         gauge.set_function(read)
 
     async def probe_loop_lag(self) -> None:
-        await probe_loop_lag(self.loop_lag_seconds)
+        await probe_loop_lag(self.loop_lag_seconds, self.asyncio_tasks)
