@@ -4,6 +4,7 @@ the figures are measured in bench/, never in a test)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import subprocess
@@ -90,11 +91,17 @@ def test_fit_calls_a_steady_rise_growth_and_noise_around_a_level_flat() -> None:
 def test_gc_object_count_is_counted_again_only_once_it_is_old_enough() -> None:
     now = [0.0]
     count = GcObjectCount(max_age_s=10, clock=lambda: now[0])
-    first = count()
-    held = [[n] for n in range(50_000)]  # tracked objects made after the first count
+    # No collection in between: what earlier tests left would be freed and muddle the count
+    gc.collect()
+    gc.disable()
+    try:
+        first = count()
+        held = [[n] for n in range(50_000)]  # tracked objects made after the first count
 
-    now[0] = 9.9
-    assert count() == first  # within max_age_s: the cached count
-    now[0] = 10.0
-    # counted again: the new objects are in it (less what the collector freed meanwhile)
-    assert count() >= first + 0.9 * len(held)
+        now[0] = 9.9
+        assert count() == first  # within max_age_s: the cached count
+        now[0] = 10.0
+        # counted again: the new objects are in it
+        assert count() >= first + len(held)
+    finally:
+        gc.enable()
