@@ -239,7 +239,7 @@ async def test_a_flood_of_connects_from_one_address_is_refused_past_its_rate(
     # and the same address gets a session again once its bucket has tokens (polled)
     deadline = loop.time() + 30
     while (status := await handshake_status(stack.http_port)) == 429 and loop.time() < deadline:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a polling interval while the bucket refills, not a sync
     assert status == 200, status
     rss_after = rss_bytes(stack, server)
     report(
