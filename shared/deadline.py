@@ -33,6 +33,11 @@ class StopDeadline:
     #: Worker: the longest it waits for a confirmation once stopping (a server that is itself
     #: stopping answers at once or not at all); the batch goes back to the queue after it.
     STOPPING_ACK_GRACE_S = 1.0
+    #: Worker: on a busy queue (its last receive brought messages), how long an open long poll
+    #: may take to answer by itself before it is cut off. There it answers within
+    #: milliseconds, and its messages go back to the queue at once; cut off, what SQS handed
+    #: it stays invisible for the visibility timeout. An idle queue's poll is cut at once.
+    POLL_GRACE_S = 1.0
     #: Server in thread mode: what stopping the worker threads leaves to closing the hand-off.
     HANDOFF_CLOSE_S = 0.3
 

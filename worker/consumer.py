@@ -71,7 +71,8 @@ class Worker:
     worker) retries it. At most `SQS_BATCH_SIZE` messages are in flight per worker: it waits
     for a batch's confirmation before its next receive. A message that can never be delivered
     goes to the dead-letter queue on its own; the rest of its batch goes on. Setting the stop
-    flag ends an open long poll at once.
+    flag ends an open long poll at once (on a busy queue, after up to
+    `StopDeadline.POLL_GRACE_S` for it to answer by itself).
 
     On a FIFO queue (a URL ending ``.fifo``) each message group keeps its order: once a message
     of a group stays on the queue (not confirmed, or undeliverable with no dead-letter queue to
@@ -110,6 +111,7 @@ class Worker:
         self._tracked = self.sqs_health.install(sqs)
         self._waiting_since: float | None = None  # waiting for a server in the delivery set
         self._poll = LongPoll.install(sqs)
+        self._busy = False  # the last receive brought messages
         self.fifo = settings.sqs_queue_url.rstrip("/").endswith(".fifo")
 
     def run(self) -> int:
@@ -181,7 +183,15 @@ class Worker:
         # handler in process mode, the server's lifespan in thread mode).
         self._stop.wait()
         self.stop_deadline.start()
-        if self._poll is not None and self._poll.end_now():
+        if self._poll is None:
+            return
+        if self._busy:
+            remaining = self.stop_deadline.remaining() or 0.0
+            grace = min(StopDeadline.POLL_GRACE_S, remaining - StopDeadline.AFTER_ACK_S)
+            if grace > 0 and self._poll.wait_closed(grace):
+                self._poll.end_now()  # refuse later polls; none is open to cut
+                return
+        if self._poll.end_now():
             logger.info("Stopping: ending the open long poll")
 
     def _read_queue_attributes(self) -> bool:
@@ -268,6 +278,7 @@ class Worker:
         if self._poll is not None:
             self._poll.end()
         messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
+        self._busy = bool(messages)
         self.counters.inc(c.RECEIVED, len(messages))
         if messages and self._stop.is_set():
             # Received while stopping: hand them back instead of starting work on them.

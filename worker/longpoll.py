@@ -34,11 +34,14 @@ class LongPoll:
     botocore's own `needs-retry` event, the retry botocore would make of the broken call.
 
     The cost: SQS may already have taken messages for the poll cut off; they stay invisible
-    until the visibility timeout. The worker counts such polls (`abandoned_polls`).
+    until the visibility timeout. The worker counts such polls (`abandoned_polls`), and on a
+    busy queue first gives the poll a moment to answer by itself (:meth:`wait_closed`): there it
+    answers within milliseconds, and what it brings goes back to the queue at once.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._closed = threading.Condition(self._lock)
         self._open = False
         self._ended = False
         self._connections: list[Any] = []
@@ -70,7 +73,14 @@ class LongPoll:
         with self._lock:
             self._open = False
             self._connections.clear()
+            self._closed.notify_all()
             return self._ended
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """From any thread: wait up to `timeout_s` for the open poll (if any) to answer by
+        itself; True if none is open now."""
+        with self._lock:
+            return self._closed.wait_for(lambda: not self._open, timeout_s)
 
     def end_now(self) -> bool:
         """From any thread: end the open poll, and refuse later ones. True if one was open."""

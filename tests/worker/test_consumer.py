@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -342,8 +343,8 @@ class HangingSqs(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _HangingHandler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), handler or _HangingHandler)
         self.receives = 0
         self.poll_open = threading.Event()
         self.release = threading.Event()
@@ -436,3 +437,73 @@ def test_a_hand_off_that_fails_returns_its_batch_at_once() -> None:
     assert sqs.released == ["r0"]
     assert sqs.deleted == ["r9", "r1"]
     assert worker.counters.get(c.RETURNED) == 1
+
+
+class BusySqs(HangingSqs):
+    """The first ReceiveMessage brings one message at once; the next is held until `release`
+    and then brings another: a busy queue whose poll answers soon after the stop."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+        super().__init__(_BusyHandler)
+
+
+class _BusyHandler(_HangingHandler):
+    server: BusySqs
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        operation = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        self.server.operations.append(operation)
+        answer: dict[str, Any] = {}
+        if operation == "GetQueueAttributes":
+            answer = {"Attributes": {"VisibilityTimeout": "30"}}
+        elif operation == "ReceiveMessage":
+            self.server.receives += 1
+            if self.server.receives > 1:
+                self.server.poll_open.set()
+                self.server.release.wait(30)
+            n = self.server.receives
+            answer = {"Messages": [{**message(n), "MD5OfBody": _md5(message(n)["Body"])}]}
+        elif operation in ("DeleteMessageBatch", "ChangeMessageVisibilityBatch"):
+            answer = {"Successful": [{"Id": "0"}], "Failed": []}
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _md5(body: str) -> str:
+    return hashlib.md5(body.encode()).hexdigest()
+
+
+def test_on_a_busy_queue_stop_lets_the_open_poll_answer_and_returns_what_it_brought() -> None:
+    # Given a worker whose last receive brought a message (a busy queue), now in a long poll
+    sqs_server = BusySqs()
+    settings = load_settings({"SQS_QUEUE_URL": sqs_server.queue_url})
+    sqs = make_sqs_client(settings)
+    stop = threading.Event()
+    worker = Worker(
+        counters=Counters(), settings=settings, sqs=sqs, handoff=FakeHandoff(), stop=stop
+    )  # type: ignore[arg-type]
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert sqs_server.poll_open.wait(10), "the worker never opened its second long poll"
+
+        # When it is told to stop and the poll answers right after, with a message
+        stop.set()
+        sqs_server.release.set()
+
+        # Then the poll was not cut off: its message went back to the queue at once
+        thread.join(10)
+        assert not thread.is_alive(), "the worker did not stop"
+        assert worker.counters.get(c.ABANDONED_POLLS) == 0
+        assert worker.counters.get(c.RETURNED_ON_SHUTDOWN) == 1
+        assert sqs_server.operations[-1] == "ChangeMessageVisibilityBatch"
+    finally:
+        sqs_server.close()
+        thread.join(35)
+        sqs.close()
