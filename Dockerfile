@@ -10,7 +10,8 @@
 #
 # The wheel is built from this folder (the demo page's socket.io-client bundles, fetched once
 # by `python -m server.web.assets`, ride along if they are there; else the build fetches them)
-# and installed with the versions pinned in uv.lock, hashes checked. The last stage has
+# and installed with the versions pinned in uv.lock, hashes checked, with the `tracing` extra
+# (OpenTelemetry, off until OTEL_TRACES_EXPORTER is set: docs/tracing.md). The last stage has
 # Python, tini and the installed environment: no compiler, no pip, no uv, no source.
 
 ARG BASE=debian:bookworm-slim
@@ -38,7 +39,7 @@ RUN --mount=type=secret,id=ca \
     fi \
  && export PATH=/opt/uv/bin:$PATH \
  && uv export --frozen --no-default-groups --no-emit-project --no-header \
-        ${EXTRAS:+--extra "$EXTRAS"} --output-file /tmp/requirements.txt \
+        --extra tracing ${EXTRAS:+--extra "$EXTRAS"} --output-file /tmp/requirements.txt \
  && uv venv --python /usr/bin/python3 /opt/relay \
  && uv pip install --no-cache --python /opt/relay/bin/python --require-hashes \
         --requirement /tmp/requirements.txt \

@@ -17,8 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from producer.publish import FifoError, PublishError, check_group, send_bodies
 from shared.envelope import DISCONNECT_EVENT, DecodeError, Envelope
-from shared.settings import SettingsError, load_settings
+from shared.settings import Settings, SettingsError, load_settings
 from shared.sqs import PRODUCER_APP, make_sqs_client
+from shared.tracing import start_tracing
 
 PROG = "python -m producer"
 
@@ -193,7 +194,6 @@ def _one_or_many(names: list[str] | None) -> str | tuple[str, ...] | None:
 
 def main(argv: list[str] | None = None) -> int:
     command = parse_command(argv)
-    bodies = command.bodies
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -205,6 +205,21 @@ def main(argv: list[str] | None = None) -> int:
         option = "--group" if command.group is None else "--group/--dedup-id"
         print(f"{PROG}: {exc} ({option})", file=sys.stderr)
         return 2
+    tracing = start_tracing(settings, service="sqs-relay-publish")
+    if tracing is None:
+        return _send(settings, command)
+    # One trace for the command; each SendMessage(Batch) call is a `publish` span in it.
+    try:
+        with tracing.tracer.start_as_current_span("sqs-relay-publish") as span:
+            code = _send(settings, command)
+            print(f"trace {span.get_span_context().trace_id:032x}")
+        return code
+    finally:
+        tracing.close(timeout_s=5.0)
+
+
+def _send(settings: Settings, command: Command) -> int:
+    bodies = command.bodies
     sqs = make_sqs_client(settings, app=PRODUCER_APP)
     started = time.perf_counter()
     try:

@@ -19,6 +19,10 @@ raises :class:`shared.envelope.DecodeError` (a ``ValueError``) before anything i
 the code the worker would have dead-lettered it under; a group for a standard queue, or none
 for a FIFO queue, raises :class:`FifoError` (a ``ValueError``), also before anything is sent;
 boto3's own errors propagate.
+
+With the OpenTelemetry API installed, each SendMessage(Batch) call is a ``publish`` span and
+its context goes on the messages (a ``traceparent`` attribute): an application that traces
+gets each event's path through the relay in the same trace (docs/tracing.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.envelope import DISCONNECT_EVENT, Envelope
+from shared.tracing import message_attributes, publishing
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -153,10 +158,13 @@ def disconnect_user(
 def _send_one(
     sqs: SQSClient, queue_url: str, body: str, group: str | None, dedup_id: str | None
 ) -> str:
-    fifo: dict[str, str] = {} if group is None else {"MessageGroupId": group}
+    extra: dict[str, Any] = {} if group is None else {"MessageGroupId": group}
     if dedup_id is not None:
-        fifo["MessageDeduplicationId"] = dedup_id
-    return sqs.send_message(QueueUrl=queue_url, MessageBody=body, **fifo)["MessageId"]  # type: ignore[arg-type]
+        extra["MessageDeduplicationId"] = dedup_id
+    with publishing(queue_url, 1):
+        if attributes := message_attributes():
+            extra["MessageAttributes"] = attributes
+        return sqs.send_message(QueueUrl=queue_url, MessageBody=body, **extra)["MessageId"]
 
 
 def publish_batch(
@@ -214,15 +222,19 @@ def send_bodies(
     failures: dict[int, str] = {}
     for start in range(0, len(bodies), SQS_BATCH_MAX):
         chunk = bodies[start : start + SQS_BATCH_MAX]
-        entries: list[dict[str, str]] = []
-        for n, body in enumerate(chunk):
-            entry = {"Id": str(n), "MessageBody": body}
-            if group_of is not None:
-                entry["MessageGroupId"] = group_of[start + n]
-            if dedup_ids is not None:
-                entry["MessageDeduplicationId"] = dedup_ids[start + n]
-            entries.append(entry)
-        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+        with publishing(queue_url, len(chunk)):
+            attributes = message_attributes()
+            entries: list[dict[str, Any]] = []
+            for n, body in enumerate(chunk):
+                entry: dict[str, Any] = {"Id": str(n), "MessageBody": body}
+                if group_of is not None:
+                    entry["MessageGroupId"] = group_of[start + n]
+                if dedup_ids is not None:
+                    entry["MessageDeduplicationId"] = dedup_ids[start + n]
+                if attributes:
+                    entry["MessageAttributes"] = attributes
+                entries.append(entry)
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
         sent = {int(entry["Id"]): entry["MessageId"] for entry in response.get("Successful", [])}
         refused = {int(entry["Id"]): entry for entry in response.get("Failed", [])}
         for n in range(len(chunk)):

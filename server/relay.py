@@ -25,6 +25,7 @@ from server.history.state import LocalState
 from server.intake.emitter import Emitter, RoomSender
 from server.intake.handoff import RouterHandoff
 from server.intake.inprocess import InProcessWorkers
+from server.intake.tracing import IntakeTracing
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
 from server.presence.local import LocalPresence
@@ -39,6 +40,7 @@ from shared.counters import SERVER_NAMES, WORKER_NAMES, Counters
 from shared.curve import check_exposure
 from shared.deadline import StopDeadline
 from shared.settings import Settings
+from shared.tracing import start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +172,9 @@ class Relay:
                 mode=settings.admin_mode,
             )
         self.sender = RoomSender(sio=self.sio, metrics=self.metrics)
+        # Traces (OTEL_TRACES_EXPORTER, docs/tracing.md): None while off, and nothing imported.
+        self.tracing = start_tracing(settings, service="sqs-relay-server")
+        traced = None if self.tracing is None else IntakeTracing(self.tracing, self.sio)
         self.disconnector = Disconnector(
             sio=self.sio, bus=self.control, revocations=self.revocations, counters=self.counters
         )
@@ -180,9 +185,14 @@ class Relay:
             counters=self.counters,
             metrics=self.metrics,
             commands=self.disconnector,
+            observe=None if traced is None else traced.observe,
         )
         self.handoff = RouterHandoff(settings=settings, handler=self.emitter)
-        self.workers = InProcessWorkers(settings, counters=self.counters) if thread_mode else None
+        self.workers = (
+            InProcessWorkers(settings, counters=self.counters, tracing=self.tracing)
+            if thread_mode
+            else None
+        )
         self.metrics.track(self.metrics.connected_clients, lambda: len(self.handlers.connections))
         self.metrics.track(self.metrics.workers_connected, lambda: self.handoff.workers_connected)
         self._probe: asyncio.Task[None] | None = None
@@ -257,5 +267,8 @@ class Relay:
         await self.revocations.close()
         if self.admin is not None:
             self.admin.close()
+        if self.tracing is not None:
+            # Blocking, bounded: the spans batched since the last export (OTEL_BSP_*).
+            await asyncio.to_thread(self.tracing.close, StopDeadline.EXIT_S)
         summary = (*_SUMMARY, *self.history.summary_counters)
         logger.info("Relay stopped: %s", self.counters.summary(summary))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.envelope import DecodeError, Envelope
+from shared.tracing import clean_carrier
 
 PING = b"ping"
 PONG = b"pong"
@@ -48,8 +49,10 @@ class Delivery:
     """One SQS message on its way to the server: the envelope plus where it came from.
 
     As JSON: ``{"id", "event", "data", "room", "user", "namespace", "key", "version",
-    "sent_ms", "received_ms", "group"}``; ``room`` and ``user`` are null, a string or a list,
-    as in the envelope (a server that knows no ``user`` would take a message for users alone
+    "sent_ms", "received_ms", "group"}``, and ``"trace"`` only while traces are on (the W3C
+    ``traceparent``/``tracestate`` of the worker's hand-off span: shared/tracing.py; a server
+    drops anything else in it); ``room`` and ``user`` are null, a string or a list, as in the
+    envelope (a server that knows no ``user`` would take a message for users alone
     as one for everyone, and one that knows no ``key`` keeps no state: upgrade servers before
     workers).
     """
@@ -61,10 +64,12 @@ class Delivery:
     #: A FIFO queue's MessageGroupId: the server emits none of a group's later messages of a
     #: batch once one of them failed (the worker returns them with it, in order).
     group: str | None = None
+    #: The trace context the server's span continues (shared/tracing.py); None: not traced.
+    trace: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         e = self.envelope
-        return {
+        value = {
             "id": self.message_id,
             "event": e.event,
             "data": e.data,
@@ -77,6 +82,9 @@ class Delivery:
             "received_ms": self.received_ms,
             "group": self.group,
         }
+        if self.trace is not None:
+            value["trace"] = self.trace
+        return value
 
     @classmethod
     def from_json(cls, value: Any) -> Delivery:
@@ -102,6 +110,7 @@ class Delivery:
             sent_ms if isinstance(sent_ms, int) else None,
             received_ms if isinstance(received_ms, int) else None,
             group if isinstance(group, str) else None,
+            clean_carrier(value["trace"]) if "trace" in value else None,
         )
 
 

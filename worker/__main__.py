@@ -23,6 +23,7 @@ from shared.metrics import registry_for
 from shared.settings import Settings, SettingsError
 from shared.sqs import WORKER_APP, make_sqs_client
 from shared.startup import start
+from shared.tracing import start_tracing
 from worker.consumer import Worker
 from worker.handoff import DealerHandoff
 
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
+    tracing = start_tracing(settings, service="sqs-relay-worker")
     worker = Worker(
         settings=settings,
         sqs=make_sqs_client(settings, app=WORKER_APP),
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         stop=stop,
         counters=counters,
         name="worker",
+        tracing=tracing,
     )
     if settings.metrics_port is not None:
         serve_metrics(worker, settings)
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(0)  # the daemon thread owns its sockets; context.term() would wait for them
     handoff.close()
     context.term()
+    if tracing is not None:
+        tracing.close(timeout_s=worker.stop_deadline.remaining() or 0.0)
     return status[0] if status else 0
 
 

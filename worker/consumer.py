@@ -20,11 +20,13 @@ from shared.counters import WORKER_NAMES, Counters
 from shared.deadline import StopDeadline
 from shared.envelope import DecodeError, Envelope, parse_body, sqs_attributes
 from shared.settings import Settings
+from shared.tracing import Tracing
 from shared.wire import Delivery
 from worker.deadletter import DeadLetters
 from worker.handoff import DealerHandoff
 from worker.longpoll import LongPoll
 from worker.sqshealth import SqsHealth
+from worker.tracing import BatchTrace
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -91,6 +93,7 @@ class Worker:
         counters: Counters,
         name: str = "worker",
         parse: Callable[[dict[str, Any], Settings], Envelope] = parse_message,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
         self._sqs = sqs
@@ -112,6 +115,8 @@ class Worker:
         self._waiting_since: float | None = None  # waiting for a server in the delivery set
         self._poll = LongPoll.install(sqs)
         self._busy = False  # the last receive brought messages
+        self._tracing = tracing  # None: traces off (shared/tracing.py)
+        self._polled_ns = 0  # traces on: when the last long poll returned
         self.fifo = settings.sqs_queue_url.rstrip("/").endswith(".fifo")
 
     def run(self) -> int:
@@ -278,6 +283,8 @@ class Worker:
         if self._poll is not None:
             self._poll.end()
         messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
+        if self._tracing is not None:
+            self._polled_ns = time.time_ns()
         self._busy = bool(messages)
         self.counters.inc(c.RECEIVED, len(messages))
         if messages and self._stop.is_set():
@@ -288,6 +295,8 @@ class Worker:
 
     def _system_attributes(self) -> list[MessageSystemAttributeNameType]:
         names: list[MessageSystemAttributeNameType] = ["SentTimestamp", "ApproximateReceiveCount"]
+        if self._tracing is not None:
+            names.append("AWSTraceHeader")  # X-Ray's context, when the sender had one
         return [*names, "MessageGroupId"] if self.fifo else names
 
     def _group(self, message: dict[str, Any]) -> str | None:
@@ -319,6 +328,16 @@ class Worker:
             raise DecodeError("decode_failed", f"{type(exc).__name__}: {exc}") from exc
 
     def _handle(self, messages: list[dict[str, Any]]) -> None:
+        if self._tracing is None:
+            self._handle_batch(messages, None)
+            return
+        trace = BatchTrace(self._tracing, self._settings.sqs_queue_url, messages, self._polled_ns)
+        try:
+            self._handle_batch(messages, trace)
+        finally:
+            trace.end()
+
+    def _handle_batch(self, messages: list[dict[str, Any]], trace: BatchTrace | None) -> None:
         deliveries: list[Delivery] = []
         by_id: dict[str, dict[str, Any]] = {}
         received_ms = int(time.time() * 1000)
@@ -329,12 +348,16 @@ class Worker:
             group = self._group(message)
             if group is not None and group in stays:
                 held.append(message)
+                if trace is not None:
+                    trace.held(message)
                 continue
             try:
                 envelope = self._decode(message)
             except DecodeError as exc:
                 if self._dead.move(message, exc):
                     dead.append(message)
+                    if trace is not None:
+                        trace.dead_lettered(message, exc.code, exc.reason)
                     self.counters.inc(c.DEAD_LETTERED, reason=exc.code)
                     logger.warning(
                         "Dead-lettered message %s (%s): %s",
@@ -350,9 +373,13 @@ class Worker:
                         message.get("Attributes", {}).get("ApproximateReceiveCount", "?"),
                         exc.reason,
                     )
+                    if trace is not None:
+                        trace.kept(message, exc.code, exc.reason)
                     if group is not None:
                         stays.add(group)  # it reappears after the visibility timeout
                 continue
+            if trace is not None:
+                trace.decoded(message, envelope)
             sent = message.get("Attributes", {}).get("SentTimestamp")
             deliveries.append(
                 Delivery(
@@ -365,21 +392,28 @@ class Worker:
             )
             by_id[message["MessageId"]] = message
         self.in_flight = len(deliveries)
+        if trace is not None:
+            deliveries = trace.hand_off(deliveries)
         confirmed: set[str] = set()
         try:
             confirmed = self._handoff.deliver(deliveries, self._stop, deadline=self._ack_deadline)
         finally:
+            if trace is not None:
+                trace.handed(confirmed)
             # Whatever happened to the hand-off, the dead-lettered copies are in the DLQ and
             # the rest goes back to the queue now rather than after the visibility timeout.
             self.in_flight = 0
             done, unconfirmed = self._split(list(by_id.values()), confirmed)
             self._delete(done + dead)
+            if trace is not None:
+                trace.deleted(done + dead)
             self.counters.inc(c.DELIVERED, len(done))
             unconfirmed += held
             if unconfirmed:
-                self._release(
-                    unconfirmed, c.RETURNED_ON_SHUTDOWN if self._stop.is_set() else c.RETURNED
-                )
+                stopping = self._stop.is_set()
+                self._release(unconfirmed, c.RETURNED_ON_SHUTDOWN if stopping else c.RETURNED)
+                if trace is not None:
+                    trace.returned(unconfirmed, stopping=stopping)
 
     def _split(
         self, handed: list[dict[str, Any]], confirmed: set[str]

@@ -45,7 +45,7 @@ bounds). "used in": paths under server/ unless they say worker/.
 | python-socketio | `AsyncManager.basic_enter_room` | undoc. method overridden | adapters/fanout.py: FanoutManager | 5.18.0-5.18.1 | the per-client room index: a leaving client keeps rooms, or emits miss clients |
 | python-socketio | `AsyncManager.basic_leave_room` | undoc. method overridden | adapters/fanout.py: FanoutManager | 5.18.0-5.18.1 | the per-client room index: a leaving client keeps rooms, or emits miss clients |
 | python-socketio | `AsyncManager.basic_disconnect` | undoc. method overridden | adapters/fanout.py: FanoutManager | 5.18.0-5.18.1 | a disconnect searches every room again (O(clients)), or leaks the room index |
-| python-socketio | `AsyncManager.rooms` | undoc. attribute | adapters/fanout.py: FanoutManager.emit; lookups.py: has_members, room_members | 5.18.0-5.18.1 | emits fail, or go nowhere |
+| python-socketio | `AsyncManager.rooms` | undoc. attribute | adapters/fanout.py: FanoutManager.emit; lookups.py: has_members, member_count, room_members | 5.18.0-5.18.1 | emits fail, or go nowhere |
 | python-socketio | `AsyncManager.callbacks` | undoc. attribute | adapters/fanout.py: FanoutManager.basic_disconnect | 5.18.0-5.18.1 | a disconnect fails, or keeps a gone client's ack callbacks |
 | python-socketio | `AsyncManager.pending_connect` | undoc. attribute | adapters/fanout.py: FanoutManager.basic_disconnect | 5.18.0-5.18.1 | a client gone while connecting stays 'connecting' for ever |
 | python-socketio | `AsyncManager.pending_disconnect` | undoc. attribute | adapters/fanout.py: FanoutManager.basic_disconnect | 5.18.0-5.18.1 | a gone client stays 'disconnecting' for ever |

@@ -22,6 +22,15 @@ def has_members(sio: Any, namespace: str, room: Any) -> bool:
     return bool(manager.rooms.get(namespace, {}).get(room))
 
 
+def member_count(sio: Any, namespace: str, room: Any) -> int:
+    """How many clients are in `room` of `namespace` on this server, without copying the
+    room (0 for a server without a manager)."""
+    manager = getattr(sio, "manager", None)
+    if manager is None:
+        return 0
+    return len(manager.rooms.get(namespace, {}).get(room) or ())
+
+
 def room_members(sio: Any, room: Any) -> list[tuple[str, str]]:
     """(namespace, sid) of every client in `room`, on every namespace of this server: taken at
     once, so that disconnecting them while iterating is safe."""

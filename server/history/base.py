@@ -23,6 +23,17 @@ from shared.wire import Delivery
 #: what the emit raised. The history emits only through this, given at :meth:`History.start`.
 Publish = Callable[[Stream, str, Any, int | None, int], Awaitable[None]]
 
+#: Told what became of each delivery of a batch: (delivery, outcome, started_ns, ended_ns), the
+#: outcome one of :data:`OUTCOMES`; the times (`time.time_ns()`) bound its own work where the
+#: history does one delivery at a time, else the batch's. Only while traces are on.
+Observe = Callable[[Delivery, str, int, int], None]
+#: What :data:`Observe` is told: emitted (to at least one room), duplicate (every room had it),
+#: stale (a state room holds a newer version), failed (the emit raised: not confirmed), held
+#: (FIFO: behind a failed one of its group), appended (cluster mode: in the shared history,
+#: every server emits it from the feed), unavailable (cluster mode: Redis did not answer).
+#: Not confirmed: failed, held, unavailable.
+OUTCOMES = ("emitted", "duplicate", "stale", "failed", "held", "appended", "unavailable")
+
 #: Called when this server finds it missed events its clients should have had (cluster mode:
 #: the shared feed was trimmed past it): every client should reconnect and resume.
 OnGap = Callable[[], None]
@@ -100,9 +111,12 @@ class History(Protocol):
 
     async def close(self) -> None: ...
 
-    async def append(self, deliveries: list[Delivery], seen: Seen) -> list[str]:
+    async def append(
+        self, deliveries: list[Delivery], seen: Seen, observe: Observe | None = None
+    ) -> list[str]:
         """Take a batch; return the MessageIds safe to delete from SQS. ``seen`` is the
-        de-duplication window (what was emitted to which room, and for how long)."""
+        de-duplication window (what was emitted to which room, and for how long); ``observe``,
+        when given, is told each delivery's outcome."""
         ...
 
     async def catch_up(self, stream: Stream, since: Any, budget: int) -> CatchUp:

@@ -8,9 +8,10 @@ client that resumes after a restart is told it cannot recover.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from server.history.base import CatchUp, OnGap, Publish, Seen
+from server.history.base import CatchUp, Observe, OnGap, Publish, Seen
 from server.history.reasons import (
     SINCE_NOT_AN_OBJECT,
     encoded_for_clients,
@@ -25,6 +26,9 @@ from shared.counters import Counters
 from shared.wire import Delivery
 
 logger = logging.getLogger(__name__)
+
+#: What :meth:`LocalHistory._emit_one`'s answer means, for :data:`Observe` (above 0: emitted).
+_OUTCOME: dict[int | None, str] = {None: "failed", 0: "duplicate", -1: "stale"}
 
 
 class LocalHistory:
@@ -73,15 +77,23 @@ class LocalHistory:
         pass
 
     # --- appending ------------------------------------------------------------------------------
-    async def append(self, deliveries: list[Delivery], seen: Seen) -> list[str]:
+    async def append(
+        self, deliveries: list[Delivery], seen: Seen, observe: Observe | None = None
+    ) -> list[str]:
         """Emit each delivery to the rooms it has not reached yet; return the ids that are
         safe to delete: emitted to every room, now or before (a redelivery)."""
         confirmed = []
         failed_groups: set[str] = set()  # FIFO: a group's later messages wait for its failed one
         for delivery in deliveries:
             if delivery.group is not None and delivery.group in failed_groups:
+                if observe is not None:
+                    now = time.time_ns()
+                    observe(delivery, "held", now, now)
                 continue
+            started = time.time_ns() if observe is not None else 0
             outcome = await self._emit_one(delivery, seen)
+            if observe is not None:
+                observe(delivery, _OUTCOME.get(outcome, "emitted"), started, time.time_ns())
             if outcome is None:
                 if delivery.group is not None:
                     failed_groups.add(delivery.group)

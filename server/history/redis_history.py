@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from server.history.base import CatchUp, OnGap, Publish, Seen
+from server.history.base import CatchUp, Observe, OnGap, Publish, Seen
 from server.history.cluster import HistoryUnavailable, RedisBus
 from server.history.replay import Entry, ReplayBuffer, Stream
 from server.payload import ENTRY_OVERHEAD_BYTES
@@ -70,13 +70,20 @@ class RedisHistory:
         await self.bus.close()
 
     # --- appending ------------------------------------------------------------------------------
-    async def append(self, deliveries: list[Delivery], seen: Seen) -> list[str]:
+    async def append(
+        self, deliveries: list[Delivery], seen: Seen, observe: Observe | None = None
+    ) -> list[str]:
         """The batch goes to the shared history; every server's feed reader emits it
         (:meth:`_take`). Nothing is confirmed while Redis cannot be reached."""
+        started = time.time_ns() if observe is not None else 0
         try:
             appended, duplicates = await self.bus.append(deliveries, seen.window_s)
         except HistoryUnavailable:
+            if observe is not None:
+                _observe_batch(observe, deliveries, started, None, set())
             return []
+        if observe is not None:
+            _observe_batch(observe, deliveries, started, set(appended), set(duplicates))
         self._counters.inc(c.APPENDED, len(appended))
         if duplicates:
             self._counters.inc(c.DUPLICATE_DROPPED, len(duplicates))
@@ -124,3 +131,25 @@ class RedisHistory:
         """The shared history's position, or this buffer's if later."""
         known = self._replay.known_offset(stream)
         return max(known if known is not None else 0, reached if reached is not None else 0)
+
+
+def _observe_batch(
+    observe: Observe,
+    deliveries: list[Delivery],
+    started: int,
+    appended: set[str] | None,
+    duplicates: set[str],
+) -> None:
+    """One script call appends the whole batch: each delivery's span is the batch's
+    (`appended` None: Redis did not answer)."""
+    ended = time.time_ns()
+    for delivery in deliveries:
+        if appended is None:
+            outcome = "unavailable"
+        elif delivery.message_id in appended:
+            outcome = "appended"
+        elif delivery.message_id in duplicates:
+            outcome = "duplicate"
+        else:
+            outcome = "failed"
+        observe(delivery, outcome, started, ended)

@@ -19,7 +19,7 @@ import socketio
 
 from server.adapters.lookups import has_members
 from server.control.bus import ControlUnavailable
-from server.history.base import History
+from server.history.base import History, Observe
 from server.history.replay import Stream
 from server.intake.dedup import RecentIds
 from server.metrics import ServerMetrics
@@ -109,8 +109,10 @@ class Emitter:
         counters: Counters,
         metrics: ServerMetrics,
         commands: Commands | None = None,
+        observe: Observe | None = None,
     ) -> None:
         self._settings = settings
+        self._observe = observe  # traces on: server/intake/tracing.py
         self._history = history
         self._commands = commands
         self._sender = sender
@@ -149,7 +151,9 @@ class Emitter:
         commands = [d for d in deliveries if d.envelope.control]
         if commands:
             deliveries = [d for d in deliveries if not d.envelope.control]
-        confirmed = await self._history.append(deliveries, self._seen) if deliveries else []
+        confirmed = (
+            await self._history.append(deliveries, self._seen, self._observe) if deliveries else []
+        )
         for delivery in commands:
             if await self._command(delivery):
                 confirmed.append(delivery.message_id)

@@ -18,6 +18,7 @@ from shared.counters import Counters
 from shared.curve import configure_client
 from shared.settings import Settings
 from shared.sqs import WORKER_APP, make_sqs_client
+from shared.tracing import Tracing
 from worker.consumer import Worker
 from worker.handoff import DealerHandoff
 
@@ -34,8 +35,11 @@ class InProcessWorkers:
         await workers.close(deadline)  # finishes or returns each thread's batch, by deadline
     """
 
-    def __init__(self, settings: Settings, *, counters: Counters) -> None:
+    def __init__(
+        self, settings: Settings, *, counters: Counters, tracing: Tracing | None = None
+    ) -> None:
         self._settings = settings
+        self._tracing = tracing  # the server's: its worker threads' spans go with its own
         self.counters = counters  # the server's own: /healthz and /metrics show them
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -66,6 +70,7 @@ class InProcessWorkers:
                 stop=self._stop,
                 counters=self.counters,
                 name=f"worker thread {n}",
+                tracing=self._tracing,
             ).run()
             if code != 0:
                 logger.error(

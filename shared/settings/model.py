@@ -17,6 +17,7 @@ from shared.settings.presence import PresenceSettings
 from shared.settings.process import ProcessSettings
 from shared.settings.sqs import EMBEDDED_QUEUE_URL, SqsSettings
 from shared.settings.state import StateSettings
+from shared.settings.tracing import TracingSettings
 
 #: The concerns in the order `.env.example` lists them.
 CONCERNS: tuple[type[Any], ...] = (
@@ -28,6 +29,7 @@ CONCERNS: tuple[type[Any], ...] = (
     PresenceSettings,
     AuthSettings,
     AdminSettings,
+    TracingSettings,
     ProcessSettings,
 )
 
@@ -40,6 +42,7 @@ class SettingsError(Exception):
 # fields (and several errors in one message) then come in CONCERNS' order.
 class Settings(
     ProcessSettings,
+    TracingSettings,
     AdminSettings,
     AuthSettings,
     PresenceSettings,
@@ -54,7 +57,7 @@ class Settings(
 
     Each concern's fields, their own checks and derived values live in their module
     (`sqs.py`, `handoff.py`, `cluster.py`, `clients.py`, `state.py`, `presence.py`,
-    `auth.py`, `admin.py`, `process.py`); the
+    `auth.py`, `admin.py`, `tracing.py`, `process.py`); the
     checks between settings in `checks.py`. All are read flat: `settings.sqs_wait_s`.
 
     >>> settings = load_settings({"SQS_WAIT_S": "1"})

@@ -63,7 +63,8 @@ SOCKETIO: tuple[Internal, ...] = (
     ),
     Internal(
         "python-socketio", _SIO_MANAGER, "rooms", ATTRIBUTE,
-        "adapters/fanout.py: FanoutManager.emit; lookups.py: has_members, room_members",
+        "adapters/fanout.py: FanoutManager.emit; "
+        "lookups.py: has_members, member_count, room_members",
         "emits fail, or go nowhere",
     ),
     Internal(
