@@ -54,6 +54,8 @@ A FIFO queue (a name ending .fifo) needs --group, the MessageGroupId: the relay 
 group's messages in the order sent. --dedup-id is the MessageDeduplicationId (with --count N,
 "-<index>" is added to it for each message); leave it out only when the queue has content-based
 de-duplication.
+With OTEL_TRACES_EXPORTER=otlp the sends are one trace, whose id it prints: the relay's spans
+for each event join it (docs/tracing.md).
 """
 
 
