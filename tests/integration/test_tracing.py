@@ -13,7 +13,7 @@ import uuid
 from tests.clients import RecordingClient
 from tests.integration.helpers import report, run_producer
 from tests.otlp import OtlpReceiver, Span
-from tests.processes import Processes, Stack
+from tests.processes import Processes, Stack, free_port
 
 SPAN_KIND_PRODUCER = 4
 SPAN_KIND_CONSUMER = 5
@@ -143,3 +143,43 @@ async def test_a_poison_messages_trace_ends_in_the_dead_letter_span(
         steps = sorted((s for s in spans if s is not receive), key=lambda s: s.end_ns)
         assert steps[-1] is dead, [s.name for s in steps]
         assert not {"hand-off", "emit", "delete"} & {s.name for s in spans}
+
+
+async def test_in_cluster_mode_the_servers_span_is_the_append_to_redis(
+    processes: Processes, stack: Stack
+) -> None:
+    with OtlpReceiver() as otlp:
+        # Given a server in cluster mode (Redis) and a worker, traces on
+        redis_port = free_port()
+        processes.redis(redis_port)
+        processes.sqs(stack)
+        processes.server(stack, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", **otlp.env())
+        processes.worker(stack, **otlp.env())
+        client = await RecordingClient().connect(stack.base_url)
+        sqs = stack.sqs_client()
+
+        # When an event arrives with a caller's trace context
+        trace_id = uuid.uuid4().hex
+        attributes = {
+            "traceparent": {
+                "DataType": "String",
+                "StringValue": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
+            }
+        }
+        message_id = sqs.send_message(
+            QueueUrl=stack.queue_url,
+            MessageBody='{"event": "tick", "data": 1}',
+            MessageAttributes=attributes,
+        )["MessageId"]
+        await client.wait_for(1)
+
+        # Then the server's span is the append into the shared history, under the hand-off
+        spans = await asyncio.to_thread(otlp.wait_trace, trace_id, {"hand-off", "append"})
+        show("cluster mode's trace", spans)
+        hand_off, append = one(spans, "hand-off"), one(spans, "append")
+        assert append.service == "sqs-relay-server"
+        assert append.parent_id == hand_off.span_id
+        assert append.attributes["sqs_relay.outcome"] == "appended"
+        assert append.attributes["messaging.message.id"] == message_id
+        assert client.ids() == [message_id]
+        await client.close()
