@@ -20,6 +20,13 @@ SPAN_KIND_CONSUMER = 5
 STATUS_ERROR = 2
 
 
+def traced_relay(processes: Processes, stack: Stack, otlp: OtlpReceiver, **server: str) -> None:
+    """The emulator, a server and a worker, both exporting their spans to `otlp`."""
+    processes.sqs(stack)
+    processes.server(stack, **server, **otlp.env())
+    processes.worker(stack, **otlp.env())
+
+
 def one(spans: list[Span], name: str) -> Span:
     found = [s for s in spans if s.name == name]
     assert len(found) == 1, f"{name}: {found}"
@@ -43,9 +50,7 @@ async def test_one_published_event_is_one_trace_across_producer_worker_and_serve
 ) -> None:
     with OtlpReceiver() as otlp:
         # Given the relay with traces on, exporting to the receiver, and a client in a room
-        processes.sqs(stack)
-        processes.server(stack, **otlp.env())
-        processes.worker(stack, **otlp.env())
+        traced_relay(processes, stack, otlp)
         client = await RecordingClient().connect(stack.base_url)
         await client.call("join", "shop")
 
@@ -114,9 +119,7 @@ async def test_a_poison_messages_trace_ends_in_the_dead_letter_span(
 ) -> None:
     with OtlpReceiver() as otlp:
         # Given the relay with traces on (the emulator's queue has a dead-letter queue)
-        processes.sqs(stack)
-        processes.server(stack, **otlp.env())
-        processes.worker(stack, **otlp.env())
+        traced_relay(processes, stack, otlp)
         sqs = stack.sqs_client()
 
         # When a body that is not JSON arrives with a caller's trace context
@@ -152,9 +155,7 @@ async def test_in_cluster_mode_the_servers_span_is_the_append_to_redis(
         # Given a server in cluster mode (Redis) and a worker, traces on
         redis_port = free_port()
         processes.redis(redis_port)
-        processes.sqs(stack)
-        processes.server(stack, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", **otlp.env())
-        processes.worker(stack, **otlp.env())
+        traced_relay(processes, stack, otlp, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
         client = await RecordingClient().connect(stack.base_url)
         sqs = stack.sqs_client()
 

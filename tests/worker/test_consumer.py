@@ -387,9 +387,10 @@ class _HangingHandler(BaseHTTPRequestHandler):
         pass
 
 
-def test_stop_ends_an_open_long_poll_at_once_without_a_retry(caplog: Any) -> None:
-    # Given a worker with a real boto3 client in a 20-second long poll on an empty queue
-    sqs_server = HangingSqs()
+def start_real_client_worker(
+    sqs_server: HangingSqs,
+) -> tuple[Worker, Any, threading.Event, threading.Thread]:
+    """A worker with a real boto3 client against `sqs_server`, running in a thread."""
     settings = load_settings({"SQS_QUEUE_URL": sqs_server.queue_url})
     sqs = make_sqs_client(settings)
     stop = threading.Event()
@@ -398,6 +399,13 @@ def test_stop_ends_an_open_long_poll_at_once_without_a_retry(caplog: Any) -> Non
     )  # type: ignore[arg-type]
     thread = threading.Thread(target=worker.run)
     thread.start()
+    return worker, sqs, stop, thread
+
+
+def test_stop_ends_an_open_long_poll_at_once_without_a_retry(caplog: Any) -> None:
+    # Given a worker with a real boto3 client in a 20-second long poll on an empty queue
+    sqs_server = HangingSqs()
+    worker, sqs, stop, thread = start_real_client_worker(sqs_server)
     try:
         assert sqs_server.poll_open.wait(10), "the worker never opened a long poll"
 
@@ -482,14 +490,7 @@ def _md5(body: str) -> str:
 def test_on_a_busy_queue_stop_lets_the_open_poll_answer_and_returns_what_it_brought() -> None:
     # Given a worker whose last receive brought a message (a busy queue), now in a long poll
     sqs_server = BusySqs()
-    settings = load_settings({"SQS_QUEUE_URL": sqs_server.queue_url})
-    sqs = make_sqs_client(settings)
-    stop = threading.Event()
-    worker = Worker(
-        counters=Counters(), settings=settings, sqs=sqs, handoff=FakeHandoff(), stop=stop
-    )  # type: ignore[arg-type]
-    thread = threading.Thread(target=worker.run)
-    thread.start()
+    worker, sqs, stop, thread = start_real_client_worker(sqs_server)
     try:
         assert sqs_server.poll_open.wait(10), "the worker never opened its second long poll"
 
