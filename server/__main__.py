@@ -9,15 +9,7 @@ import resource
 import signal
 import sys
 
-import uvicorn
-
-from server.adapters.httpprotocol import http_protocol
-from server.adapters.refusals import Refusals
-from server.adapters.uvicorn_server import UvicornServer
-from server.adapters.wsprotocol import websocket_protocol
-from server.relay import Relay
-from server.web.app import create_app
-from server.web.assets import AssetError, ensure_client_bundle
+from server.adapters.imports import leave_out_unused
 from shared.settings import SettingsError
 from shared.startup import start
 
@@ -80,6 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = start("server", DESCRIPTION, argv)
     if settings is None:
         return 2
+    # Imported once the settings say what this server runs (python-socketio's optional parts,
+    # Redis outside cluster mode, left out: server/adapters/imports.py).
+    left_out = leave_out_unused(cluster=settings.cluster)
+    import uvicorn
+
+    from server.adapters.httpprotocol import http_protocol
+    from server.adapters.refusals import Refusals
+    from server.adapters.uvicorn_server import UvicornServer
+    from server.adapters.wsprotocol import quiet_connection_lines, websocket_protocol
+    from server.relay import Relay
+    from server.web.app import create_app
+    from server.web.assets import AssetError, ensure_client_bundle
+
+    logger.debug("Not loaded, as this server never runs them: %s", ", ".join(left_out))
+    quiet_connection_lines()
     file_limit = raise_file_limit()
     try:
         ensure_client_bundle()

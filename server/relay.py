@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from server.adapters.admin import AdminUI
 from server.adapters.socketio_server import BoundedSocketServer
 from server.control.bus import ControlBus, LocalControlBus
 from server.control.disconnect import Disconnector
-from server.control.redis_bus import RedisControlBus
-from server.control.revocations import LocalRevocations, RedisRevocations, Revocations
+from server.control.revocations import LocalRevocations, Revocations
 from server.history.base import History
 from server.history.local import LocalHistory
-from server.history.redis_history import RedisHistory
 from server.history.replay import ReplayBuffer
 from server.history.state import LocalState
 from server.intake.emitter import Emitter, RoomSender
 from server.intake.handoff import RouterHandoff
-from server.intake.inprocess import InProcessWorkers
 from server.intake.tracing import IntakeTracing
 from server.metrics import ServerMetrics
 from server.payload import ClientJSON
 from server.presence.local import LocalPresence
 from server.presence.outbox import OutboxSender
-from server.presence.redis_store import RedisPresence
 from server.presence.store import PresenceStore
 from server.presence.tracker import Presence
 from server.sessions.auth import Authenticator
@@ -41,6 +38,9 @@ from shared.curve import check_exposure
 from shared.deadline import StopDeadline
 from shared.settings import Settings
 from shared.tracing import start_tracing
+
+if TYPE_CHECKING:
+    from server.intake.inprocess import InProcessWorkers
 
 logger = logging.getLogger(__name__)
 
@@ -74,18 +74,7 @@ class Relay:
         check_exposure(settings)
         self.settings = settings
         self.counters = Counters()
-        # The control bus (every server acts on what one publishes) and the revocations of
-        # backend disconnect commands: in Redis in cluster mode, in this process otherwise.
-        self.control: ControlBus
-        self.revocations: Revocations
-        if settings.cluster:
-            self.control = RedisControlBus(settings, counters=self.counters)
-            self.revocations = RedisRevocations(settings, counters=self.counters)
-        else:
-            self.control = LocalControlBus()
-            self.revocations = LocalRevocations(
-                window_s=settings.disconnect_revoke_s, counters=self.counters
-            )
+        self.control, self.revocations = _control(settings, self.counters)
         self.auth = Authenticator.from_settings(settings, revocations=self.revocations)
         thread_mode = settings.consumer == "thread"
         # In thread mode the worker threads count into the server's counters: show theirs too.
@@ -113,42 +102,9 @@ class Relay:
             max_events=settings.replay_max_events,
             max_bytes=settings.replay_max_bytes,
         )
-        # The one place that knows the mode. Cluster mode: the history is shared in Redis
-        # (server/history/redis_history.py); the replay buffer then holds what this server's
-        # feed reader emitted, for resumes.
-        self.history: History = (
-            RedisHistory(settings, replay=self.replay, counters=self.counters)
-            if settings.cluster
-            else LocalHistory(
-                self.replay,
-                counters=self.counters,
-                state_rooms=tuple(settings.state_rooms),
-                state=LocalState(
-                    max_keys=settings.state_max_keys,
-                    max_bytes=settings.state_max_bytes,
-                    max_total_bytes=settings.replay_max_bytes,
-                ),
-            )
-        )
-        # Presence (PRESENCE_ROOMS) and online/offline events (PRESENCE_EVENTS_QUEUE_URL): the
-        # counts in Redis in cluster mode, in this process (and SQLite) otherwise.
-        store: PresenceStore = (
-            RedisPresence(
-                redis_url=settings.redis_url,
-                prefix=settings.redis_prefix,
-                grace_s=settings.presence_grace_s,
-                lease_s=settings.presence_lease_s,
-                events=settings.presence_events,
-                outbox_max=settings.presence_outbox_max,
-            )
-            if settings.redis_url is not None
-            else LocalPresence(
-                grace_s=settings.presence_grace_s,
-                events=settings.presence_events,
-                outbox_max=settings.presence_outbox_max,
-                state_file=settings.presence_state_file,
-            )
-        )
+        self.history = _history(settings, self.replay, self.counters)
+        # Presence (PRESENCE_ROOMS) and online/offline events (PRESENCE_EVENTS_QUEUE_URL).
+        store = _presence_store(settings)
         self.presence = Presence(settings, store=store, sio=self.sio, counters=self.counters)
         self.presence_events = OutboxSender(settings, store=store, counters=self.counters)
         self.handlers = SessionNamespace(
@@ -188,11 +144,13 @@ class Relay:
             observe=None if traced is None else traced.observe,
         )
         self.handoff = RouterHandoff(settings=settings, handler=self.emitter)
-        self.workers = (
-            InProcessWorkers(settings, counters=self.counters, tracing=self.tracing)
-            if thread_mode
-            else None
-        )
+        self.workers: InProcessWorkers | None = None
+        if thread_mode:  # imported only here: boto3 and the worker's code
+            from server.intake import inprocess
+
+            self.workers = inprocess.InProcessWorkers(
+                settings, counters=self.counters, tracing=self.tracing
+            )
         self.metrics.track(self.metrics.connected_clients, lambda: len(self.handlers.connections))
         self.metrics.track(self.metrics.workers_connected, lambda: self.handoff.workers_connected)
         self._probe: asyncio.Task[None] | None = None
@@ -272,3 +230,61 @@ class Relay:
             await asyncio.to_thread(self.tracing.close, StopDeadline.EXIT_S)
         summary = (*_SUMMARY, *self.history.summary_counters)
         logger.info("Relay stopped: %s", self.counters.summary(summary))
+
+
+# The mode's parts: the one place that knows the mode. Each Redis-backed one is imported only
+# in cluster mode, so that a single server loads no Redis client (server/adapters/imports.py
+# keeps python-socketio's out too).
+def _control(settings: Settings, counters: Counters) -> tuple[ControlBus, Revocations]:
+    """The control bus (every server acts on what one publishes) and the revocations of
+    backend disconnect commands: in Redis in cluster mode, in this process otherwise."""
+    if settings.cluster:
+        from server.control.redis_bus import RedisControlBus
+        from server.control.redis_revocations import RedisRevocations
+
+        return (
+            RedisControlBus(settings, counters=counters),
+            RedisRevocations(settings, counters=counters),
+        )
+    revocations = LocalRevocations(window_s=settings.disconnect_revoke_s, counters=counters)
+    return LocalControlBus(), revocations
+
+
+def _history(settings: Settings, replay: ReplayBuffer, counters: Counters) -> History:
+    """Cluster mode: the history is shared in Redis (server/history/redis_history.py), and
+    the replay buffer holds what this server's feed reader emitted, for resumes."""
+    if settings.cluster:
+        from server.history.redis_history import RedisHistory
+
+        return RedisHistory(settings, replay=replay, counters=counters)
+    return LocalHistory(
+        replay,
+        counters=counters,
+        state_rooms=tuple(settings.state_rooms),
+        state=LocalState(
+            max_keys=settings.state_max_keys,
+            max_bytes=settings.state_max_bytes,
+            max_total_bytes=settings.replay_max_bytes,
+        ),
+    )
+
+
+def _presence_store(settings: Settings) -> PresenceStore:
+    """Presence's counts: in Redis in cluster mode, in this process (and SQLite) otherwise."""
+    if settings.redis_url is not None:
+        from server.presence.redis_store import RedisPresence
+
+        return RedisPresence(
+            redis_url=settings.redis_url,
+            prefix=settings.redis_prefix,
+            grace_s=settings.presence_grace_s,
+            lease_s=settings.presence_lease_s,
+            events=settings.presence_events,
+            outbox_max=settings.presence_outbox_max,
+        )
+    return LocalPresence(
+        grace_s=settings.presence_grace_s,
+        events=settings.presence_events,
+        outbox_max=settings.presence_outbox_max,
+        state_file=settings.presence_state_file,
+    )

@@ -20,6 +20,7 @@ helper (client/, its own distribution) reads no library internals.
 - `refusals.py`: a hostile connection's refusal counted once, logged once per address.
 - `lookups.py`: what python-socketio knows about a client or a room, for code outside.
 - `admin.py`: python-socketio's `instrument()` for the Socket.IO Admin UI, on its own namespace.
+- `imports.py`: python-socketio's optional packages (clients, other managers) left out of the server.
 - `contract/`: the records of every library internal used, rendered as the table below.
 
 Library internals the project relies on
@@ -55,6 +56,12 @@ bounds). "used in": paths under server/ unless they say worker/.
 | python-socketio | `AsyncManager.is_connected` | undoc. method called | adapters/lookups.py: is_connected | 5.18.0-5.18.1 | a client's own 'connect'/'disconnect' event reruns the connect handler |
 | python-socketio | `AsyncNamespace.server` | undoc. attribute | adapters/lookups.py: is_connected, client_socket (from sessions/handlers.py) | 5.18.0-5.18.1 | joins, resumes and connects fail (AttributeError) |
 | python-socketio | `Packet.encode` | undoc. method called | adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow | 5.18.0-5.18.1 | every emit fails |
+| python-socketio | `RedisManager._get_redis_module` | behaviour | adapters/imports.py: leave_out_unused | 5.18.0-5.18.1 | python-socketio fails to import in the server: it does not start |
+| python-socketio | `RedisManager._get_redis_module` | behaviour | adapters/imports.py: leave_out_unused | 5.18.0-5.18.1 | python-socketio fails to import in the server: it does not start |
+| python-socketio | `AsyncRedisManager._get_redis_module` | behaviour | adapters/imports.py: leave_out_unused | 5.18.0-5.18.1 | python-socketio fails to import in the server: it does not start |
+| python-socketio | `KombuManager.__init__` | behaviour | adapters/imports.py: leave_out_unused | 5.18.0-5.18.1 | python-socketio fails to import in the server: it does not start |
+| python-socketio | `KafkaManager.__init__` | behaviour | adapters/imports.py: leave_out_unused | 5.18.0-5.18.1 | python-socketio fails to import in the server: it does not start |
+| python-socketio | `AsyncAioPikaManager.__init__` | behaviour | adapters/imports.py: leave_out_unused | 5.18.0-5.18.1 | python-socketio fails to import in the server: it does not start |
 | python-socketio | `AsyncServer.handlers` | undoc. attribute | adapters/admin.py: AdminUI.instrument (an empty '/' entry) | 5.18.0-5.18.1 | the Admin UI's dashboard lists no clients' namespace |
 | python-socketio | `AsyncServer._handle_connect` | behaviour | adapters/admin.py: AdminUI._forget_refused_connects (wraps the server's _trigger_event) | 5.18.0-5.18.1 | development mode: refused clients stay listed in the Admin UI, their times kept |
 | python-socketio | `InstrumentedAsyncServer._trigger_event` | behaviour | adapters/admin.py: AdminUI._forget_refused_connects (pops manager._timestamps) | 5.18.0-5.18.1 | development mode: refused clients stay listed in the Admin UI, their times kept |
@@ -97,6 +104,9 @@ bounds). "used in": paths under server/ unless they say worker/.
 | python-engineio | `engineio.exceptions.SocketIsClosedError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
 | python-engineio | `engineio.exceptions.UnknownPacketError` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
 | python-engineio | `engineio.exceptions.QueueEmpty` | undoc. attribute | adapters/transport.py: HeartbeatSocket._read, poll | 4.11.0-4.15.1 | the websocket reader fails to import |
+| python-engineio | `AsyncClient._connect_polling` | behaviour | adapters/imports.py: leave_out_unused | 4.11.0-4.15.1 | python-engineio fails to import in the server: it does not start |
+| python-engineio | `Client._connect_polling` | behaviour | adapters/imports.py: leave_out_unused | 4.11.0-4.15.1 | python-engineio fails to import in the server: it does not start |
+| python-engineio | `Client._connect_websocket` | behaviour | adapters/imports.py: leave_out_unused | 4.11.0-4.15.1 | python-engineio fails to import in the server: it does not start |
 | uvicorn | `HttpToolsProtocol.connection_made` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | no connection cap (CLIENT_MAX_CONNECTIONS), and no header timeout: half-open and slow-header connections are kept for ever |
 | uvicorn | `HttpToolsProtocol.on_message_begin` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | a kept-alive request has no header timeout |
 | uvicorn | `HttpToolsProtocol.on_headers_complete` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | every connection is closed at the header timeout |
@@ -131,6 +141,7 @@ bounds). "used in": paths under server/ unless they say worker/.
 | uvicorn | `Server.shutdown` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | no drain before connections close: events emitted (and deleted) to nobody |
 | uvicorn | `Server.started` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.serving | 0.53.0-0.54.0 | a failed start-up exits 0 instead of 3 |
 | uvicorn | `Server.config` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.shutdown | 0.53.0-0.54.0 | the stop fails (AttributeError) |
+| uvicorn | `WebSocketsSansIOProtocol.send` | behaviour | adapters/wsprotocol.py: quiet_connection_lines (its format string) | 0.53.0-0.54.0 | a log line per WebSocket connect at INFO again |
 | websockets | `Frame.serialize` | undoc. method called | adapters/frame_websocket.py: text_frame | 13.0-17.4 | every emit fails |
 | websockets | `Protocol.parser_exc` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.data_received | 13.0-17.4 | a message past CLIENT_MESSAGE_MAX_BYTES is refused uncounted and unlogged |
 | botocore | `BaseClient._endpoint` | private attribute | worker/adapters/botocore_pools.py: pool_classes | 1.34.0-1.43.117 | a stopping worker waits out its 20 s long poll (past honcho's 5 s) |

@@ -25,6 +25,12 @@ websockets-sansio protocol (what its "auto" picks) with these additions:
   (`CLIENT_MESSAGE_MAX_BYTES`) closes the connection with 1009 as soon as its frame header
   says so, before its payload is buffered (websockets' parser); that refusal is counted and
   logged once per address per interval (server/adapters/refusals.py).
+- **No log line per connection at INFO.** uvicorn logs every accepted WebSocket, and the
+  websockets library every connection opened and closed, on the `uvicorn.error` logger at
+  INFO: two lines per connect and one per disconnect (10,056 lines for a 5,000-client storm,
+  and about a sixth of a connect's CPU). :func:`quiet_connection_lines` moves these to DEBUG
+  (LOG_LEVEL=DEBUG shows them); refusals, errors and uvicorn's own start-up lines stay. The
+  relay's `relay_connected_clients` gauge says how many are connected.
 """
 
 from __future__ import annotations
@@ -142,6 +148,32 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
+
+
+#: The format strings of uvicorn's and websockets' lines per connection. uvicorn's is in the
+#: adapters' contract; websockets' moved between the versions supported (13.0 logs "connection
+#: open" in ServerProtocol.accept, 17.4 in send_response), so theirs are not: if a text
+#: changes, that line is simply logged at INFO again.
+CONNECTION_LINES = frozenset(
+    {'%s - "WebSocket %s" [accepted]', "connection open", "connection closed"}
+)
+
+
+class _ConnectionLinesAtDebug(logging.Filter):
+    """On `uvicorn.error`: a line per connection is a DEBUG line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.msg not in CONNECTION_LINES:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_connection_lines() -> None:
+    """Log uvicorn's and websockets' lines per WebSocket connection at DEBUG, not INFO."""
+    uvicorn_logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _ConnectionLinesAtDebug) for f in uvicorn_logger.filters):
+        uvicorn_logger.addFilter(_ConnectionLinesAtDebug())
 
 
 def websocket_protocol(

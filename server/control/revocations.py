@@ -9,7 +9,8 @@ gets a new token, a banned one does not (the backend stops issuing them).
 
 :class:`LocalRevocations` keeps them in memory (a server without Redis: each server of
 several gets every command), at most :data:`MAX_USERS`, the oldest dropped first (counted).
-:class:`RedisRevocations` keeps ``<REDIS_PREFIX>:revoked:<user>`` with the window as its TTL,
+:class:`~server.control.redis_revocations.RedisRevocations` (its own module: only cluster mode
+imports redis) keeps ``<REDIS_PREFIX>:revoked:<user>`` with the window as its TTL,
 read with one ``GET`` per connect; when Redis does not answer, the connect is let through
 (logged): the connections were closed, and an outage must not lock every user out.
 """
@@ -23,13 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
-from server.control.bus import ControlUnavailable
 from shared import counters as c
 from shared.counters import Counters
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -108,57 +104,3 @@ class LocalRevocations:
 
     async def close(self) -> None:
         pass
-
-
-class RedisRevocations:
-    """Revoked users in Redis, shared by the cluster: ``<prefix>:revoked:<user>`` holds the
-    command's time, and expires with the window."""
-
-    def __init__(self, settings: Settings, *, counters: Counters) -> None:
-        assert settings.redis_url is not None
-        self.window_s = settings.disconnect_revoke_s
-        self._prefix = f"{settings.redis_prefix}:revoked:"
-        self._counters = counters
-        self._redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
-        )
-
-    async def revoke(self, users: Iterable[str], at: float) -> None:
-        """Record the command (ControlUnavailable if Redis did not take it: the command is not
-        confirmed, and SQS delivers it again)."""
-        if self.window_s <= 0:
-            return
-        ttl_ms = max(1, int((at + self.window_s - time.time()) * 1000))
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for user in users:
-                    pipe.set(f"{self._prefix}{user}", repr(at), px=ttl_ms)
-                await pipe.execute()
-        except RedisError as exc:
-            self._counters.inc(c.REDIS_ERRORS)
-            raise ControlUnavailable(f"Redis: {exc}") from None
-
-    async def revoked(self, user: str, issued_at: float | None) -> bool:
-        if self.window_s <= 0:
-            return False
-        try:
-            value = await self._redis.get(f"{self._prefix}{user}")
-        except RedisError as exc:
-            self._counters.inc(c.REDIS_ERRORS)
-            logger.warning(
-                "Redis did not answer whether user %r was disconnected (%s): letting the "
-                "connect through",
-                user,
-                exc,
-            )
-            return False
-        if value is None:
-            return False
-        try:
-            at = float(value)
-        except ValueError:
-            return False
-        return issued_before(issued_at, at)
-
-    async def close(self) -> None:
-        await self._redis.aclose()

@@ -39,6 +39,11 @@ OUTCOMES = ("emitted", "duplicate", "stale", "failed", "held", "appended", "unav
 OnGap = Callable[[], None]
 
 
+class HistoryUnavailable(Exception):
+    """The shared history (cluster mode: Redis) could not be asked; the reason says what
+    happened."""
+
+
 class Seen(Protocol):
     """The de-duplication window, as a history uses it: keys (MessageId, room) emitted in the
     last ``window_s`` seconds (server/intake/dedup.py's RecentIds, owned by the hand-off's

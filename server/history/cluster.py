@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from server.history.base import CatchUp, OnGap
+from server.history.base import CatchUp, HistoryUnavailable, OnGap
 from server.history.reasons import (
     FEED_BEHIND,
     HISTORY_UNAVAILABLE,
@@ -77,10 +77,6 @@ def _script(name: str) -> str:
 _APPEND = _script("append")
 _SNAPSHOT = _script("snapshot")
 _STATE = _script("state")
-
-
-class HistoryUnavailable(Exception):
-    """Redis could not be asked; the reason says what happened."""
 
 
 #: Takes one event of the shared feed, for this server's clients: (stream, offset, event,

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from server.history.base import CatchUp, Observe, OnGap, Publish, Seen
-from server.history.cluster import HistoryUnavailable, RedisBus
+from server.history.base import CatchUp, HistoryUnavailable, Observe, OnGap, Publish, Seen
+from server.history.cluster import RedisBus
 from server.history.replay import Entry, ReplayBuffer, Stream
 from server.payload import ENTRY_OVERHEAD_BYTES
 from shared import counters as c

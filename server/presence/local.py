@@ -37,6 +37,8 @@ def now_ms() -> int:
 class LocalPresence:
     """:class:`~server.presence.store.PresenceStore` for one server (see module doc)."""
 
+    errors: tuple[type[Exception], ...] = (OSError, sqlite3.Error)
+
     def __init__(
         self, *, grace_s: float, events: bool, outbox_max: int, state_file: Path | None
     ) -> None:

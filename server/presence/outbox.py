@@ -16,18 +16,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import sqlite3
 from typing import TYPE_CHECKING
-
-from botocore.exceptions import BotoCoreError, ClientError
-from redis.exceptions import RedisError
 
 from server.presence.model import Outgoing
 from server.presence.store import PresenceStore
 from shared import counters as c
 from shared.counters import Counters
 from shared.settings import Settings
-from shared.sqs import PRESENCE_APP, make_sqs_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -64,6 +59,7 @@ class OutboxSender:
         self._queue_url = settings.presence_events_queue_url
         self._fifo = bool(self._queue_url and self._queue_url.endswith(".fifo"))
         self._sqs: SQSClient | None = None
+        self._errors: tuple[type[Exception], ...] = ()  # what a send may raise; at start()
         self._task: asyncio.Task[None] | None = None
         # The store's count of dropped events when this server last looked as the sender
         # (None: not the sender then); a server that becomes the sender starts from the count
@@ -76,7 +72,13 @@ class OutboxSender:
     def start(self) -> None:
         if self._queue_url is None:
             return
+        # Imported here: boto3 only in a server that sends presence events.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from shared.sqs import PRESENCE_APP, make_sqs_client
+
         self._sqs = make_sqs_client(self._settings, app=PRESENCE_APP)
+        self._errors = (BotoCoreError, ClientError, SendFailed, *self._store.errors)
         self._task = asyncio.create_task(self._run(), name="presence-outbox")
 
     async def close(self) -> None:
@@ -105,7 +107,7 @@ class OutboxSender:
                     logger.info("Presence events: SQS takes them again")
                     failing = False
                 backoff = IDLE_S
-            except (BotoCoreError, ClientError, SendFailed, RedisError, sqlite3.Error) as exc:
+            except self._errors as exc:
                 if not failing:
                     logger.warning(
                         "Presence events wait: could not send to %s (%s); retrying, at most "

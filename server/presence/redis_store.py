@@ -18,6 +18,7 @@ from importlib import resources
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from server.presence.model import Change, Member, Outgoing, Roster
 from server.presence.store import Count
@@ -47,6 +48,8 @@ def _changes(reply: list[bytes]) -> list[Change]:
 
 class RedisPresence:
     """:class:`~server.presence.store.PresenceStore` over Redis (see module doc)."""
+
+    errors: tuple[type[Exception], ...] = (RedisError, OSError)
 
     def __init__(
         self,

@@ -26,8 +26,12 @@ class PresenceStore(Protocol):
         if await store.lead(): batch = await store.outbox(10); ...; await store.sent(ids)
         await store.close()
 
-    Every method may raise what its backend raises (RedisError); the caller retries.
+    Every method may raise what its backend raises, listed in :attr:`errors`; the caller
+    retries.
     """
+
+    #: What its calls may raise when the backend fails (the caller retries them).
+    errors: tuple[type[Exception], ...]
 
     async def start(self) -> None: ...
 

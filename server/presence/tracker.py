@@ -15,14 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
-from redis.exceptions import RedisError
 
 from server.adapters.lookups import has_members
 from server.control.bus import ControlUnavailable
@@ -43,8 +41,6 @@ SWEEP_S = 0.25
 #: The most joins (and leaves) one relay:presence notice lists; past it, ``more`` counts the
 #: rest and members ask for the roster (a burst into a large room is one bounded notice).
 NOTICE_MAX = 100
-#: What a store call may raise (the caller retries it).
-STORE_ERRORS = (RedisError, OSError, sqlite3.Error)
 
 #: Publishes a notice on the control bus, to every server's :meth:`Presence.announce`.
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
@@ -205,7 +201,7 @@ class Presence:
         try:
             await self._flush()
             await self._announce_all()
-        except STORE_ERRORS as exc:
+        except self.store.errors as exc:
             logger.warning("Presence: could not write the last counts: %s", exc)
         await self.store.close()
 
@@ -243,7 +239,7 @@ class Presence:
                 if self._failing:
                     logger.info("Presence: the store answers again")
                     self._failing = False
-            except STORE_ERRORS as exc:
+            except self.store.errors as exc:
                 if not self._failing:
                     logger.warning("Presence: the store failed (%s); retrying", exc)
                     self._failing = True
@@ -255,7 +251,7 @@ class Presence:
             try:
                 await call()
                 return
-            except STORE_ERRORS as exc:
+            except self.store.errors as exc:
                 logger.warning("Presence: the store failed at start (%s); retrying", exc)
                 self._counters.inc(c.PRESENCE_ERRORS)
                 await asyncio.sleep(1.0)

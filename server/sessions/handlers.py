@@ -41,7 +41,6 @@ from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
 from server.history.state import state_room
 from server.payload import BROADCAST_ROOM, target_room
-from server.presence.tracker import STORE_ERRORS as PRESENCE_ERRORS
 from server.presence.tracker import Presence
 from server.sessions.auth import Authenticator, AuthError
 from server.sessions.connection import ClientOwner, Connection, Connections, TokenBucket
@@ -239,7 +238,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return {"ok": False, "error": "'after' must be a user id (the last page's 'next')"}
         try:
             return await presence.roster(namespace, room, after=after)
-        except PRESENCE_ERRORS as exc:
+        except presence.store.errors as exc:
             logger.warning("Presence request for %s failed: %s", room, exc)
             return {"ok": False, "error": "presence is unavailable; try again"}
 

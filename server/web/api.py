@@ -26,8 +26,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.history.base import History
-from server.history.cluster import HistoryUnavailable
+from server.history.base import History, HistoryUnavailable
 from server.history.state import state_room
 from server.sessions.connection import TokenBucket
 from server.sessions.requests import room_error

@@ -32,7 +32,6 @@ from server.web.api import ReadApi
 from server.web.limits import ConnectRateLimit
 from shared.envelope import DecodeError
 from shared.settings import Settings
-from shared.sqs import SERVER_APP, make_sqs_client
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +49,8 @@ class DemoSender:
 
     @cached_property
     def _sqs(self) -> Any:
+        from shared.sqs import SERVER_APP, make_sqs_client  # boto3: only once a demo is sent
+
         return make_sqs_client(self._settings, app=SERVER_APP)
 
     async def send(self, request: Request) -> Response:

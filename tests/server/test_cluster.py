@@ -14,7 +14,8 @@ import pytest
 
 from devtools.netcut import NetCut
 from server.history import cluster as cluster_module
-from server.history.cluster import HistoryUnavailable, RedisBus
+from server.history.base import HistoryUnavailable
+from server.history.cluster import RedisBus
 from server.history.redis_history import RedisHistory
 from server.history.redis_keys import parse_stream_key, stream_key
 from server.history.replay import ReplayBuffer, Stream

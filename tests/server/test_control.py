@@ -13,7 +13,8 @@ from producer.publish import disconnect_user
 from server.control.bus import ControlUnavailable, LocalControlBus
 from server.control.disconnect import DEFAULT_REASON, Disconnector
 from server.control.redis_bus import RedisControlBus
-from server.control.revocations import LocalRevocations, RedisRevocations, issued_before
+from server.control.redis_revocations import RedisRevocations
+from server.control.revocations import LocalRevocations, issued_before
 from server.history.local import LocalHistory
 from server.history.replay import ReplayBuffer
 from server.intake.emitter import Emitter, RoomSender

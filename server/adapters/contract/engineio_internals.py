@@ -162,5 +162,19 @@ ENGINEIO: tuple[Internal, ...] = (
         )
         for name in ("SocketIsClosedError", "UnknownPacketError", "QueueEmpty")
     ),
+    # Its clients' optional packages: imported under `except ImportError`, checked when a
+    # client connects; the server leaves them out.
+    *(
+        Internal(
+            "python-engineio", owner, name, BEHAVIOUR,
+            "adapters/imports.py: leave_out_unused",
+            "python-engineio fails to import in the server: it does not start", source=source,
+        )
+        for owner, name, source in (
+            ("engineio.async_client:AsyncClient", "_connect_polling", "if aiohttp is None"),
+            ("engineio.client:Client", "_connect_polling", "if requests is None"),
+            ("engineio.client:Client", "_connect_websocket", "if websocket is None"),
+        )
+    ),
 )
 # fmt: on

@@ -7,6 +7,7 @@ from server.adapters.contract.record import ATTRIBUTE, BEHAVIOUR, CALLED, OVERRI
 _SIO_SERVER = "socketio.async_server:AsyncServer"
 _SIO_MANAGER = "socketio.async_manager:AsyncManager"
 _OURS_MANAGER = "server.adapters.fanout:FanoutManager"
+_LEFT_OUT = "python-socketio fails to import in the server: it does not start"
 _ROOMS = "the per-client room index: a leaving client keeps rooms, or emits miss clients"
 
 # fmt: off
@@ -113,6 +114,27 @@ SOCKETIO: tuple[Internal, ...] = (
         "python-socketio", "socketio.packet:Packet", "encode", CALLED,
         "adapters/fanout.py: FanoutManager.emit; socketio_server.py: _disconnect_slow",
         "every emit fails",
+    ),
+    # `import socketio` imports each manager's optional package under `except ImportError`
+    # and checks it only when that manager is used: so the server leaves them out.
+    *(
+        Internal(
+            "python-socketio", owner, name, BEHAVIOUR,
+            "adapters/imports.py: leave_out_unused",
+            _LEFT_OUT, source=source,
+        )
+        for owner, name, source in (
+            ("socketio.redis_manager:RedisManager", "_get_redis_module",
+             "if redis is None or RedisError is None"),
+            ("socketio.redis_manager:RedisManager", "_get_redis_module",
+             "if valkey is None or ValkeyError is None"),
+            ("socketio.async_redis_manager:AsyncRedisManager", "_get_redis_module",
+             "if aioredis is None or RedisError is None"),
+            ("socketio.kombu_manager:KombuManager", "__init__", "if kombu is None"),
+            ("socketio.kafka_manager:KafkaManager", "__init__", "if kafka is None"),
+            ("socketio.async_aiopika_manager:AsyncAioPikaManager", "__init__",
+             "if aio_pika is None"),
+        )
     ),
 )
 # fmt: on

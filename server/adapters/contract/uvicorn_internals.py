@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.adapters.contract.record import ATTRIBUTE, NO_FRAMES, OVERRIDE, Internal
+from server.adapters.contract.record import ATTRIBUTE, BEHAVIOUR, NO_FRAMES, OVERRIDE, Internal
 
 _UV_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol"
 _UV_SERVER = "uvicorn.server:Server"
@@ -118,6 +118,12 @@ UVICORN: tuple[Internal, ...] = (
         "uvicorn", _UV_SERVER, "config", ATTRIBUTE,
         "adapters/uvicorn_server.py: UvicornServer.shutdown",
         "the stop fails (AttributeError)",
+    ),
+    Internal(
+        "uvicorn", _UV_WS, "send", BEHAVIOUR,
+        "adapters/wsprotocol.py: quiet_connection_lines (its format string)",
+        "a log line per WebSocket connect at INFO again",
+        source='''"WebSocket %s" [accepted]''',
     ),
 )
 # fmt: on
