@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Imported once the settings say what this server runs (python-socketio's optional parts,
     # Redis outside cluster mode, left out: server/adapters/imports.py).
-    left_out = leave_out_unused(cluster=settings.cluster)
+    left_out = leave_out_unused(
+        cluster=settings.cluster, tracing=settings.otel_traces_exporter != "none"
+    )
     import uvicorn
 
     from server.adapters.httpprotocol import http_protocol

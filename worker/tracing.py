@@ -14,6 +14,8 @@ with the steps as children:
 
 The consumer tells a :class:`BatchTrace` what happened at each step; the spans take their
 times from those calls. Nothing of this runs while traces are off (the consumer holds None).
+A message whose trace the sampler leaves out gets no steps and carries no context to the
+server, which then makes no span either (its cost: the receive span's sampling decision).
 """
 
 from __future__ import annotations
@@ -83,7 +85,10 @@ class BatchTrace:
                 attributes=attributes,
                 start_time=polled_ns,
             )
-            self._spans[message_id] = _Traced(span)
+            if span.is_recording():
+                self._spans[message_id] = _Traced(span)
+            # Not sampled: no steps and no context on the wire, so the server makes no span
+            # either; its receive span records nothing and needs no end.
 
     def _parent(self, message: dict[str, Any]) -> Any:
         carried = message.get("MessageAttributes") or {}
@@ -123,7 +128,10 @@ class BatchTrace:
     # --- decoding -------------------------------------------------------------------------------
     def decoded(self, message: dict[str, Any], envelope: Envelope) -> None:
         """`message` decoded into `envelope`: a ``decode`` span since the previous step."""
-        traced = self._spans[message["MessageId"]]
+        traced = self._spans.get(message["MessageId"])
+        if traced is None:
+            self._advance()
+            return
         rooms = list(envelope.rooms)
         traced.receive.set_attributes(
             {
@@ -141,7 +149,10 @@ class BatchTrace:
         span, ended when it is deleted from the queue."""
         from opentelemetry.trace import Status, StatusCode
 
-        traced = self._spans[message["MessageId"]]
+        traced = self._spans.get(message["MessageId"])
+        if traced is None:
+            self._advance()
+            return
         span = self._step(
             message["MessageId"],
             "dead-letter",
@@ -155,7 +166,10 @@ class BatchTrace:
         """`message` cannot be decoded and there is no dead-letter queue: it stays."""
         from opentelemetry.trace import Status, StatusCode
 
-        traced = self._spans[message["MessageId"]]
+        traced = self._spans.get(message["MessageId"])
+        if traced is None:
+            self._advance()
+            return
         span = self._step(message["MessageId"], "decode", attributes={"error.type": code})
         span.set_status(Status(StatusCode.ERROR, reason[:200]))
         span.end(end_time=self._advance())
@@ -163,7 +177,9 @@ class BatchTrace:
 
     def held(self, message: dict[str, Any]) -> None:
         """FIFO: `message` waits behind an earlier message of its group that stays."""
-        self._spans[message["MessageId"]].outcome = "held"
+        traced = self._spans.get(message["MessageId"])
+        if traced is not None:
+            traced.outcome = "held"
 
     # --- the hand-off ---------------------------------------------------------------------------
     def hand_off(self, deliveries: list[Delivery]) -> list[Delivery]:
@@ -173,7 +189,10 @@ class BatchTrace:
 
         carried = []
         for delivery in deliveries:
-            traced = self._spans[delivery.message_id]
+            traced = self._spans.get(delivery.message_id)
+            if traced is None:
+                carried.append(delivery)
+                continue
             traced.steps.append("hand-off")
             span = self._tracer.start_span(
                 "hand-off",
@@ -204,7 +223,9 @@ class BatchTrace:
         ``dead-letter`` span ends here instead)."""
         start, end = self._mark, self._advance()
         for message in messages:
-            traced = self._spans[message["MessageId"]]
+            traced = self._spans.get(message["MessageId"])
+            if traced is None:
+                continue
             if traced.pending is not None:  # dead-lettered
                 traced.pending.end(end_time=end)
                 traced.pending = None
@@ -216,7 +237,9 @@ class BatchTrace:
         """Made visible again (`stopping`: because the worker stops): a ``return`` span."""
         start, end = self._mark, self._advance()
         for message in messages:
-            traced = self._spans[message["MessageId"]]
+            traced = self._spans.get(message["MessageId"])
+            if traced is None:
+                continue
             self._step(message["MessageId"], "return", start).end(end_time=end)
             if stopping:
                 traced.outcome = "returned_on_shutdown"

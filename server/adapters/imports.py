@@ -26,14 +26,18 @@ logger = logging.getLogger(__name__)
 NEVER_USED = ("aiohttp", "requests", "websocket", "valkey", "kombu", "aio_pika", "kafka")
 
 
-def leave_out_unused(*, cluster: bool) -> list[str]:
-    """Before socketio is first imported: make the packages the server never uses (and
-    redis, outside cluster mode) look absent. Returns the names left out; none once socketio
-    is imported already (too late: say so)."""
+def leave_out_unused(*, cluster: bool, tracing: bool = False) -> list[str]:
+    """Before socketio is first imported: make the packages the server never uses look
+    absent: redis too outside cluster mode; requests is kept with traces on (OTLP/HTTP's
+    exporter sends with it). Returns the names left out; none once socketio is imported
+    already (too late)."""
     if "socketio" in sys.modules or "engineio" in sys.modules:
         logger.debug("python-socketio is imported already: nothing left out")
         return []
-    names = [*NEVER_USED, *(() if cluster else ("redis",))]
+    keep = {"redis"} if cluster else set()
+    if tracing:
+        keep.add("requests")
+    names = [name for name in (*NEVER_USED, "redis") if name not in keep]
     left_out = [name for name in names if name not in sys.modules]
     for name in left_out:
         sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError

@@ -43,29 +43,35 @@ class IntakeTracing:
             return
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
-        envelope = delivery.envelope
-        attributes: dict[str, Any] = {
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.operation.type": "process",
-            "messaging.message.id": delivery.message_id,
-            "sqs_relay.outcome": outcome,
-            "sqs_relay.event": envelope.event,
-            "sqs_relay.namespace": envelope.namespace,
-            "sqs_relay.room_count": len(envelope.rooms),
-        }
-        if outcome == "emitted":
-            # Who is in the rooms now, just after the emit: the clients it was queued for.
-            attributes["sqs_relay.recipients"] = sum(
-                member_count(self._sio, envelope.namespace, target_room(room))
-                for room in envelope.rooms
-            )
         span = self._tracing.tracer.start_span(
             SPAN_NAMES.get(outcome, "emit"),
             context=self._tracing.extract(delivery.trace),
             kind=SpanKind.CONSUMER,
-            attributes=attributes,
             start_time=started_ns,
         )
+        if not span.is_recording():  # not sampled here: nothing to describe
+            return
+        envelope = delivery.envelope
+        span.set_attributes(
+            {
+                "messaging.system": MESSAGING_SYSTEM,
+                "messaging.operation.type": "process",
+                "messaging.message.id": delivery.message_id,
+                "sqs_relay.outcome": outcome,
+                "sqs_relay.event": envelope.event,
+                "sqs_relay.namespace": envelope.namespace,
+                "sqs_relay.room_count": len(envelope.rooms),
+            }
+        )
+        if outcome == "emitted":
+            # Who is in the rooms now, just after the emit: the clients it was queued for.
+            span.set_attribute(
+                "sqs_relay.recipients",
+                sum(
+                    member_count(self._sio, envelope.namespace, target_room(room))
+                    for room in envelope.rooms
+                ),
+            )
         if outcome in NOT_CONFIRMED:
             span.set_status(Status(StatusCode.ERROR, f"not confirmed: {outcome}"))
         span.end(end_time=ended_ns)

@@ -62,3 +62,16 @@ def test_a_server_in_cluster_mode_still_loads_redis() -> None:
     found = loaded(code)
     assert "redis" in found
     assert "aiohttp" not in found
+
+
+def test_with_traces_on_requests_stays_for_the_otlp_exporter() -> None:
+    # Given traces on, then the OTLP/HTTP exporter (which sends with requests) loads
+    code = (
+        "from server.adapters.imports import leave_out_unused\n"
+        "assert 'requests' not in leave_out_unused(cluster=False, tracing=True)\n"
+        "import socketio\n"
+        "from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter\n"
+    )
+    found = loaded(code)
+    assert "requests" in found
+    assert "redis" not in found

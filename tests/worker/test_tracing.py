@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 
 from shared.counters import Counters
 from shared.settings import load_settings
@@ -34,8 +35,9 @@ def run_traced(
     handoff: FakeHandoff,
     exporter: InMemorySpanExporter,
     env: dict[str, str] | None = None,
+    sampler: Sampler | None = None,
 ) -> tuple[Worker, FakeSqs, list[ReadableSpan]]:
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     stop = threading.Event()
     sqs = FakeSqs(batches, stop)
@@ -147,6 +149,22 @@ def test_unconfirmed_and_held_messages_end_in_a_return_span_with_their_outcome(
         assert steps[mid]["receive"].attributes["sqs_relay.outcome"] == "returned"  # type: ignore[index]
     assert steps["m0"]["hand-off"].attributes["sqs_relay.confirmed"] is False  # type: ignore[index]
     assert steps["m1"]["hand-off"].attributes["sqs_relay.confirmed"] is True  # type: ignore[index]
+
+
+def test_a_message_left_out_by_the_sampler_gets_no_span_and_no_context_on_the_wire(
+    exported: InMemorySpanExporter,
+) -> None:
+    # Given a sampler that samples nothing, and a message with a caller's (sampled) context
+    batch = [traced(0, traceparent=f"00-{TRACE_ID}-{PARENT}-00"), message(1)]
+
+    # When the worker handles the batch
+    handoff = FakeHandoff()
+    _worker, sqs, spans = run_traced([batch], handoff, exported, sampler=ALWAYS_OFF)
+
+    # Then it is delivered as usual, with no span and no trace context for the server
+    assert sqs.deleted == ["r0", "r1"]
+    assert spans == []
+    assert [d.trace for d in handoff.batches[0]] == [None, None]
 
 
 def loaded_after(imports: str) -> list[str]:
