@@ -39,6 +39,10 @@ Writes results.json, report.md and PNG plots to --out, and prints a summary tabl
 `python -m bench soak --help`: the soak run instead (bench/soak.py): clients churning on
 one stack for half an hour or more, the server's memory, descriptors, tasks, GC-tracked
 objects and latency sampled, and their slopes after warm-up.
+
+`python -m bench tracing --help`: what the relay's OpenTelemetry traces cost (bench/tracing.py):
+the commit before traces, traces off, on at 1% and on at 100%, interleaved on the hand-off
+regime; CPU per message, latency and delivery, each against the commit before.
 """
 
 from __future__ import annotations
@@ -132,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.soak import main as soak_main
 
         return soak_main(arguments[1:])
+    if arguments[:1] == ["tracing"]:
+        from bench.tracing import main as tracing_main
+
+        return tracing_main(arguments[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,
