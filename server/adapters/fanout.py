@@ -34,6 +34,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from server.conforms import conforms
 from server.outgoing.frames import SendsPacketsNow
 
 
@@ -92,7 +93,7 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
         eio = self.server.eio
         if eio is not self._checked_eio:
             self._checked_eio = eio
-            self._send_now = eio.send_packet_now if isinstance(eio, SendsPacketsNow) else None
+            self._send_now = eio.send_packet_now if conforms(eio, SendsPacketsNow) else None
         return self._send_now
 
     async def emit(

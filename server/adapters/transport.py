@@ -57,6 +57,7 @@ from engineio.async_socket import AsyncSocket
 from engineio.payload import Payload
 
 from server.adapters.refusals import Refusals, address_of
+from server.conforms import conforms
 from server.outgoing.frames import CarriesFrames, FrameWriter, TakesFrameWriter
 from shared import counters as c
 
@@ -214,8 +215,8 @@ class HeartbeatSocket(AsyncSocket):  # type: ignore[misc]
         """While `ws` is the transport: its connection's frame writer (when it carries one
         and the queue takes one) gets the queue's packets straight when nothing waits, and
         hands the client's PONGs to :meth:`schedule_ping`. Undone by :meth:`detach`."""
-        writer = ws.frame_writer if isinstance(ws, CarriesFrames) else None
-        queue = self.queue if isinstance(self.queue, TakesFrameWriter) else None
+        writer = ws.frame_writer if conforms(ws, CarriesFrames) else None
+        queue = self.queue if conforms(self.queue, TakesFrameWriter) else None
         if writer is None or queue is None:
             return
         self.detach()

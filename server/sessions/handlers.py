@@ -36,6 +36,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from server.adapters.lookups import client_socket, is_connected, transport_open
+from server.conforms import conforms
 from server.history.base import History
 from server.history.reasons import too_big
 from server.history.replay import RecoveryFailed
@@ -372,7 +373,7 @@ class SessionNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def _client(self, sid: str, namespace: str) -> ClientOwner | None:
         """The client's engine.io socket, which closes the connection when the client goes."""
         socket = client_socket(self, sid, namespace)
-        return socket if isinstance(socket, ClientOwner) else None
+        return socket if conforms(socket, ClientOwner) else None
 
     def _is_open(self, sid: str, namespace: str) -> bool:
         """The client's transport is still there (python-socketio's manager keeps a sid that
