@@ -20,6 +20,7 @@ helper (client/, its own distribution) reads no library internals.
 - `refusals.py`: a hostile connection's refusal counted once, logged once per address.
 - `lookups.py`: what python-socketio knows about a client or a room, for code outside.
 - `admin.py`: python-socketio's `instrument()` for the Socket.IO Admin UI, on its own namespace.
+- `asgi_environ.py`: the request environ python-engineio reads, made without a class per request.
 - `imports.py`: python-socketio's optional packages (clients, other managers) left out of the server.
 - `contract/`: the records of every library internal used, rendered as the table below.
 
@@ -67,6 +68,7 @@ bounds). "used in": paths under server/ unless they say worker/.
 | python-socketio | `InstrumentedAsyncServer._trigger_event` | behaviour | adapters/admin.py: AdminUI._forget_refused_connects (pops manager._timestamps) | 5.18.0-5.18.1 | development mode: refused clients stay listed in the Admin UI, their times kept |
 | python-socketio | `InstrumentedAsyncServer.stats_task` | undoc. attribute | adapters/admin.py: AdminUI.close | 5.18.0-5.18.1 | the Admin UI's statistics task outlives the relay's stop (cancelled with the loop) |
 | python-engineio | `BaseServer._async` | private attribute | adapters/engineio_server.py: BoundedEngineIO.__init__ | 4.11.0-4.15.1 | the server does not start; or, without its 'websocket' entry, no direct frame path: every packet goes through the writer task |
+| python-engineio | `AsyncServer.handle_request` | behaviour | adapters/engineio_server.py: BoundedEngineIO.__init__ (replaces the 'translate_request' entry with adapters/asgi_environ.py's) | 4.11.0-4.15.1 | a class made per request again (~8 % of a connect's CPU) |
 | python-engineio | `AsyncSocket._upgrade_websocket` | behaviour | adapters/engineio_server.py: BoundedEngineIO.__init__ (replaces the 'websocket' entry) | 4.11.0-4.15.1 | FrameWebSocket unused: no direct frame path: every packet goes through the writer task, and every PONG wakes the app |
 | python-engineio | `AsyncServer._trigger_event` | private method overridden | adapters/engineio_server.py: BoundedEngineIO | 4.11.0-4.15.1 | sockets stay stock (a task per client per ping); long-poll closes wait ~30 s |
 | python-engineio | `AsyncServer._handle_connect` | behaviour | adapters/engineio_server.py: BoundedEngineIO._trigger_event (adopts the socket) | 4.11.0-4.15.1 | sockets stay stock: a task per client per ping interval |

@@ -15,6 +15,7 @@ from typing import Any
 import engineio
 from engineio import packet as eio_packet
 
+from server.adapters.asgi_environ import translate_request
 from server.adapters.frame_websocket import FrameWebSocket, text_frame
 from server.adapters.refusals import Refusals
 from server.adapters.transport import HeartbeatSocket
@@ -35,9 +36,14 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         # The driver's table is shared by every server of the mode: this one gets a copy
         # whose websocket hands the connection's frame writer to the queue
-        # (server/adapters/frame_websocket.py).
+        # (server/adapters/frame_websocket.py), and whose request environ is made without a
+        # class per request (server/adapters/asgi_environ.py).
         driver: dict[str, Any] = self._async  # type: ignore[has-type]
-        self._async = {**driver, "websocket": FrameWebSocket}
+        self._async = {
+            **driver,
+            "websocket": FrameWebSocket,
+            "translate_request": translate_request,
+        }
 
     def send_packet_now(self, sid: str, pkt: eio_packet.Packet, now: float) -> None:
         """engine.io's `send_packet` without a coroutine, for the fan-out: put `pkt` in the
