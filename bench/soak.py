@@ -28,8 +28,19 @@ adds more than --growth-pct % of its mean per hour; otherwise it is flat. The sa
 autocorrelated, so the standard error is optimistic: the first-quarter and last-quarter
 medians after warm-up are given beside it as a check that needs no model, and so is the
 slope with the connected clients held fixed (least squares on time and clients together),
-since the churn holds the load steady only on average. Then every client leaves, nothing is
-sent for --idle-s, and one more sample says what the server holds idle, beside the first.
+since the churn holds the load steady only on average, and that slope again over the last
+half alone (a high-water mark levels off, a leak keeps its slope). Then every client leaves,
+nothing is sent for --idle-s, and one more sample says what the server holds idle, beside the
+first.
+
+--heapwatch runs the server through bench/heapwatch.py (its code unchanged): every sample
+then also says where its memory is (pymalloc's arenas and the bytes in use in them, glibc
+malloc's heap in use and free), and at five points (idle before, end of warm-up, halfway,
+end, idle after) the server makes a full collection and counts its live GC-tracked objects
+by type; the report lists the types that grew from the end of warm-up to the end, and from
+idle before to idle after. --tracemalloc does the same with tracemalloc on and adds the top
+15 tracebacks that grew (`Snapshot.compare_to(..., "traceback")`): a diagnosis, since
+tracemalloc costs tens of MB and its snapshots' peaks raise the RSS for good.
 
 Writes soak.json (every sample), soak.md (the slopes) and soak.png to --out;
 --from-json writes soak.md and soak.png again from a soak.json.
@@ -63,6 +74,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench import heapwatch
 from bench.measure import bucket_percentiles
 from bench.producer import make_client
 from bench.results import RunMeta
@@ -83,6 +95,11 @@ SERIES: dict[str, tuple[str, str]] = {
     "client_p50_ms": ("ms", "end-to-end p50 (producer send to client receive)"),
     "client_p99_ms": ("ms", "end-to-end p99 (producer send to client receive)"),
     "server_e2e_p99_ms": ("ms", "SQS SentTimestamp to emit p99 (server histogram)"),
+    # with --heapwatch or --tracemalloc only (bench/heapwatch.py's breakdown.jsonl)
+    "pymalloc_arenas_mb": ("MB", "pymalloc arenas (Python objects up to 512 bytes)"),
+    "pymalloc_used_mb": ("MB", "pymalloc bytes in allocated blocks"),
+    "malloc_used_mb": ("MB", "glibc malloc heap in use (larger objects, C libraries)"),
+    "malloc_free_mb": ("MB", "glibc malloc heap free but held"),
 }
 #: The series that say whether something leaks (the others say whether latency drifts).
 RESOURCES = ("server_rss_mb", "server_fds", "asyncio_tasks", "gc_objects")
@@ -103,6 +120,11 @@ class SoakConfig:
     sample_s: float = 10.0
     growth_pct: float = 5.0
     idle_s: float = 30.0
+    #: run the server through bench/heapwatch.py: where its memory is, GC types that grew
+    heapwatch: bool = False
+    #: the same with tracemalloc on: the tracebacks that grew
+    tracemalloc: bool = False
+    tracemalloc_frames: int = 10
 
     @property
     def mean_life_s(self) -> float:
@@ -131,6 +153,11 @@ class Sample:
     sent_total: int = 0
     connects_total: int = 0
     resumes_total: int = 0
+    #: --heapwatch: where the server's memory is (bench/heapwatch.py's breakdown)
+    pymalloc_arenas_mb: float | None = None
+    pymalloc_used_mb: float | None = None
+    malloc_used_mb: float | None = None
+    malloc_free_mb: float | None = None
 
 
 @dataclass
@@ -184,6 +211,10 @@ class Fit:
     #: `connected` together): the churn's load is steady only on average
     slope_per_h_fixed_load: float | None = None
     stderr_per_h_fixed_load: float | None = None
+    #: the same (at fixed load where known) over the last half of the samples after warm-up
+    #: alone: a high-water mark levels off, a leak keeps its slope
+    slope_per_h_last_half: float | None = None
+    stderr_per_h_last_half: float | None = None
 
 
 @dataclass
@@ -435,7 +466,10 @@ class Sampler:
     """Reads the figures of one sample; holds the previous scrape for the interval's
     histograms."""
 
-    def __init__(self, stack: Stack, server: psutil.Process, started: float) -> None:
+    def __init__(
+        self, stack: Stack, server: psutil.Process, started: float, heap_dir: Path | None = None
+    ) -> None:
+        self.breakdown = heap_dir / heapwatch.BREAKDOWN_FILE if heap_dir is not None else None
         self.stack = stack
         self.server = server
         self.started = started
@@ -480,7 +514,23 @@ class Sampler:
         sample.sent_total = tallies.sent
         sample.connects_total = tallies.connects
         sample.resumes_total = tallies.resumes
+        if self.breakdown is not None:
+            self._add_breakdown(sample)
         return sample
+
+    def _add_breakdown(self, sample: Sample) -> None:
+        """The server's latest memory breakdown (written every 10 s), if it is recent."""
+        try:
+            with self.breakdown.open("rb") as lines:  # type: ignore[union-attr]
+                lines.seek(0, os.SEEK_END)
+                lines.seek(max(0, lines.tell() - 4096))
+                latest = json.loads(lines.read().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            return
+        if time.time() - latest["wall_time"] > 30:
+            return
+        for name in ("pymalloc_arenas_mb", "pymalloc_used_mb", "malloc_used_mb", "malloc_free_mb"):
+            setattr(sample, name, latest.get(name))
 
 
 def _round(value: float | None) -> float | None:
@@ -527,13 +577,15 @@ def fit(series: str, samples: list[Sample], warmup_s: float, growth_pct: float) 
     slope, stderr, residuals = _least_squares(np.column_stack([np.ones_like(t), t]), y)
     total = float(np.sum((y - y.mean()) ** 2))
     r2 = 1 - float(np.sum(residuals**2)) / total if total > 0 else 0.0
-    fixed: tuple[float | None, float | None] = (None, None)
-    if series != "connected" and all(r[2] is not None for r in rows) and len(rows) > 3:
-        load = np.array([float(r[2]) for r in rows])  # type: ignore[arg-type]
-        if float(np.ptp(load)) > 0:
-            columns = np.column_stack([np.ones_like(t), t, load])
-            adjusted, adjusted_err, _ = _least_squares(columns, y)
-            fixed = (adjusted, adjusted_err)
+    fixed = _at_fixed_load(series, rows)
+    half = rows[len(rows) // 2 :]
+    last_half = _at_fixed_load(series, half)
+    if last_half[0] is None and len(half) >= 3:
+        th = np.array([r[0] for r in half])
+        slope_h, err_h, _ = _least_squares(
+            np.column_stack([np.ones_like(th), th]), np.array([r[1] for r in half])
+        )
+        last_half = (slope_h, err_h)
     quarter = max(1, len(rows) // 4)
     mean = float(y.mean())
     # judged at fixed load where the load is known: descriptors and tasks follow the clients
@@ -553,7 +605,26 @@ def fit(series: str, samples: list[Sample], warmup_s: float, growth_pct: float) 
         grows=grows,
         slope_per_h_fixed_load=fixed[0],
         stderr_per_h_fixed_load=fixed[1],
+        slope_per_h_last_half=last_half[0],
+        stderr_per_h_last_half=last_half[1],
     )
+
+
+def _at_fixed_load(
+    series: str, rows: list[tuple[float, float, float | None]]
+) -> tuple[float | None, float | None]:
+    """The slope per hour and its standard error with the connected clients held fixed
+    (least squares on time and clients together); (None, None) where the clients are not
+    known or never changed."""
+    if series == "connected" or len(rows) <= 3 or any(r[2] is None for r in rows):
+        return None, None
+    load = np.array([float(r[2]) for r in rows])  # type: ignore[arg-type]
+    if float(np.ptp(load)) == 0:
+        return None, None
+    t = np.array([r[0] for r in rows])
+    columns = np.column_stack([np.ones_like(t), t, load])
+    adjusted, adjusted_err, _ = _least_squares(columns, np.array([r[1] for r in rows]))
+    return adjusted, adjusted_err
 
 
 def fits_for(samples: list[Sample], config: SoakConfig) -> list[Fit]:
@@ -617,11 +688,13 @@ def write_markdown(result: dict[str, Any], out: Path) -> Path:
         "per hour. The quarter medians are the first and last quarter of the samples after "
         "warm-up. *At fixed load* is the slope with the connected clients held fixed (least "
         "squares on time and clients together): the churn holds the load steady only on "
-        "average, and descriptors and tasks follow the clients one for one.",
+        "average, and descriptors and tasks follow the clients one for one. *Last half* is "
+        "that slope (at fixed load where known) over the second half of the samples after "
+        "warm-up alone: a high-water mark levels off, a leak keeps its slope.",
         "",
         "| series | mean | slope per hour | % of mean per hour | r² | first → last quarter "
-        "(median) | at fixed load, per hour | verdict |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "(median) | at fixed load, per hour | last half, per hour | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for f in fits:
         pct = f.slope_per_h / abs(f.mean) * 100 if f.mean else math.nan
@@ -632,6 +705,11 @@ def write_markdown(result: dict[str, Any], out: Path) -> Path:
             + (
                 f"{f.slope_per_h_fixed_load:+.3g} ± {f.stderr_per_h_fixed_load:.2g} | "
                 if f.slope_per_h_fixed_load is not None and f.stderr_per_h_fixed_load is not None
+                else "— | "
+            )
+            + (
+                f"{f.slope_per_h_last_half:+.3g} ± {f.stderr_per_h_last_half:.2g} | "
+                if f.slope_per_h_last_half is not None and f.stderr_per_h_last_half is not None
                 else "— | "
             )
             + ("**grows**" if f.grows else "flat")
@@ -701,6 +779,8 @@ def write_markdown(result: dict[str, Any], out: Path) -> Path:
                 f"| {name} | {row['server_rss_mb']} | {row['server_fds']} | "
                 f"{row['asyncio_tasks']} | {row['gc_objects']} |"
             )
+    if result.get("heapwatch"):
+        lines += heap_lines(result["heapwatch"], config)
     if tallies["errors"]:
         lines += ["", "First errors:", ""] + [f"- `{e}`" for e in tallies["errors"][:10]]
     for note in result.get("notes", []):
@@ -709,6 +789,88 @@ def write_markdown(result: dict[str, Any], out: Path) -> Path:
     path = out / "soak.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def heap_lines(heap: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The `--heapwatch`/`--tracemalloc` section: the snapshots, then each comparison's top
+    growers (tracebacks with tracemalloc, GC-tracked types always)."""
+    tracing = bool(config.get("tracemalloc"))
+    how = (
+        f"tracemalloc on ({config.get('tracemalloc_frames', 10)} frames)"
+        if tracing
+        else "without tracemalloc"
+    )
+    lines = [
+        "",
+        "## What grows inside the server (bench/heapwatch.py)",
+        "",
+        f"The server ran under bench/heapwatch.py, {how}. At each point below: "
+        + (
+            "a full collection (garbage not yet collected is not held), "
+            if all("garbage_collected" in t for t in heap["snapshots"])
+            else "(no collection first: garbage not yet collected is counted too) "
+        )
+        + ("a tracemalloc snapshot, " if tracing else "")
+        + "a count of GC-tracked objects by type, and where the memory is: pymalloc's arenas "
+        "(Python objects up to 512 bytes) and the bytes allocated in them, glibc malloc's heap "
+        "in use and free but held (larger objects, C libraries). The server stalls meanwhile "
+        "(*took*)."
+        + (
+            " *Traced* is the memory Python allocated and still holds; *tracemalloc's own* is "
+            "what tracing it costs (in the RSS too)."
+            if tracing
+            else ""
+        ),
+        "",
+        "| snapshot | at (min) | RSS (MB) | pymalloc arenas (MB) | pymalloc used (MB) | malloc "
+        "used (MB) | malloc free (MB) | "
+        + ("traced (MB) | tracemalloc's own (MB) | " if tracing else "")
+        + "GC-tracked objects | took (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if tracing else "") + "---:|---:|",
+    ]
+    for t in heap["snapshots"]:
+        lines.append(
+            f"| {t['label']} | {t['t_s'] / 60:.1f} | {t['rss_mb']} | "
+            f"{t.get('pymalloc_arenas_mb', '—')} | {t.get('pymalloc_used_mb', '—')} | "
+            f"{t.get('malloc_used_mb', '—')} | {t.get('malloc_free_mb', '—')} | "
+            + (
+                f"{t.get('traced_mb', '—')} | {t.get('tracemalloc_overhead_mb', '—')} | "
+                if tracing
+                else ""
+            )
+            + f"{t['gc_objects']:,} | {t['took_s']} |"
+        )
+    for c in heap["comparisons"]:
+        traced = (
+            f": {c['traced_diff_mb']:+.2f} MB traced" if c.get("traced_diff_mb") is not None else ""
+        )
+        lines += ["", f"### {c['title']}{traced} in {c['minutes']:g} min"]
+        if c["growers"]:
+            lines += [
+                "",
+                'Top growers by traceback (tracemalloc `compare_to(..., "traceback")`; frames '
+                "innermost first):",
+                "",
+                "| + KB | now KB | + blocks | traceback |",
+                "|---:|---:|---:|---|",
+            ]
+            for g in c["growers"]:
+                frames = " ← ".join(f"`{f}`" for f in g["frames"])
+                lines.append(
+                    f"| {g['size_diff_kb']:+,.1f} | {g['size_kb']:,.1f} | "
+                    f"{g['count_diff']:+,} | {frames} |"
+                )
+        lines += [
+            "",
+            "GC-tracked objects by type that grew: "
+            + (
+                ", ".join(f"`{name}` {old:,} → {new:,}" for name, old, new, _ in c["types"])
+                if c["types"]
+                else "none"
+            )
+            + ".",
+        ]
+    return lines
 
 
 def write_plot(result: dict[str, Any], out: Path) -> Path:
@@ -721,7 +883,10 @@ def write_plot(result: dict[str, Any], out: Path) -> Path:
     warmup_min = result["config"]["warmup_minutes"]
     fits = {f["series"]: f for f in result["fits"]}
     panels = [
-        ("server resident memory (MB)", ["server_rss_mb"]),
+        (
+            "server resident memory (MB)",
+            ["server_rss_mb", "pymalloc_arenas_mb", "malloc_used_mb", "malloc_free_mb"],
+        ),
         ("server open file descriptors", ["server_fds"]),
         ("server asyncio tasks", ["asyncio_tasks"]),
         ("server GC-tracked objects", ["gc_objects"]),
@@ -785,9 +950,77 @@ def rewrite_report(path: Path) -> int:
     return 0
 
 
+class HeapWatch:
+    """The soak's side of bench/heapwatch.py: asks the server for a snapshot (SIGUSR1) and
+    waits for its files; afterwards compares them."""
+
+    #: the server holds the GIL while it snapshots: a big heap takes seconds
+    TIMEOUT_S = 180.0
+
+    def __init__(self, directory: Path, server: psutil.Process, started: float) -> None:
+        self.directory = directory
+        self.server = server
+        self.started = started
+        self.taken: list[dict[str, Any]] = []
+
+    def take(self, label: str) -> None:
+        """Blocks until the server has written the snapshot (call it in a thread)."""
+        index = len(self.taken)
+        snap, info_path = heapwatch.snapshot_paths(self.directory, index)
+        t_s = round(time.monotonic() - self.started, 1)
+        rss_mb = round(self.server.memory_info().rss / 2**20, 2)
+        self.server.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + self.TIMEOUT_S
+        while not info_path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no heap snapshot {info_path} after {self.TIMEOUT_S} s")
+            time.sleep(0.2)  # polling for the file the server writes last
+        info = json.loads(info_path.read_text())
+        self.taken.append(
+            {"label": label, "index": index, "t_s": t_s, "rss_mb": rss_mb, "snap": str(snap)}
+            | {k: v for k, v in info.items() if k != "types"}
+        )
+
+    def _by_label(self, label: str) -> dict[str, Any] | None:
+        return next((t for t in self.taken if t["label"] == label), None)
+
+    def report(self, keep_snapshots: bool) -> dict[str, Any]:
+        """The snapshots' figures and, between pairs of them, the top growers."""
+        result: dict[str, Any] = {"snapshots": self.taken, "comparisons": []}
+        pairs = [
+            ("warm", "end", "end of the warm-up → end of the churn (same load)", 15),
+            ("start", "idle", "idle before the churn → idle after it", 10),
+        ]
+        for old_label, new_label, title, top in pairs:
+            old, new = self._by_label(old_label), self._by_label(new_label)
+            if old is None or new is None:
+                continue
+            growers: list[heapwatch.Grower] = []
+            total_mb = None
+            if Path(old["snap"]).exists() and Path(new["snap"]).exists():
+                growers, total_mb = heapwatch.compare(Path(old["snap"]), Path(new["snap"]), top)
+            old_types = json.loads(Path(old["snap"]).with_suffix(".json").read_text())["types"]
+            new_types = json.loads(Path(new["snap"]).with_suffix(".json").read_text())["types"]
+            result["comparisons"].append(
+                {
+                    "from": old_label,
+                    "to": new_label,
+                    "title": title,
+                    "minutes": round((new["t_s"] - old["t_s"]) / 60, 1),
+                    "traced_diff_mb": total_mb,
+                    "growers": [asdict(g) for g in growers],
+                    "types": heapwatch.type_growth(old_types, new_types),
+                }
+            )
+        if not keep_snapshots:
+            for taken in self.taken:
+                Path(taken["snap"]).unlink(missing_ok=True)
+        return result
+
+
 async def soak(
-    stack: Stack, config: SoakConfig, console: Console
-) -> tuple[list[Sample], list[Restart], Tallies, Sample]:
+    stack: Stack, config: SoakConfig, console: Console, heap_dir: Path | None = None
+) -> tuple[list[Sample], list[Restart], Tallies, Sample, HeapWatch | None]:
     """The churn, the producer and the restarts for `config.minutes`, sampled; then, every
     client gone and nothing sent for `config.idle_s`, one more sample (the idle one)."""
     tallies = Tallies()
@@ -796,9 +1029,16 @@ async def soak(
     duration_s = config.minutes * 60
     churn = Churn(stack.url, config, tallies)
     producer = Producer(stack, config, tallies)
-    sampler = Sampler(stack, server, started)
+    sampler = Sampler(stack, server, started, heap_dir)
     samples: list[Sample] = []
     restarts: list[Restart] = []
+    watch = HeapWatch(heap_dir, server, started) if heap_dir is not None else None
+    # (label, due after this many seconds): idle before, end of warm-up, halfway after it
+    snapshots_due: list[tuple[str, float]] = []
+    if watch is not None:
+        await asyncio.to_thread(watch.take, "start")
+        warm_s = config.warmup_minutes * 60
+        snapshots_due = [("warm", warm_s), ("mid", (warm_s + duration_s) / 2)]
     churning = asyncio.create_task(churn.run(), name="churn")
     producer.thread.start()
     next_sample = started
@@ -823,6 +1063,10 @@ async def soak(
                 )
             if now - started >= duration_s:
                 break
+            if watch is not None and snapshots_due and now - started >= snapshots_due[0][1]:
+                label, _ = snapshots_due.pop(0)
+                await asyncio.to_thread(watch.take, label)
+                progress.console.print(f"  heap snapshot {label!r}: {watch.taken[-1]['took_s']} s")
             if now >= next_restart:
                 restart = await asyncio.to_thread(restart_worker, stack, len(restarts), started)
                 restarts.append(restart)
@@ -835,6 +1079,8 @@ async def soak(
             progress.update(bar, completed=min(duration_s, now - started))
             await asyncio.sleep(max(0.05, min(next_sample, next_restart) - time.monotonic()))
         progress.update(bar, completed=duration_s)
+    if watch is not None:
+        await asyncio.to_thread(watch.take, "end")
     producer.stop.set()
     await churn.stop()
     await asyncio.to_thread(producer.thread.join, 30)
@@ -844,7 +1090,9 @@ async def soak(
     console.print(f"  every client gone; idle for {config.idle_s:g} s")
     await asyncio.sleep(config.idle_s)  # the idle phase is a duration, not a wait for a signal
     idle = await asyncio.to_thread(sampler.take, churn, tallies)
-    return samples, restarts, tallies, idle
+    if watch is not None:
+        await asyncio.to_thread(watch.take, "idle")
+    return samples, restarts, tallies, idle, watch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -923,6 +1171,30 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.idle_s,
         help="after the churn, idle this long and sample once more (default %(default)s)",
     )
+    add(
+        "--tracemalloc",
+        action="store_true",
+        help="run the server through bench/heapwatch.py (tracemalloc on) and report the top "
+        "growers between heap snapshots: idle before, end of warm-up, halfway, end, idle after",
+    )
+    add(
+        "--heapwatch",
+        action="store_true",
+        help="run the server through bench/heapwatch.py without tracemalloc: where its memory "
+        "is (pymalloc, malloc) every sample; live GC-tracked objects by type at idle before, "
+        "end of warm-up, halfway, end, idle after",
+    )
+    add(
+        "--tracemalloc-frames",
+        type=int,
+        default=defaults.tracemalloc_frames,
+        help="frames kept per allocation (default %(default)s)",
+    )
+    add(
+        "--keep-snapshots",
+        action="store_true",
+        help="keep the tracemalloc snapshots (OUT/heapwatch/*.snap, tens of MB each)",
+    )
     add("--out", type=Path, help="output folder (default bench/out/soak-<time>)")
     add(
         "--from-json",
@@ -933,7 +1205,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.from_json is not None:
         return rewrite_report(args.from_json)
-    config = SoakConfig(**{k: v for k, v in vars(args).items() if k not in ("out", "from_json")})
+    config = SoakConfig(
+        **{k: v for k, v in vars(args).items() if k not in ("out", "from_json", "keep_snapshots")}
+    )
     if config.rooms_per_client >= config.rooms:
         parser.error("--rooms-per-client must be below --rooms (a client switches rooms)")
     started_at = datetime.now(UTC)
@@ -944,10 +1218,21 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"[bold]soak[/] for {config.minutes:g} min; output in {out}")
     meta = RunMeta.here("python -m bench soak", argv, started_at, backend="fast")
     stack = Stack(Case("soak", "process", 2, config.clients, "fast", [], False), logs)
+    heap_dir: Path | None = None
+    if config.tracemalloc or config.heapwatch:
+        heap_dir = out / "heapwatch"
+        stack.server_module = "bench.heapwatch"
+        stack.server_env = {
+            heapwatch.DIR_ENV: str(heap_dir.resolve()),
+            heapwatch.FRAMES_ENV: str(config.tracemalloc_frames),
+            heapwatch.TRACEMALLOC_ENV: "1" if config.tracemalloc else "0",
+        }
     t0 = time.monotonic()
     try:
         stack.start()
-        samples, restarts, tallies, idle = asyncio.run(soak(stack, config, console))
+        samples, restarts, tallies, idle, watch = asyncio.run(
+            soak(stack, config, console, heap_dir)
+        )
         stopped = {r.worker for r in restarts}
         exited = [
             p.process.name
@@ -969,6 +1254,9 @@ def main(argv: list[str] | None = None) -> int:
         "idle_after": asdict(idle),
         "notes": notes,
     }
+    if watch is not None:
+        console.print("comparing the heap snapshots")
+        result["heapwatch"] = watch.report(args.keep_snapshots)
     (out / "soak.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     written = [out / "soak.json", write_markdown(result, out), write_plot(result, out)]
     for f in fits:

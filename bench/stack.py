@@ -78,6 +78,10 @@ class Stack:
     zmq_port: int = field(default_factory=free_port)
     redis_port: int = field(default_factory=free_port)
     procs: list[Proc] = field(default_factory=list)
+    #: the server's module in "process"/"thread" mode, and its extra environment (the soak's
+    #: `--tracemalloc` runs it through bench.heapwatch)
+    server_module: str = "server"
+    server_env: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -152,7 +156,8 @@ class Stack:
             )
         if case.mode in ("process", "thread"):
             extra = {"CONSUMER": case.mode, "WORKER_THREADS": str(case.consumers)}
-            server = self.spawn("server", "server", [PYTHON, "-m", "server"], **extra)
+            extra.update(self.server_env)
+            server = self.spawn("server", "server", [PYTHON, "-m", self.server_module], **extra)
         else:
             server_mode = "redis-server" if case.mode == "redis-manager" else case.mode
             server = self.spawn("server", "server", [PYTHON, "-m", "bench.variants", server_mode])

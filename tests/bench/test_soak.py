@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
+import signal
 import subprocess
+import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from bench import heapwatch
 from bench.soak import RESOURCES, Sample, fit
 from server.metrics import GcObjectCount
 from tests.processes import PYTHON, ROOT
@@ -22,12 +27,14 @@ def test_short_soak_churns_restarts_a_worker_and_reports_every_resource_slope(
     tmp_path: Path,
 ) -> None:
     # Given a soak of 20 s: 6 clients living about 3 s each, half of them coming back to
-    # resume, a worker restarted every 6 s, a sample every 2 s
+    # resume, a worker restarted every 6 s, a sample every 2 s, the server run through
+    # bench/heapwatch.py
     result = subprocess.run(
         [PYTHON, "-m", "bench", "soak", "--minutes", "0.34", "--warmup-minutes", "0.05",
          "--clients", "6", "--connects-per-s", "2", "--rooms", "3", "--rooms-per-client", "1",
          "--broadcast-per-s", "2", "--room-per-s", "3", "--resume-share", "0.5",
-         "--restart-every-s", "6", "--sample-s", "2", "--idle-s", "1", "--out", str(tmp_path)],
+         "--restart-every-s", "6", "--sample-s", "2", "--idle-s", "1", "--heapwatch",
+         "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=220,
     )  # fmt: skip
 
@@ -60,6 +67,18 @@ def test_short_soak_churns_restarts_a_worker_and_reports_every_resource_slope(
     # with a sample once every client had gone, beside the first
     assert report["idle_after"]["asyncio_tasks"] is not None
     assert "## Idle before and 1 s after the churn" in markdown
+    # heapwatch: a snapshot at each point, where the memory is in the samples, and the two
+    # comparisons (same load; idle before and after) with the types that grew
+    heap = report["heapwatch"]
+    assert [t["label"] for t in heap["snapshots"]] == ["start", "warm", "mid", "end", "idle"]
+    assert all(t["gc_objects"] > 0 and t["pymalloc_arenas_mb"] > 0 for t in heap["snapshots"])
+    assert [(c["from"], c["to"]) for c in heap["comparisons"]] == [
+        ("warm", "end"),
+        ("start", "idle"),
+    ]
+    assert any(c["types"] for c in heap["comparisons"])
+    assert any(s["pymalloc_arenas_mb"] and s["malloc_used_mb"] for s in samples)
+    assert "## What grows inside the server (bench/heapwatch.py)" in markdown
 
     # When the report is written again from the JSON alone
     (tmp_path / "soak.md").unlink()
@@ -105,3 +124,79 @@ def test_gc_object_count_is_counted_again_only_once_it_is_old_enough() -> None:
         assert count() >= first + 0.9 * len(held)  # (other threads may free a few)
     finally:
         gc.enable()
+
+
+class _Held:
+    """What the heapwatch tests allocate and hold: its type and its traceback are known."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(1024)  # the line the top grower's innermost frame names
+
+
+def _allocate(n: int) -> list[_Held]:
+    return [_Held() for _ in range(n)]
+
+
+def test_heapwatch_compare_names_the_traceback_and_the_type_that_grew(tmp_path: Path) -> None:
+    # Given two snapshots and type counts, 2,000 objects of 1 KB allocated in between
+    started_here = not tracemalloc.is_tracing()
+    if started_here:
+        tracemalloc.start(5)
+    try:
+        gc.collect()
+        before_types = heapwatch.type_counts()
+        tracemalloc.take_snapshot().dump(str(tmp_path / "before.snap"))
+        held = _allocate(2000)
+        tracemalloc.take_snapshot().dump(str(tmp_path / "after.snap"))
+        after_types = heapwatch.type_counts()
+    finally:
+        if started_here:
+            tracemalloc.stop()
+
+    # When they are compared
+    growers, total_mb = heapwatch.compare(tmp_path / "before.snap", tmp_path / "after.snap", 5)
+    types = heapwatch.type_growth(before_types, after_types)
+
+    # Then the top grower is the allocating line, called from _allocate, with the 2 MB and
+    # the 2,000 blocks it holds
+    assert len(held) == 2000
+    top = growers[0]
+    assert top.frames[0].endswith(f"test_soak.py:{_Held.__init__.__code__.co_firstlineno + 1}")
+    assert f"tests/bench/test_soak.py:{_allocate.__code__.co_firstlineno + 1}" in top.frames
+    assert top.size_diff_kb >= 2000 and top.count_diff >= 2000
+    assert total_mb >= 2.0
+    # and the type that grew is counted by its module and name, 2,000 more
+    grown = {name: diff for name, _, _, diff in types}
+    assert grown[f"{__name__}._Held"] == 2000
+
+
+def test_heapwatch_writes_type_counts_and_where_the_memory_is_on_sigusr1(
+    tmp_path: Path,
+) -> None:
+    # Given a watcher without tracemalloc, asked for a snapshot by SIGUSR1 as the soak asks
+    written = threading.Event()
+
+    class Signalled(heapwatch.Watcher):
+        def write(self) -> None:
+            super().write()
+            written.set()
+
+    watcher = Signalled(tmp_path, tracing=False)
+    watcher.start(every_s=None)
+    previous = signal.signal(signal.SIGUSR1, watcher.request)
+    try:
+        # When the signal comes
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert written.wait(30), "no snapshot written"
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+    # Then snapshot 000's counts are written, with no tracemalloc snapshot
+    snap, counts = heapwatch.snapshot_paths(tmp_path, 0)
+    assert counts.exists() and not snap.exists()
+    info = json.loads(counts.read_text())
+    assert info["types"]["builtins.dict"] > 0
+    assert info["gc_objects"] == sum(info["types"].values())
+    # and where the memory is: pymalloc's arenas (read from its stats on fd 2) and malloc's
+    assert 0 < info["pymalloc_used_mb"] <= info["pymalloc_arenas_mb"]
+    assert info["malloc_used_mb"] > 0 and info["rss_mb"] > 0
