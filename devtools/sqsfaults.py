@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ import aiohttp
 #: What a fault does to the calls it applies to.
 Kind = Literal["throttle", "error500", "slow", "reset_before", "reset_after"]
 KINDS: tuple[Kind, ...] = ("throttle", "error500", "slow", "reset_before", "reset_after")
+
+logger = logging.getLogger(__name__)
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -87,8 +90,13 @@ class SqsFaults:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> SqsFaults:
+        # A connection per forwarded call: the emulator's server may close a kept-alive
+        # connection just as aiohttp reuses it, and the caller would see a reset that no
+        # fault made (a worker's receive failing at random broke a test's timing).
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False
+            connector=aiohttp.TCPConnector(force_close=True),
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=False,
         )
         self._listener = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._listener.sockets[0].getsockname()[1]
@@ -161,8 +169,14 @@ class SqsFaults:
                 action = headers.get("x-amz-target", "").rpartition(".")[2] or "unknown"
                 if not await self._answer(writer, action, method, target, headers, body):
                     return
-        except (asyncio.IncompleteReadError, ConnectionError, aiohttp.ClientError):
-            return  # the caller went, or the proxy is closing
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # The caller went mid-call, or the proxy is closing: a line for the failure output
+            # of a test that meets a reset no fault made.
+            logger.warning("SQS fault proxy: a connection ended mid-call: %r", exc)
+            return
+        except aiohttp.ClientError as exc:  # the emulator did not answer: the caller's reset
+            logger.warning("SQS fault proxy: forwarding to the emulator failed: %r", exc)
+            return
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
