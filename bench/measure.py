@@ -89,6 +89,19 @@ def cpu_seconds(processes: Iterable[Any]) -> float:
     return total
 
 
+def system_cpu_seconds(processes: Iterable[Any]) -> float:
+    """The kernel's share of :func:`cpu_seconds`: what the processes spent in system calls
+    (on loopback, a send also runs the receiving side's TCP stack); gone ones count 0."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.system + times.children_system
+        except Exception:
+            pass  # gone
+    return total
+
+
 def cpu_seconds_by_role(roles: Roles) -> dict[str, float]:
     return {role: cpu_seconds(processes) for role, processes in roles.items()}
 

@@ -45,7 +45,7 @@ from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.loadgen import percentiles
-from bench.measure import ResourceSampler, cpu_seconds
+from bench.measure import ResourceSampler, cpu_seconds, system_cpu_seconds
 from bench.node import (
     NODE,
     NodeServer,
@@ -89,6 +89,8 @@ class ScaleStep(BaseModel):
     emit_latency_ms: Percentiles  # server's emit -> client's receive (not in stock's payload)
     server_cpu_s: float
     us_per_delivery: float | None  # the server process's CPU
+    # of which in the kernel (system calls: on loopback a send runs the receiver's TCP too)
+    kernel_us_per_delivery: float | None = None
     clients_us_per_delivery: float | None  # the Node clients' CPU, for scale
     peak_server_rss_mb: float | None
     saturated: bool
@@ -334,7 +336,8 @@ def run_steps(
             print(
                 f"  {mode:8} {clients:>6} clients: {offered:>6.0f} deliveries/s offered, "
                 f"{step.deliveries_per_s:>8.0f}/s delivered, p99 {step.latency_ms.p99} ms, "
-                f"{step.us_per_delivery or 0:.1f} us server CPU per delivery"
+                f"{step.us_per_delivery or 0:.1f} us server CPU per delivery "
+                f"({step.kernel_us_per_delivery or 0:.1f} in the kernel)"
                 + ("  saturated" if step.saturated else ""),
                 file=sys.stderr,
                 flush=True,
@@ -359,10 +362,12 @@ def run_step(
     loadgens.report()  # what arrived before this step is not its
     nodes = loadgens.processes()
     cpu_before, clients_before = cpu_seconds([server]), cpu_seconds(nodes)
+    kernel_before = system_cpu_seconds([server])
     with ResourceSampler({"server": [server]}, depth=target.depth) as sampler:
         produced = target.offer(rate, duration_s, (index + 1) * SEQ_STRIDE)
         wait_for_drain(target.depth)
     server_cpu = cpu_seconds([server]) - cpu_before
+    server_kernel = system_cpu_seconds([server]) - kernel_before
     clients_cpu = cpu_seconds(nodes) - clients_before
     reports = loadgens.report()
     deliveries = sum(r["unique"] for r in reports)
@@ -382,6 +387,7 @@ def run_step(
         emit_latency_ms=histogram([r["emit_latency_ms"] for r in reports]),
         server_cpu_s=round(server_cpu, 3),
         us_per_delivery=round(server_cpu / deliveries * 1e6, 2) if deliveries else None,
+        kernel_us_per_delivery=round(server_kernel / deliveries * 1e6, 2) if deliveries else None,
         clients_us_per_delivery=round(clients_cpu / deliveries * 1e6, 2) if deliveries else None,
         peak_server_rss_mb=sampler.peak_rss_mb.get("server"),
         saturated=p99 is None or p99 > SUSTAINED_P99_MS or share < SUSTAINED_DELIVERED,

@@ -133,6 +133,11 @@ bounds). "used in": paths under server/ unless they say worker/.
 | uvicorn | `WebSocketsSansIOProtocol.transport` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | write_frame/send misjudge the connection: frames to a closed one, or none |
 | uvicorn | `WebSocketsSansIOProtocol.loop` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | write_frame/send misjudge the connection: frames to a closed one, or none |
 | uvicorn | `WebSocketsSansIOProtocol.client` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | write_frame/send misjudge the connection: frames to a closed one, or none |
+| uvicorn | `WebSocketsSansIOProtocol.queue` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.__init__ (a LeanQueue in its place) | 0.53.0-0.54.0 | about 3 KB more held per client (asyncio's queue, the handshake's headers) |
+| uvicorn | `WebSocketsSansIOProtocol.receive` | behaviour | adapters/wsprotocol.py: _WebSocketProtocol.__init__ (what the LeanQueue must do) | 0.53.0-0.54.0 | about 3 KB more held per client (asyncio's queue, the handshake's headers) |
+| uvicorn | `WebSocketsSansIOProtocol.request` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.send (let go once answered) | 0.53.0-0.54.0 | about 3 KB more held per client (asyncio's queue, the handshake's headers) |
+| uvicorn | `WebSocketsSansIOProtocol.response` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.send (let go once answered) | 0.53.0-0.54.0 | about 3 KB more held per client (asyncio's queue, the handshake's headers) |
+| uvicorn | `WebSocketsSansIOProtocol.send` | behaviour | adapters/wsprotocol.py: _WebSocketProtocol.send (the response is read only before) | 0.53.0-0.54.0 | the accept fails (AttributeError): no WebSocket connects |
 | uvicorn | `WebSocketsSansIOProtocol.close_timer` | undoc. attribute | adapters/wsprotocol.py: send, reset, keepalive_timeout | 0.53.0-0.54.0 | a client that does not answer the close (or a ping) is kept |
 | uvicorn | `WebSocketsSansIOProtocol.close_timeout` | undoc. attribute | adapters/wsprotocol.py: send, reset, keepalive_timeout | 0.53.0-0.54.0 | a client that does not answer the close (or a ping) is kept |
 | uvicorn | `WebSocketsSansIOProtocol.pong_timer` | undoc. attribute | adapters/wsprotocol.py: send, reset, keepalive_timeout | 0.53.0-0.54.0 | a client that does not answer the close (or a ping) is kept |
@@ -153,7 +158,6 @@ bounds). "used in": paths under server/ unless they say worker/.
 | botocore | `Endpoint._needs_retry` | behaviour | worker/longpoll.py: LongPoll._no_retry (its caught_exception) | 1.34.0-1.43.117 | botocore retries the poll that was ended: the stop waits for it |
 | urllib3 | `HTTPConnectionPool.ConnectionCls` | undoc. attribute | worker/adapters/botocore_pools.py: wrap_connections | 2.0.0-2.8.0 | the worker does not start (AttributeError) |
 | urllib3 | `HTTPConnection.sock` | undoc. attribute | worker/adapters/botocore_pools.py: connection_socket | 2.0.0-2.8.0 | the long poll cannot be ended |
-| CPython | `Queue.put` | behaviour | outgoing/queue.py: OutgoingQueue.put_nowait (engine.io awaits put) | 3.11.7 | client queues are unbounded again for what engine.io puts |
 
 Upstream hooks that would remove a private use: python-socketio, an `engineio_server_class`
 argument (`_engineio_server_class`); python-engineio, a socket class on the server (the

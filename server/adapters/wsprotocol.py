@@ -21,6 +21,10 @@ websockets-sansio protocol (what its "auto" picks) with these additions:
   calls it instead of going through the ASGI receive queue: the app's reader stays in its
   one wait, and a client that only keeps its connection alive costs no task, coroutine or
   future per ping interval.
+- **Less held per connection.** uvicorn's receive queue and flow-control event are
+  :mod:`server.lean`'s (asyncio's allocate about 3.7 KB of deques up front), and the
+  handshake's request and response (their headers, about 2 KB) are let go once the handshake
+  is answered: nothing reads them after.
 - **Oversized messages counted.** A message past uvicorn's `ws_max_size`
   (`CLIENT_MESSAGE_MAX_BYTES`) closes the connection with 1009 as soon as its frame header
   says so, before its payload is buffered (websockets' parser); that refusal is counted and
@@ -49,6 +53,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 from server.adapters.refusals import Refusals, address_of
+from server.lean import LeanEvent, LeanQueue
 from server.outgoing.frames import FRAMES_EXTENSION
 from shared import counters as c
 
@@ -63,6 +68,14 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
     on_pong: Callable[[], None] | None = None  # set by the client's engine.io socket
     refusals: Refusals | None = None
     _refused: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn uses its receive queue's put_nowait, get and empty, and its event's set,
+        # clear and wait: the lean ones do the same without their deques (server/lean.py).
+        self.queue = LeanQueue()  # type: ignore[assignment]
+        self.writable = LeanEvent()  # type: ignore[assignment]
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -120,7 +133,10 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
                 )
                 self.reset()  # connection_lost() follows: the send below raises
         await super().send(message)
-        if message["type"] == "websocket.close" and self.close_timer is not None:
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # answered: nothing reads the handshake's request or response again
+            self.request = self.response = None  # type: ignore[assignment]
+        elif message["type"] == "websocket.close" and self.close_timer is not None:
             # uvicorn's timer for the client's close reply ends in a plain close
             self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self.reset)

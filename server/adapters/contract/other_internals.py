@@ -1,5 +1,5 @@
 """The other libraries' internals we use: websockets (the frame the fan-out writes), botocore
-and urllib3 (the worker's long poll), CPython (the outgoing queue)."""
+and urllib3 (the worker's long poll)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,6 @@ OTHERS: tuple[Internal, ...] = (
         "urllib3", "urllib3.connection:HTTPConnection", "sock", ATTRIBUTE,
         "worker/adapters/botocore_pools.py: connection_socket",
         "the long poll cannot be ended",
-    ),
-    # CPython
-    Internal(
-        "CPython", "asyncio.queues:Queue", "put", BEHAVIOUR,
-        "outgoing/queue.py: OutgoingQueue.put_nowait (engine.io awaits put)",
-        "client queues are unbounded again for what engine.io puts",
-        source="self.put_nowait(item)",
     ),
 )
 # fmt: on

@@ -22,7 +22,6 @@ VERIFIED = {
     "websockets": "13.0-17.4",
     "botocore": "1.34.0-1.43.117",
     "urllib3": "2.0.0-2.8.0",
-    "CPython": "3.11.7",
 }
 
 #: What breaks, said once for the records of both engine.io and uvicorn that carry frames.

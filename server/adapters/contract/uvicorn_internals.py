@@ -11,6 +11,7 @@ _OURS_SERVER = "server.adapters.uvicorn_server:UvicornServer"
 _UV_HTTP = "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol"
 _OURS_HTTP = "server.adapters.httpprotocol:_HttpProtocol"
 _NO_HEADER_TIMEOUT = "no header timeout: half-open and slow-header connections are kept for ever"
+_MORE_HELD = "about 3 KB more held per client (asyncio's queue, the handshake's headers)"
 _PROTOCOL_STATE = "write_frame/send misjudge the connection: frames to a closed one, or none"
 
 # fmt: off
@@ -77,6 +78,30 @@ UVICORN: tuple[Internal, ...] = (
             "close_sent", "writable", "handshake_complete", "disconnected",
             "initial_response", "conn", "transport", "loop", "client",
         )
+    ),
+    Internal(
+        "uvicorn", _UV_WS, "queue", ATTRIBUTE,
+        "adapters/wsprotocol.py: _WebSocketProtocol.__init__ (a LeanQueue in its place)",
+        _MORE_HELD,
+    ),
+    Internal(
+        "uvicorn", _UV_WS, "receive", BEHAVIOUR,
+        "adapters/wsprotocol.py: _WebSocketProtocol.__init__ (what the LeanQueue must do)",
+        _MORE_HELD, source="await self.queue.get()",
+    ),
+    *(
+        Internal(
+            "uvicorn", _UV_WS, name, ATTRIBUTE,
+            "adapters/wsprotocol.py: _WebSocketProtocol.send (let go once answered)",
+            _MORE_HELD, set_in="handle_connect",
+        )
+        for name in ("request", "response")
+    ),
+    Internal(
+        "uvicorn", _UV_WS, "send", BEHAVIOUR,
+        "adapters/wsprotocol.py: _WebSocketProtocol.send (the response is read only before)",
+        "the accept fails (AttributeError): no WebSocket connects",
+        source="if not self.handshake_complete and self.initial_response is None:",
     ),
     *(
         Internal(
