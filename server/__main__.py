@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import resource
@@ -10,6 +9,7 @@ import signal
 import sys
 
 from server.adapters.imports import leave_out_unused
+from server.collector import tune_garbage_collector
 from shared.settings import SettingsError
 from shared.startup import start
 
@@ -37,35 +37,6 @@ def raise_file_limit() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     logger.info("Open files limit raised from %d to %d (one per client)", soft, hard)
     return hard
-
-
-def tune_garbage_collector(young_threshold: int) -> int:
-    """Keep the cyclic garbage collector's passes off what lives long: the start-up's objects
-    and every client's (its engine.io socket, queues, tasks, timers). Returns how many
-    objects were frozen.
-
-    Python's young threshold (700 new objects) moves objects that live for one request into
-    the old generation, and its full pass over every object runs each time the old generation
-    grew by a quarter: a connect storm pays for pass after pass, each longer than the last
-    and each holding the event loop (README, "Many clients are many objects"). Here the
-    start-up's objects (modules, the app), which live as long as the process, are frozen out
-    of every pass (`gc.freeze`), and the young generation is collected every
-    `young_threshold` new objects. A full pass is considered after two middle ones, about
-    every 220,000 new objects with the default (Python's: about 77,000), and still runs only
-    past its quarter rule. Cycles are all still collected, old ones too: a departed client
-    leaves objects in cycles, and a server whose clients come and go keeps as much memory as
-    with Python's own thresholds.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(young_threshold, gc.get_threshold()[1], 1)
-    frozen = gc.get_freeze_count()
-    logger.info(
-        "Garbage collector: %d start-up objects frozen, thresholds %s (GC_YOUNG_THRESHOLD)",
-        frozen,
-        gc.get_threshold(),
-    )
-    return frozen
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from server.adapters.admin import AdminUI
 from server.adapters.socketio_server import BoundedSocketServer
+from server.collector import FullPasses
 from server.control.bus import ControlBus, LocalControlBus
 from server.control.disconnect import Disconnector
 from server.control.revocations import LocalRevocations, Revocations
@@ -81,7 +82,10 @@ class Relay:
         self.metrics = ServerMetrics(
             self.counters, SERVER_NAMES + WORKER_NAMES if thread_mode else SERVER_NAMES
         )
+        # a full garbage collection as clients go, not as they come (server/collector.py)
+        self.collector = FullPasses()
         self.sio = BoundedSocketServer(
+            on_client_gone=self.collector.client_gone,
             # every client's outgoing queue bounded (server/outgoing/queue.py)
             max_queue_bytes=settings.client_queue_max_bytes,
             max_queue_packets=settings.client_queue_max_packets,

@@ -31,6 +31,8 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
     max_bytes: int | None = None
     on_overflow: Callable[[OutgoingQueue], None] | None = None
     refusals: Refusals | None = None  # set by BoundedSocketServer: protocol errors counted
+    #: set by BoundedSocketServer: called as each client goes, with how many remain
+    on_client_gone: Callable[[int], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,6 +65,8 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
             # first place in a hook, before its ping is scheduled or its transport runs
             HeartbeatSocket.adopt(self.sockets.get(args[0]))
         result = await super()._trigger_event(event, *args, **kwargs)
+        if event == "disconnect" and self.on_client_gone is not None:
+            self.on_client_gone(len(self.sockets))  # engine.io's socket triggers it once
         if event == "disconnect" and args[1:2] == (self.reason.CLIENT_DISCONNECT,):
             # A long-polling client closed: python-engineio leaves the GET it has pending
             # open until the ping times out (the client's disconnect() waits for it, and the

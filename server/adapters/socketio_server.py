@@ -10,6 +10,7 @@ server builds that engine.io server and cuts the clients whose queue overflowed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import engineio
@@ -48,8 +49,16 @@ class BoundedSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """
 
     def __init__(
-        self, *, max_queue_bytes: int, max_queue_packets: int, counters: Counters, **kwargs: Any
+        self,
+        *,
+        max_queue_bytes: int,
+        max_queue_packets: int,
+        counters: Counters,
+        on_client_gone: Callable[[int], None] | None = None,
+        **kwargs: Any,
     ) -> None:
+        """`on_client_gone(remaining)` is called as each engine.io client goes (every
+        transport, whether or not it joined a namespace)."""
         # every emit encoded once for all its recipients (server/adapters/fanout.py)
         kwargs.setdefault("client_manager", FanoutManager())
         super().__init__(**kwargs)
@@ -59,6 +68,7 @@ class BoundedSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         eio.max_bytes, eio.max_packets = max_queue_bytes, max_queue_packets
         eio.on_overflow = self._overflowed
         eio.refusals = self._refusals
+        eio.on_client_gone = on_client_gone
 
     def limit_messages(self, max_bytes: int) -> None:
         """The largest message a client may send, bytes (CLIENT_MESSAGE_MAX_BYTES): engine.io's

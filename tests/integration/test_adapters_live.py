@@ -24,6 +24,7 @@ from server.adapters.fanout import FanoutManager
 from server.adapters.transport import HeartbeatSocket
 from server.adapters.uvicorn_server import UvicornServer
 from server.adapters.wsprotocol import _WebSocketProtocol, websocket_protocol
+from server.lean import LeanEvent, LeanQueue
 from server.outgoing.queue import OutgoingQueue
 from server.payload import BROADCAST_ROOM
 from server.relay import Relay
@@ -128,6 +129,10 @@ async def test_a_websocket_connection_runs_through_every_override(live: Live) ->
     assert calls["_websocket_handler"] == 1
     assert isinstance(socket.queue, OutgoingQueue)
     assert isinstance(socket.queue.writer, _WebSocketProtocol)
+    # holding the lean queue and event, and no longer the handshake's request and response
+    protocol = socket.queue.writer
+    assert isinstance(protocol.queue, LeanQueue) and isinstance(protocol.writable, LeanEvent)
+    assert protocol.request is None and protocol.response is None
     # and the manager's room index saw the client enter its rooms (basic_enter_room)
     (sid,) = (s for ns, s in relay.handlers.connections)
     assert BROADCAST_ROOM in relay.sio.manager.get_rooms(sid, "/")
@@ -159,3 +164,5 @@ async def test_a_websocket_connection_runs_through_every_override(live: Live) ->
     assert ("disconnect", socket.sid) in [e[:2] for e in live.events]
     assert calls["basic_disconnect"] >= 1
     assert relay.sio.manager.get_rooms(sid, "/") == []
+    # and the collector counted the client's departure (server/collector.py)
+    assert relay.collector.departures == 1
