@@ -23,8 +23,8 @@ websockets-sansio protocol (what its "auto" picks) with these additions:
   future per ping interval.
 - **Less held per connection.** uvicorn's receive queue and flow-control event are
   :mod:`server.lean`'s (asyncio's allocate about 3.7 KB of deques up front), and the
-  handshake's request and response (their headers, about 2 KB) are let go once the handshake
-  is answered: nothing reads them after.
+  handshake's request and response, and the copies of its headers (about 3 KB), are let go
+  once the handshake is answered: nothing reads them after.
 - **Oversized messages counted.** A message past uvicorn's `ws_max_size`
   (`CLIENT_MESSAGE_MAX_BYTES`) closes the connection with 1009 as soon as its frame header
   says so, before its payload is buffered (websockets' parser); that refusal is counted and
@@ -134,7 +134,12 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
                 self.reset()  # connection_lost() follows: the send below raises
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
-            # answered: nothing reads the handshake's request or response again
+            # Answered: nothing reads the handshake's request, its response or the scope's
+            # headers again (the app made its request environ from them at the connect).
+            # websockets' parser keeps the request object for the connection's life; its
+            # headers need not stay in it.
+            self.request.headers.clear()
+            self.scope["headers"] = []
             self.request = self.response = None  # type: ignore[assignment]
         elif message["type"] == "websocket.close" and self.close_timer is not None:
             # uvicorn's timer for the client's close reply ends in a plain close

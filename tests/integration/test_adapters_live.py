@@ -133,6 +133,7 @@ async def test_a_websocket_connection_runs_through_every_override(live: Live) ->
     protocol = socket.queue.writer
     assert isinstance(protocol.queue, LeanQueue) and isinstance(protocol.writable, LeanEvent)
     assert protocol.request is None and protocol.response is None
+    assert protocol.scope["headers"] == []  # the environ made at the connect keeps its own
     # and the manager's room index saw the client enter its rooms (basic_enter_room)
     (sid,) = (s for ns, s in relay.handlers.connections)
     assert BROADCAST_ROOM in relay.sio.manager.get_rooms(sid, "/")
