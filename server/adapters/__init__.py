@@ -122,7 +122,6 @@ bounds). "used in": paths under server/ unless they say worker/.
 | uvicorn | `WebSocketsSansIOProtocol.handle_text` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | every PONG wakes the app again (a task per ping) |
 | uvicorn | `WebSocketsSansIOProtocol.handle_connect` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | no frame writer in the scope: no direct frame path: every packet goes through the writer task |
 | uvicorn | `WebSocketsSansIOProtocol.send` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | no write timeout: a client that stops reading is kept |
-| uvicorn | `WebSocketsSansIOProtocol.keepalive_timeout` | undoc. method overridden | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | a client not answering pings is kept until it reads |
 | uvicorn | `WebSocketsSansIOProtocol.scope` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.handle_connect | 0.53.0-0.54.0 | no direct frame path: every packet goes through the writer task |
 | uvicorn | `WebSocketsSansIOProtocol.close_sent` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | write_frame/send misjudge the connection: frames to a closed one, or none |
 | uvicorn | `WebSocketsSansIOProtocol.writable` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol | 0.53.0-0.54.0 | write_frame/send misjudge the connection: frames to a closed one, or none |
@@ -138,10 +137,8 @@ bounds). "used in": paths under server/ unless they say worker/.
 | uvicorn | `WebSocketsSansIOProtocol.request` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.send (let go once answered) | 0.53.0-0.54.0 | about 3 KB more held per client (asyncio's queue, the handshake's headers) |
 | uvicorn | `WebSocketsSansIOProtocol.response` | undoc. attribute | adapters/wsprotocol.py: _WebSocketProtocol.send (let go once answered) | 0.53.0-0.54.0 | about 3 KB more held per client (asyncio's queue, the handshake's headers) |
 | uvicorn | `WebSocketsSansIOProtocol.send` | behaviour | adapters/wsprotocol.py: _WebSocketProtocol.send (the response is read only before) | 0.53.0-0.54.0 | the accept fails (AttributeError): no WebSocket connects |
-| uvicorn | `WebSocketsSansIOProtocol.close_timer` | undoc. attribute | adapters/wsprotocol.py: send, reset, keepalive_timeout | 0.53.0-0.54.0 | a client that does not answer the close (or a ping) is kept |
-| uvicorn | `WebSocketsSansIOProtocol.close_timeout` | undoc. attribute | adapters/wsprotocol.py: send, reset, keepalive_timeout | 0.53.0-0.54.0 | a client that does not answer the close (or a ping) is kept |
-| uvicorn | `WebSocketsSansIOProtocol.pong_timer` | undoc. attribute | adapters/wsprotocol.py: send, reset, keepalive_timeout | 0.53.0-0.54.0 | a client that does not answer the close (or a ping) is kept |
-| uvicorn | `WebSocketsSansIOProtocol.pending_ping_payload` | undoc. attribute | adapters/wsprotocol.py: send, reset, keepalive_timeout | 0.53.0-0.54.0 | a client that does not answer the close (or a ping) is kept |
+| uvicorn | `WebSocketsSansIOProtocol.close_timer` | undoc. attribute | adapters/wsprotocol.py: send, reset | 0.53.0-0.54.0 | a client that does not answer the close is kept |
+| uvicorn | `WebSocketsSansIOProtocol.close_timeout` | undoc. attribute | adapters/wsprotocol.py: send, reset | 0.53.0-0.54.0 | a client that does not answer the close is kept |
 | uvicorn | `Server._captured_signals` | private attribute | adapters/uvicorn_server.py: UvicornServer.capture_signals | 0.53.0-0.54.0 | the server re-raises SIGTERM after its graceful stop: killed, not exit 0 |
 | uvicorn | `Server.capture_signals` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | the server re-raises SIGTERM after its graceful stop: killed, not exit 0 |
 | uvicorn | `Server.handle_exit` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | the stop deadline counts from shutdown, not from the signal |

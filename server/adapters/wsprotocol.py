@@ -8,10 +8,10 @@ websockets-sansio protocol (what its "auto" picks) with these additions:
   TCP connection aborted, so that what the kernel buffers for it (megabytes on loopback) and
   the writer that waits on it are freed: uvicorn itself waits for a stuck socket forever,
   even to send a close. The outgoing queue (server/outgoing/queue.py) bounds
-  memory; this bounds time. A client that answers neither uvicorn's WebSocket ping nor the
-  close it was sent (within `ws_ping_timeout`, and uvicorn's 10 s close timeout) is reset
-  the same way: uvicorn closes such a connection without telling the app, and waits for it
-  to flush.
+  memory; this bounds time. A client that does not answer the close it was sent (within
+  uvicorn's 10 s close timeout) is reset the same way: uvicorn closes such a connection
+  without telling the app, and waits for it to flush. (uvicorn's own WebSocket ping is off,
+  server/__main__.py: engine.io's heartbeat finds a client that is gone.)
 - **Frames from the fan-out** (server/adapters/fanout.py): the protocol offers itself in the
   ASGI scope's extensions as a :class:`~server.outgoing.frames.FrameWriter`, which
   writes a frame made once for all recipients while the connection is open and its
@@ -145,18 +145,6 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
             # uvicorn's timer for the client's close reply ends in a plain close
             self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self.reset)
-
-    def keepalive_timeout(self) -> None:
-        """No answer to uvicorn's WebSocket ping within `ws_ping_timeout`: the connection
-        is reset. (uvicorn's own closes it, tells the app nothing, and waits for the
-        transport to flush what it holds, which a client that stopped reading never
-        lets it do: the connection and the app's task stayed, for ever.)"""
-        if self.close_sent or self.transport.is_closing():
-            return
-        logger.debug("Client %s answered no WebSocket ping; resetting it", self.client)
-        self.pong_timer = None
-        self.pending_ping_payload = None
-        self.reset()
 
     def reset(self) -> None:
         """Abort the connection with a TCP reset (linger 0): the kernel drops what it still

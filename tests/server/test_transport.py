@@ -307,14 +307,14 @@ class ResettableTransport(Transport):
         self.aborted = True
 
 
-def test_a_client_that_answers_no_websocket_ping_is_reset_not_closed() -> None:
-    # uvicorn's own keepalive timeout closes the transport, which waits to flush what it
-    # holds (for ever, for a client that stopped reading) and tells the app nothing; here
-    # the connection is reset, and connection_lost() then tells the app
+def test_a_reset_is_a_tcp_reset_not_a_close() -> None:
+    # uvicorn's close waits for the transport to flush what it holds (for ever, for a client
+    # that stopped reading) and tells the app nothing; a reset drops it now, and
+    # connection_lost() then tells the app
     protocol: Any = object.__new__(websocket_protocol(10.0))
     protocol.close_sent, protocol.transport = False, ResettableTransport()
     protocol.close_timer, protocol.client = None, ("127.0.0.1", 1)
-    protocol.keepalive_timeout()
+    protocol.reset()
     assert protocol.transport.aborted
     linger = protocol.transport.sock.getsockopt(
         socket.SOL_SOCKET, socket.SO_LINGER, struct.calcsize("ii")

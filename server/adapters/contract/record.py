@@ -18,7 +18,7 @@ BEHAVIOUR = "behaviour"  # the library function `name` of `owner` does what `sou
 VERIFIED = {
     "python-socketio": "5.18.0-5.18.1",  # pending_connect: 5.18.0
     "python-engineio": "4.11.0-4.15.1",
-    "uvicorn": "0.53.0-0.54.0",  # keepalive_timeout, pong_timer, ...: 0.53.0
+    "uvicorn": "0.53.0-0.54.0",
     "websockets": "13.0-17.4",
     "botocore": "1.34.0-1.43.117",
     "urllib3": "2.0.0-2.8.0",

@@ -61,7 +61,6 @@ UVICORN: tuple[Internal, ...] = (
             ("handle_text", ("event",), "every PONG wakes the app again (a task per ping)"),
             ("handle_connect", ("event",), "no frame writer in the scope: " + NO_FRAMES),
             ("send", ("message",), "no write timeout: a client that stops reading is kept"),
-            ("keepalive_timeout", (), "a client not answering pings is kept until it reads"),
         )
     ),
     Internal(
@@ -106,10 +105,10 @@ UVICORN: tuple[Internal, ...] = (
     *(
         Internal(
             "uvicorn", _UV_WS, name, ATTRIBUTE,
-            "adapters/wsprotocol.py: send, reset, keepalive_timeout",
-            "a client that does not answer the close (or a ping) is kept",
+            "adapters/wsprotocol.py: send, reset",
+            "a client that does not answer the close is kept",
         )
-        for name in ("close_timer", "close_timeout", "pong_timer", "pending_ping_payload")
+        for name in ("close_timer", "close_timeout")
     ),
     Internal(
         "uvicorn", _UV_SERVER, "_captured_signals", ATTRIBUTE,
