@@ -77,29 +77,27 @@ def bucket_percentiles(before: dict[float, float], after: dict[float, float]) ->
     )
 
 
-def cpu_seconds(processes: Iterable[Any]) -> float:
-    """User and system CPU time of ``processes`` and their children; gone ones count 0."""
+def _summed(processes: Iterable[Any], *fields: str) -> float:
+    """`fields` of the processes' `cpu_times()`, added up; gone ones count 0."""
     total = 0.0
     for process in processes:
         try:
             times = process.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
+            total += sum(getattr(times, field) for field in fields)
         except Exception:
             pass  # gone
     return total
+
+
+def cpu_seconds(processes: Iterable[Any]) -> float:
+    """User and system CPU time of ``processes`` and their children; gone ones count 0."""
+    return _summed(processes, "user", "system", "children_user", "children_system")
 
 
 def system_cpu_seconds(processes: Iterable[Any]) -> float:
     """The kernel's share of :func:`cpu_seconds`: what the processes spent in system calls
     (on loopback, a send also runs the receiving side's TCP stack); gone ones count 0."""
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.system + times.children_system
-        except Exception:
-            pass  # gone
-    return total
+    return _summed(processes, "system", "children_system")
 
 
 def cpu_seconds_by_role(roles: Roles) -> dict[str, float]:

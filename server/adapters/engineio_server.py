@@ -65,9 +65,11 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
             # first place in a hook, before its ping is scheduled or its transport runs
             HeartbeatSocket.adopt(self.sockets.get(args[0]))
         result = await super()._trigger_event(event, *args, **kwargs)
-        if event == "disconnect" and self.on_client_gone is not None:
+        if event != "disconnect":
+            return result
+        if self.on_client_gone is not None:
             self.on_client_gone(len(self.sockets))  # engine.io's socket triggers it once
-        if event == "disconnect" and args[1:2] == (self.reason.CLIENT_DISCONNECT,):
+        if args[1:2] == (self.reason.CLIENT_DISCONNECT,):
             # A long-polling client closed: python-engineio leaves the GET it has pending
             # open until the ping times out (the client's disconnect() waits for it, and the
             # server holds the request that long). Answer it now, as Node's engine.io does;
