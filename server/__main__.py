@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from server.adapters.refusals import Refusals
     from server.adapters.uvicorn_server import UvicornServer
     from server.adapters.wsprotocol import quiet_connection_lines, websocket_protocol
+    from server.outgoing.coalesce import FrameCoalescer
     from server.relay import Relay
     from server.web.app import create_app
     from server.web.assets import AssetError, ensure_client_bundle
@@ -83,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
-        ws=websocket_protocol(settings.client_write_timeout_s, refusals),  # adapters/wsprotocol.py
+        # adapters/wsprotocol.py; a connection's frames of one loop pass in one write
+        # (server/outgoing/coalesce.py)
+        ws=websocket_protocol(settings.client_write_timeout_s, refusals, FrameCoalescer()),
         ws_max_size=settings.client_message_max_bytes,
         http=http_protocol(  # server/adapters/httpprotocol.py
             header_timeout_s=settings.client_header_timeout_s,

@@ -5,7 +5,8 @@ Stock python-socketio spends its CPU per recipient, not per event: `AsyncManager
 starts one asyncio task per recipient; each puts the packet in the client's engine.io queue
 and wakes that client's writer task; the writer encodes it, hands it to the ASGI `send`, and
 uvicorn frames it again for each client. Here the work per recipient is a few lookups and,
-for a websocket client with nothing waiting, one `transport.write` of bytes made once:
+for a websocket client with nothing waiting, bytes made once handed to its connection, which
+writes what it got in one pass of the event loop in one call (server/outgoing/coalesce.py):
 
 - :class:`FanoutManager` (python-socketio's `client_manager` hook) encodes the Socket.IO and
   the engine.io packet once and puts the same packet in each recipient's queue, without a

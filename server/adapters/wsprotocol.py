@@ -15,7 +15,10 @@ websockets-sansio protocol (what its "auto" picks) with these additions:
 - **Frames from the fan-out** (server/adapters/fanout.py): the protocol offers itself in the
   ASGI scope's extensions as a :class:`~server.outgoing.frames.FrameWriter`, which
   writes a frame made once for all recipients while the connection is open and its
-  transport below the high-water mark.
+  transport below the high-water mark. With a coalescer (server/outgoing/coalesce.py),
+  the frames a connection gets in one pass of the event loop go out in one `writelines`;
+  whatever else the protocol writes (its sends, the replies its reads make, its close) writes
+  those first.
 - **PONGs that do not wake the app.** While the client's engine.io socket has set
   `on_pong` (server/adapters/transport.py), a text frame that is exactly engine.io's PONG ("3")
   calls it instead of going through the ASGI receive queue: the app's reader stays in its
@@ -54,6 +57,7 @@ from websockets.protocol import State
 
 from server.adapters.refusals import Refusals, address_of
 from server.lean import LeanEvent, LeanQueue
+from server.outgoing.coalesce import FrameCoalescer
 from server.outgoing.frames import FRAMES_EXTENSION
 from shared import counters as c
 
@@ -67,7 +71,9 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
     write_timeout_s: float = 10.0
     on_pong: Callable[[], None] | None = None  # set by the client's engine.io socket
     refusals: Refusals | None = None
+    coalescer: FrameCoalescer | None = None  # None: each frame written as it comes
     _refused: bool = False
+    _held: list[bytes] | None = None  # frames the coalescer holds, in order
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,6 +84,7 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
         self.writable.set()
 
     def data_received(self, data: bytes) -> None:
+        self.write_held()  # what it reads may make it write (a PONG, a close)
         super().data_received(data)
         if isinstance(self.conn.parser_exc, PayloadTooBig) and not self._refused:
             self._refused = True  # websockets' parser stops at the first: counted once
@@ -105,9 +112,10 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
             scope.setdefault("extensions", {})[FRAMES_EXTENSION] = self
 
     def write_frame(self, frame: bytes) -> bool:
-        """Write a whole websocket frame now, if the connection is open and its transport
-        takes more; False (nothing written) otherwise."""
-        if (
+        """Write a whole websocket frame if the connection is open and its transport takes
+        more (at the event loop's next pass, with the connection's other frames of this pass,
+        when a coalescer is set); False (nothing written) otherwise."""
+        if not (
             self.writable.is_set()
             and self.handshake_complete
             and not self.close_sent
@@ -116,11 +124,46 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
             and self.conn.state is State.OPEN
             and not self.transport.is_closing()
         ):
+            return False
+        if self.coalescer is None:
             self.transport.write(frame)
+        else:
+            self.coalescer.hold(self, frame, self.loop)
+        return True
+
+    def hold_frame(self, frame: bytes) -> bool:
+        held = self._held
+        if held is None:
+            self._held = [frame]
             return True
+        held.append(frame)
         return False
 
+    def write_held(self) -> None:
+        """Write the frames the coalescer holds for this connection, in one call. Everything
+        else this protocol writes (its sends, the replies to what it reads, its close) calls
+        this first, so that nothing overtakes a held frame."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        if self.disconnected or self.transport.is_closing():
+            return  # gone meanwhile: so is every frame written to it and not yet read
+        if len(held) == 1:
+            self.transport.write(held[0])
+        else:
+            self.transport.writelines(held)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._held = None
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        self.write_held()  # before the close frame
+        super().shutdown()
+
     async def send(self, message: Any) -> None:
+        self.write_held()
         if not self.writable.is_set():  # the transport's buffer is full: the client is not reading
             try:
                 await asyncio.wait_for(self.writable.wait(), self.write_timeout_s)
@@ -186,11 +229,14 @@ def quiet_connection_lines() -> None:
 
 
 def websocket_protocol(
-    write_timeout_s: float, refusals: Refusals | None = None
+    write_timeout_s: float,
+    refusals: Refusals | None = None,
+    coalescer: FrameCoalescer | None = None,
 ) -> type[WebSocketsSansIOProtocol]:
-    """The relay's websocket protocol class, for uvicorn's `ws` setting."""
+    """The relay's websocket protocol class, for uvicorn's `ws` setting; its connections
+    share `coalescer` (None: no frame is held)."""
     return type(
         "RelayWebSocketProtocol",
         (_WebSocketProtocol,),
-        {"write_timeout_s": write_timeout_s, "refusals": refusals},
+        {"write_timeout_s": write_timeout_s, "refusals": refusals, "coalescer": coalescer},
     )

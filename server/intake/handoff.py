@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 import zmq
 import zmq.asyncio
@@ -27,7 +27,6 @@ from shared.wire import Delivery, WireError
 
 logger = logging.getLogger(__name__)
 
-_POLL_MS = 100  # how often the loop looks at the closing flag while idle
 #: Worker identities remembered, only to log each one's first ping.
 _KNOWN_WORKERS = 1024
 
@@ -75,6 +74,7 @@ class RouterHandoff:
         self._task: asyncio.Task[None] | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self._receiving: asyncio.Future[list[bytes]] | None = None  # the receive waited on
         self._known: dict[bytes, None] = {}
         self.workers_connected = 0
         self.running = False
@@ -138,9 +138,9 @@ class RouterHandoff:
         try:
             while not self._closing.is_set():
                 try:
-                    if not await self._socket.poll(_POLL_MS):
-                        continue
-                    frames = await self._socket.recv_multipart()
+                    frames = await self._receive()
+                    if frames is None:
+                        break
                     await self._handle(frames)
                 except asyncio.CancelledError:
                     raise
@@ -149,12 +149,33 @@ class RouterHandoff:
         finally:
             self.running = False
 
+    async def _receive(self) -> list[bytes] | None:
+        """The next message from a worker; None once :meth:`close` ended the wait. One wait per
+        message, for the message itself (a poll with a timeout, to look at the closing flag
+        now and then, cost as much again as the receive)."""
+        assert self._socket is not None
+        # zmq.asyncio's receive is an asyncio future (typed as any awaitable)
+        receiving = self._receiving = cast(
+            "asyncio.Future[list[bytes]]", self._socket.recv_multipart()
+        )
+        try:
+            return await receiving
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closing.is_set() and not (task is not None and task.cancelling()):
+                return None
+            raise
+        finally:
+            self._receiving = None
+
     async def close(self, deadline: float) -> None:
         """Stop taking batches; the batch in hand is handled and confirmed first, by
         `deadline` (a `time.monotonic()` instant). Idempotent."""
         if self._socket is None:
             return
         self._closing.set()
+        if self._receiving is not None:
+            self._receiving.cancel()  # waiting for a batch: none is in hand
         logger.info("Draining: no new batches; finishing the one in hand")
         if self._task is not None:
             left = max(0.0, deadline - time.monotonic())

@@ -25,6 +25,7 @@ from server.adapters.transport import HeartbeatSocket
 from server.adapters.uvicorn_server import UvicornServer
 from server.adapters.wsprotocol import _WebSocketProtocol, websocket_protocol
 from server.lean import LeanEvent, LeanQueue
+from server.outgoing.coalesce import FrameCoalescer
 from server.outgoing.queue import OutgoingQueue
 from server.payload import BROADCAST_ROOM
 from server.relay import Relay
@@ -78,6 +79,14 @@ async def live(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Live]:
         events.append(("frame", frame))
 
     spy(monkeypatch, _WebSocketProtocol, "write_frame", calls, frame_written)
+    original_write_held = _WebSocketProtocol.write_held
+
+    def write_held(self: _WebSocketProtocol) -> None:
+        if self._held is not None:
+            events.append(("write", list(self._held)))
+        original_write_held(self)
+
+    monkeypatch.setattr(_WebSocketProtocol, "write_held", write_held)
 
     port = free_port()
     settings = load_settings(
@@ -93,7 +102,7 @@ async def live(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Live]:
         create_app(relay),
         host="127.0.0.1",
         port=port,
-        ws=websocket_protocol(settings.client_write_timeout_s),
+        ws=websocket_protocol(settings.client_write_timeout_s, coalescer=FrameCoalescer()),
         ws_per_message_deflate=False,
         lifespan="on",
         log_config=None,
@@ -167,3 +176,25 @@ async def test_a_websocket_connection_runs_through_every_override(live: Live) ->
     assert relay.sio.manager.get_rooms(sid, "/") == []
     # and the collector counted the client's departure (server/collector.py)
     assert relay.collector.departures == 1
+
+
+async def test_a_clients_frames_of_one_pass_go_in_one_write_before_its_disconnect(
+    live: Live,
+) -> None:
+    relay = live.relay
+    await eventually(lambda: len(relay.handlers.connections) == 1, timeout_s=5, what="connect")
+    ((_, sid),) = relay.handlers.connections
+    # When three events are emitted to the client in one stretch of the event loop, and the
+    # server disconnects it right after (its packet goes through the socket's writer task and
+    # uvicorn's send, not the direct frame path)
+    for n in range(3):
+        await relay.sio.emit("hello", {"n": n}, to=BROADCAST_ROOM)
+    await relay.sio.disconnect(sid)
+    # Then the client received the three, in order, before it was disconnected
+    await eventually(lambda: not live.client.connected, timeout_s=5, what="the disconnect")
+    assert live.received == [{"n": 0}, {"n": 1}, {"n": 2}]
+    # and the three frames went to the connection in one write (with the disconnect's
+    # packet after them: it too found nothing queued)
+    writes = [e[1] for e in live.events if e[0] == "write"]
+    hellos = [[b'"hello"' in frame for frame in frames] for frames in writes]
+    assert [flags[:3] for flags in hellos if any(flags)] == [[True, True, True]]

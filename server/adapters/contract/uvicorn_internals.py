@@ -63,6 +63,17 @@ UVICORN: tuple[Internal, ...] = (
             ("send", ("message",), "no write timeout: a client that stops reading is kept"),
         )
     ),
+    *(
+        Internal(
+            "uvicorn", _UV_WS, name, OVERRIDE,
+            "adapters/wsprotocol.py: _WebSocketProtocol (frames held by the coalescer)", breaks,
+            ours=_OURS_WS, params=params,
+        )
+        for name, params, breaks in (
+            ("shutdown", (), "a stopping server's close overtakes held frames: the last lost"),
+            ("connection_lost", ("exc",), "a gone client's held frames stay held until written"),
+        )
+    ),
     Internal(
         "uvicorn", _UV_WS, "scope", ATTRIBUTE,
         "adapters/wsprotocol.py: _WebSocketProtocol.handle_connect", NO_FRAMES,
