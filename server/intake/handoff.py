@@ -1,7 +1,9 @@
 """The server's side of the ZeroMQ hand-off: the ROUTER socket workers deliver batches to.
 
 python-socketio's own `ZmqManager` needs eventlet and does not run under uvicorn, so this is
-our own asyncio loop on a `zmq.asyncio` ROUTER socket. The ROUTER lets the server answer the
+our own asyncio loop on a ROUTER socket, read through server/intake/zmq_reader.py (a plain
+socket: zmq.asyncio's futures cost more than the receive itself). Answers never wait: a
+ROUTER's send does not block. The ROUTER lets the server answer the
 very worker that sent a batch: the answer (`ack`) lists the MessageIds the handler says are
 safe to delete. This module owns the socket, its security (CURVE with ZAP) and its monitor,
 and speaks the wire format (shared/wire.py); what a batch becomes is the handler's job
@@ -13,19 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol, cast
+from typing import Protocol
 
 import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 from zmq.utils.monitor import parse_monitor_message
 
+from server.intake.zmq_reader import SocketReader
 from shared import wire
 from shared.curve import AllowedKeys, configure_server
 from shared.settings import Settings
 from shared.wire import Delivery, WireError
 
 logger = logging.getLogger(__name__)
+
+_NOBLOCK = int(zmq.NOBLOCK)  # an int: pyzmq's enum member costs an enum operation per send
 
 #: Worker identities remembered, only to log each one's first ping.
 _KNOWN_WORKERS = 1024
@@ -68,19 +73,22 @@ class RouterHandoff:
     ) -> None:
         self._settings = settings
         self._handler = handler
+        # The authenticator needs zmq.asyncio's context; the sockets are plain ones in the
+        # same libzmq context (ZAP is an inproc socket of that context).
         self._context = context or zmq.asyncio.Context.instance()
-        self._socket: zmq.asyncio.Socket | None = None
+        self._plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(self._context)
+        self._socket: zmq.Socket[bytes] | None = None
+        self._reader: SocketReader | None = None
         self._authenticator: AsyncioAuthenticator | None = None
         self._task: asyncio.Task[None] | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
-        self._receiving: asyncio.Future[list[bytes]] | None = None  # the receive waited on
         self._known: dict[bytes, None] = {}
         self.workers_connected = 0
         self.running = False
 
     def bind(self) -> None:
-        sock = self._context.socket(zmq.ROUTER)
+        sock = self._plain.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         if configure_server(sock, self._settings):
             # ZAP: only the listed worker keys get in. The authenticator lives as long as
@@ -107,6 +115,7 @@ class RouterHandoff:
                 exc.errno, f"cannot bind ZMQ_BIND={self._settings.zmq_bind}: {exc}"
             ) from None
         self._socket = sock
+        self._reader = SocketReader(sock)
         self._monitor_task = asyncio.create_task(self._monitor(monitor), name="zmq-monitor")
         logger.info("ZeroMQ subscriber bound to %s", self._settings.zmq_bind)
 
@@ -114,11 +123,12 @@ class RouterHandoff:
         assert self._socket is not None, "call bind() first"
         self._task = asyncio.create_task(self.run(), name="zmq-handoff")
 
-    async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
+    async def _monitor(self, monitor: zmq.Socket[bytes]) -> None:
         """Count worker connections from the socket's own events (for /readyz and /metrics)."""
+        reader = SocketReader(monitor)
         try:
             while True:
-                event = parse_monitor_message(await monitor.recv_multipart())
+                event = parse_monitor_message(await reader.recv_multipart())
                 if event["event"] == zmq.EVENT_ACCEPTED:
                     self.workers_connected += 1
                 elif event["event"] == zmq.EVENT_DISCONNECTED:
@@ -129,6 +139,7 @@ class RouterHandoff:
         except zmq.ZMQError:
             pass  # the socket closed under the monitor: shutting down
         finally:
+            reader.close()
             monitor.close(linger=0)
 
     async def run(self) -> None:
@@ -153,20 +164,14 @@ class RouterHandoff:
         """The next message from a worker; None once :meth:`close` ended the wait. One wait per
         message, for the message itself (a poll with a timeout, to look at the closing flag
         now and then, cost as much again as the receive)."""
-        assert self._socket is not None
-        # zmq.asyncio's receive is an asyncio future (typed as any awaitable)
-        receiving = self._receiving = cast(
-            "asyncio.Future[list[bytes]]", self._socket.recv_multipart()
-        )
+        assert self._reader is not None
         try:
-            return await receiving
+            return await self._reader.recv_multipart()
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self._closing.is_set() and not (task is not None and task.cancelling()):
                 return None
             raise
-        finally:
-            self._receiving = None
 
     async def close(self, deadline: float) -> None:
         """Stop taking batches; the batch in hand is handled and confirmed first, by
@@ -174,8 +179,8 @@ class RouterHandoff:
         if self._socket is None:
             return
         self._closing.set()
-        if self._receiving is not None:
-            self._receiving.cancel()  # waiting for a batch: none is in hand
+        if self._reader is not None:
+            self._reader.interrupt()  # waiting for a batch: none is in hand
         logger.info("Draining: no new batches; finishing the one in hand")
         if self._task is not None:
             left = max(0.0, deadline - time.monotonic())
@@ -185,6 +190,10 @@ class RouterHandoff:
                 logger.warning("The batch in hand was not finished in %.1f s", left)
         if self._monitor_task is not None:
             self._monitor_task.cancel()
+            await asyncio.wait([self._monitor_task])  # it closes its socket: none left open
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self._socket.close(linger=0)
         self._socket = None
         if self._authenticator is not None:
@@ -200,7 +209,7 @@ class RouterHandoff:
                     return  # the worker's set drops this server; it rejoins on the next pong
                 self._greet(identity)
                 self._handler.cover_visibility_timeout(wire.parse_ping(body))
-                await self._socket.send_multipart([identity, *wire.encode(wire.PONG)])
+                self._answer(identity, wire.encode(wire.PONG))
             elif kind == wire.DELIVER:
                 batch, deliveries = wire.parse_deliver(body)
                 confirmed = await self._handler.emit(deliveries) if self._handler.ready else []
@@ -209,13 +218,19 @@ class RouterHandoff:
                 # of waiting ACK_TIMEOUT_S or taking it back from SQS again and again (each
                 # receive counts toward the dead-letter queue).
                 ready = bool(confirmed) or self._handler.ready
-                await self._socket.send_multipart(
-                    [identity, *wire.ack(batch, confirmed, ready=ready)]
-                )
+                self._answer(identity, wire.ack(batch, confirmed, ready=ready))
             else:
                 raise WireError(f"unexpected {kind.decode()} from a worker")
         except WireError as exc:
             logger.warning("Ignoring a malformed message from worker %s: %s", identity.hex(), exc)
+
+    def _answer(self, identity: bytes, frames: list[bytes]) -> None:
+        """Send to the worker `identity`. A ROUTER never blocks a send: an answer to a worker
+        that is gone (or whose queue is full) is dropped, and that worker hands the batch
+        again after its ack timeout."""
+        if self._socket is None:
+            return  # closed while the batch was in hand: past its deadline
+        self._socket.send_multipart([identity, *frames], flags=_NOBLOCK)
 
     def _greet(self, identity: bytes) -> None:
         if identity in self._known:
