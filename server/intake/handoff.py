@@ -22,15 +22,13 @@ import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 from zmq.utils.monitor import parse_monitor_message
 
-from server.intake.zmq_reader import SocketReader
+from server.intake.zmq_reader import NOBLOCK, SocketReader
 from shared import wire
 from shared.curve import AllowedKeys, configure_server
 from shared.settings import Settings
 from shared.wire import Delivery, WireError
 
 logger = logging.getLogger(__name__)
-
-_NOBLOCK = int(zmq.NOBLOCK)  # an int: pyzmq's enum member costs an enum operation per send
 
 #: Worker identities remembered, only to log each one's first ping.
 _KNOWN_WORKERS = 1024
@@ -230,7 +228,7 @@ class RouterHandoff:
         again after its ack timeout."""
         if self._socket is None:
             return  # closed while the batch was in hand: past its deadline
-        self._socket.send_multipart([identity, *frames], flags=_NOBLOCK)
+        self._socket.send_multipart([identity, *frames], flags=NOBLOCK)
 
     def _greet(self, identity: bytes) -> None:
         if identity in self._known:

@@ -21,7 +21,7 @@ import zmq
 # pyzmq's constants are enum members, and `int & member` builds an enum each time: plain ints.
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
-_NOBLOCK = int(zmq.NOBLOCK)
+NOBLOCK = int(zmq.NOBLOCK)
 
 
 class SocketReader:
@@ -60,7 +60,7 @@ class SocketReader:
             # exception costs more than the look.
             if self._sock.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]
                 try:
-                    return self._sock.recv_multipart(_NOBLOCK)
+                    return self._sock.recv_multipart(NOBLOCK)
                 except zmq.Again:
                     pass  # not a message after all (e.g. only part of one): wait
             self._waiter = self._loop.create_future()

@@ -41,7 +41,7 @@ async def test_a_message_queued_before_the_wait_is_received_at_once(pair: Pair) 
 async def test_a_message_sent_during_the_wait_ends_it(pair: Pair) -> None:
     reader, sender, _close = pair
     receiving = asyncio.create_task(reader.recv_multipart())
-    await asyncio.sleep(0.05)  # the receive is waiting on the descriptor, not a sync point
+    await asyncio.sleep(0)  # one pass: the task's first step finds nothing and waits
     assert not receiving.done()
     sender.send(b"late")
     assert await asyncio.wait_for(receiving, 5) == [b"late"]
@@ -60,7 +60,7 @@ async def test_every_message_of_a_burst_is_received_and_in_order(pair: Pair) -> 
     for n in range(2_000):
         sender.send(b"%d" % n)
         if n % 500 == 0:
-            await asyncio.sleep(0.01)  # some while it waits, some while it is busy
+            await asyncio.sleep(0.01)  # not a sync point: let it drain and wait, then send more
     await asyncio.wait_for(taking, 10)
     assert received == [b"%d" % n for n in range(2_000)]
 
@@ -70,7 +70,8 @@ async def test_interrupt_ends_the_wait_with_cancelled_error_and_close_is_idempot
 ) -> None:
     reader, _sender, close = pair
     receiving = asyncio.create_task(reader.recv_multipart())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one pass: the task's first step finds nothing and waits
+    assert not receiving.done()
     reader.interrupt()
     with pytest.raises(asyncio.CancelledError):
         await receiving
