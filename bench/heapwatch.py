@@ -60,10 +60,15 @@ def snapshot_paths(directory: Path, index: int) -> tuple[Path, Path]:
 
 
 def type_counts() -> dict[str, int]:
-    """Live GC-tracked objects by type (frozen ones, gc.freeze's start-up objects, left out)."""
-    counts = collections.Counter(
-        f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()
-    )
+    """Live GC-tracked objects by type, the start-up's included: the server sets aside what
+    survives a pass (server/collector.py), so it is put back for the count, then aside again."""
+    gc.unfreeze()
+    try:
+        counts = collections.Counter(
+            f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()
+        )
+    finally:
+        gc.freeze()
     return dict(counts)
 
 
@@ -191,6 +196,8 @@ class Watcher:
         began = time.monotonic()
         # Garbage waiting for the collector is not held: counted, it would only add the
         # collector's rhythm (a sawtooth of tens of thousands of objects) to every figure.
+        # What the server set aside is put back first (server/collector.py).
+        gc.unfreeze()
         collected = gc.collect()
         memory = breakdown()
         info: dict[str, Any] = {}

@@ -9,7 +9,6 @@ import signal
 import sys
 
 from server.adapters.imports import leave_out_unused
-from server.collector import tune_garbage_collector
 from shared.settings import SettingsError
 from shared.startup import start
 
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         # timeout_graceful_shutdown: set when the stop begins, to what its deadline leaves
     )
     server = UvicornServer(config, stopping=relay, shutdown_timeout_s=settings.shutdown_timeout_s)
-    tune_garbage_collector(settings.gc_young_threshold)
+    relay.collector.take_over(settings.gc_young_threshold, server.open_connections)
     server.run()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # exiting already: stay a clean exit
     # uvicorn returns normally even when start-up failed; say so with its exit code.

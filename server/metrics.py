@@ -29,10 +29,10 @@ LAG_PROBE_INTERVAL_S = 0.05
 #: walks every task, about 0.1 us each (2 ms a second at 20,000 tasks would be too much at
 #: 20 wake-ups a second; 0.1 ms at once a second is not).
 TASKS_EVERY_TICKS = 20
-#: `relay_gc_objects` is counted at most this often, when /metrics is scraped:
-#: len(gc.get_objects()) builds a list of every tracked object (about 20 ms per million on
-#: the 2-core machines), too slow for every scrape. Objects frozen at start
-#: (server/__main__.py's gc.freeze) are not in it: it counts what the server made since.
+#: `relay_gc_objects` is counted at most this often, when /metrics is scraped: counting
+#: walks every tracked object (about 20 ms per million on the 2-core machines), too slow
+#: for every scrape. The start-up's objects are not in it (server/collector.py's
+#: `made_since_start_up`): it counts what the server made since.
 GC_OBJECTS_MAX_AGE_S = 10.0
 
 
@@ -61,17 +61,22 @@ async def probe_loop_lag(histogram: Histogram, tasks: Gauge | None = None) -> No
 
 
 class GcObjectCount:
-    """len(gc.get_objects()), counted again only once the last count is `max_age_s` old:
-    a gauge's read function, so that nothing is counted while nobody scrapes.
+    """`count()` (by default len(gc.get_objects())), counted again only once the last count
+    is `max_age_s` old: a gauge's read function, so that nothing is counted while nobody
+    scrapes.
 
     Usage::
 
-        gauge.set_function(GcObjectCount())
+        gauge.set_function(GcObjectCount(collector.made_since_start_up))
     """
 
     def __init__(
-        self, max_age_s: float = GC_OBJECTS_MAX_AGE_S, clock: Callable[[], float] = time.monotonic
+        self,
+        count: Callable[[], int] = lambda: len(gc.get_objects()),
+        max_age_s: float = GC_OBJECTS_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.count = count
         self.max_age_s = max_age_s
         self._clock = clock
         self._counted_at: float | None = None
@@ -80,7 +85,7 @@ class GcObjectCount:
     def __call__(self) -> float:
         now = self._clock()
         if self._counted_at is None or now - self._counted_at >= self.max_age_s:
-            self._count = len(gc.get_objects())
+            self._count = self.count()
             self._counted_at = now
         return float(self._count)
 
@@ -126,7 +131,7 @@ class ServerMetrics:
         )
         self.gc_objects = Gauge(
             "relay_gc_objects",
-            "Objects tracked by Python's garbage collector (not those frozen at start), "
+            "Objects tracked by Python's garbage collector (not the start-up's), "
             f"counted at most every {GC_OBJECTS_MAX_AGE_S:g} s when scraped.",
             registry=self.registry,
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from server.adapters.admin import AdminUI
 from server.adapters.socketio_server import BoundedSocketServer
-from server.collector import FullPasses
+from server.collector import Collector
 from server.control.bus import ControlBus, LocalControlBus
 from server.control.disconnect import Disconnector
 from server.control.revocations import LocalRevocations, Revocations
@@ -25,7 +25,7 @@ from server.history.state import LocalState
 from server.intake.emitter import Emitter, RoomSender
 from server.intake.handoff import RouterHandoff
 from server.intake.tracing import IntakeTracing
-from server.metrics import ServerMetrics
+from server.metrics import GcObjectCount, ServerMetrics
 from server.payload import ClientJSON
 from server.presence.local import LocalPresence
 from server.presence.outbox import OutboxSender
@@ -82,8 +82,12 @@ class Relay:
         self.metrics = ServerMetrics(
             self.counters, SERVER_NAMES + WORKER_NAMES if thread_mode else SERVER_NAMES
         )
-        # a full garbage collection as clients go, not as they come (server/collector.py)
-        self.collector = FullPasses()
+        # Young passes, and full ones as clients go, not as they come (server/collector.py);
+        # the server process's main() hands it the collector.
+        self.collector = Collector(connected=lambda: self.sio.session_count())
+        self.metrics.track(
+            self.metrics.gc_objects, GcObjectCount(self.collector.made_since_start_up)
+        )
         self.sio = BoundedSocketServer(
             on_client_gone=self.collector.client_gone,
             # every client's outgoing queue bounded (server/outgoing/queue.py)

@@ -113,7 +113,9 @@ bounds). "used in": paths under server/ unless they say worker/.
 | uvicorn | `HttpToolsProtocol.on_message_begin` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | a kept-alive request has no header timeout |
 | uvicorn | `HttpToolsProtocol.on_headers_complete` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | every connection is closed at the header timeout |
 | uvicorn | `HttpToolsProtocol.connection_lost` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | a gone connection's header timer fires (harmless) |
+| uvicorn | `HttpToolsProtocol.handle_websocket_upgrade` | undoc. method overridden | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | 14 objects (~3 KB) per WebSocket client wait for a full collection |
 | uvicorn | `HttpToolsProtocol.connections` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | no connection cap: every connect fails (AttributeError) |
+| uvicorn | `HttpToolsProtocol.parser` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | 14 objects (~3 KB) per WebSocket client wait for a full collection |
 | uvicorn | `HttpToolsProtocol.loop` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | no header timeout: half-open and slow-header connections are kept for ever (AttributeError) |
 | uvicorn | `HttpToolsProtocol.transport` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | refusals fail (AttributeError) |
 | uvicorn | `HttpToolsProtocol.client` | undoc. attribute | adapters/httpprotocol.py: _HttpProtocol | 0.53.0-0.54.0 | refusals fail (AttributeError) |
@@ -146,6 +148,7 @@ bounds). "used in": paths under server/ unless they say worker/.
 | uvicorn | `Server.handle_exit` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | the stop deadline counts from shutdown, not from the signal |
 | uvicorn | `Server.shutdown` | undoc. method overridden | adapters/uvicorn_server.py: UvicornServer | 0.53.0-0.54.0 | no drain before connections close: events emitted (and deleted) to nobody |
 | uvicorn | `Server.started` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.serving | 0.53.0-0.54.0 | a failed start-up exits 0 instead of 3 |
+| uvicorn | `Server.server_state` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.open_connections | 0.53.0-0.54.0 | the collector's backstop counts no connections: a storm's objects call for a full pass (or AttributeError) |
 | uvicorn | `Server.config` | undoc. attribute | adapters/uvicorn_server.py: UvicornServer.shutdown | 0.53.0-0.54.0 | the stop fails (AttributeError) |
 | uvicorn | `WebSocketsSansIOProtocol.send` | behaviour | adapters/wsprotocol.py: quiet_connection_lines (its format string) | 0.53.0-0.54.0 | a log line per WebSocket connect at INFO again |
 | websockets | `Frame.serialize` | undoc. method called | adapters/frame_websocket.py: text_frame | 13.0-17.4 | every emit fails |

@@ -51,6 +51,11 @@ class UvicornServer(uvicorn.Server):
         """Whether start-up went through (uvicorn's `started`: sockets bound, lifespan up)."""
         return bool(self.started)
 
+    def open_connections(self) -> int:
+        """Connections open now, HTTP and WebSocket, in their handshake or not (uvicorn's
+        `server_state.connections`)."""
+        return len(self.server_state.connections)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         """uvicorn's own, except that the stop signal is not raised again once the graceful

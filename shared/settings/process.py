@@ -50,8 +50,9 @@ class ProcessSettings(BaseModel):
         "(Python's own: 700).",
         json_schema_extra=comment(
             "Server only: new objects between the garbage collector's young passes (Python's "
-            "own: 700). Larger: fewer full passes over every client's objects, each of which "
-            "holds the event loop."
+            "own: 700). What survives a young pass is set aside until a full pass as clients "
+            "go (server/collector.py). Larger: fewer, longer passes, each of which holds the "
+            "event loop."
         ),
     )
     log_format: Literal["text", "json"] = Field(

@@ -27,6 +27,8 @@ UVICORN: tuple[Internal, ...] = (
             ("on_message_begin", (), "a kept-alive request has no header timeout"),
             ("on_headers_complete", (), "every connection is closed at the header timeout"),
             ("connection_lost", ("exc",), "a gone connection's header timer fires (harmless)"),
+            ("handle_websocket_upgrade", (),
+             "14 objects (~3 KB) per WebSocket client wait for a full collection"),
         )
     ),
     *(
@@ -36,6 +38,8 @@ UVICORN: tuple[Internal, ...] = (
         )
         for name, set_in, breaks in (
             ("connections", "__init__", "no connection cap: every connect fails (AttributeError)"),
+            ("parser", "__init__",
+             "14 objects (~3 KB) per WebSocket client wait for a full collection"),
             ("loop", "__init__", _NO_HEADER_TIMEOUT + " (AttributeError)"),
             ("transport", "connection_made", "refusals fail (AttributeError)"),
             ("client", "connection_made", "refusals fail (AttributeError)"),
@@ -148,6 +152,12 @@ UVICORN: tuple[Internal, ...] = (
         "uvicorn", _UV_SERVER, "started", ATTRIBUTE,
         "adapters/uvicorn_server.py: UvicornServer.serving",
         "a failed start-up exits 0 instead of 3",
+    ),
+    Internal(
+        "uvicorn", _UV_SERVER, "server_state", ATTRIBUTE,
+        "adapters/uvicorn_server.py: UvicornServer.open_connections",
+        "the collector's backstop counts no connections: a storm's objects call for a full "
+        "pass (or AttributeError)",
     ),
     Internal(
         "uvicorn", _UV_SERVER, "config", ATTRIBUTE,
