@@ -170,6 +170,8 @@ class Collector:
         if self._loop is None:  # the first pass in the event loop's thread tells which it is
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
+        if info["generation"] == 2:
+            return  # a full pass: nothing is left to check until the next young ones
         self._young_passes += 1
         if self._young_passes % self.check_every == 0 and self._unexplained_growth():
             self._schedule("growth no connection explains")

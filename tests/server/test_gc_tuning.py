@@ -129,6 +129,21 @@ async def test_growth_that_connected_clients_do_not_explain_calls_for_a_full_pas
         gc.set_threshold(*before)
 
 
+async def test_a_full_pass_does_not_call_for_another() -> None:
+    collector = Collector(check_every=1, min_growth=0)
+    before = gc.get_threshold()
+    try:
+        collector.take_over(100_000)
+        held = [[n] for n in range(50_000)]  # grown since take_over, no connection to explain it
+        collector.full_pass()
+        await asyncio.sleep(0)
+        assert collector.passes == 1  # its own collection's callback scheduled none
+        del held
+    finally:
+        collector.release()
+        gc.set_threshold(*before)
+
+
 def test_release_puts_everything_back_and_stops_setting_aside(collector: Collector) -> None:
     collector.take_over(5_000)
     collector.release()
